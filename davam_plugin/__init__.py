@@ -1,0 +1,11 @@
+"""davam_plugin: fairseq user-dir plugin for DAVAM and AWD text VAEs.
+
+``--user-dir davam_plugin`` imports this package, then ``models/`` and ``tasks/``; criterions
+are imported here because fairseq does not import them for user dirs.
+"""
+
+from davam_plugin.checkpoint_safety import allow_fairseq_checkpoint_types
+
+allow_fairseq_checkpoint_types()
+
+from davam_plugin import criterions, models, tasks  # noqa: E402,F401

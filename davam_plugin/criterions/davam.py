@@ -1,0 +1,110 @@
+"""Criterion ``davam``: DAVAM stage-one loss, reconstruction plus annealed commitment.
+
+    loss = sum_{tokens} -log p(y_i | y_<i, z)  +  beta(u) * sum_{real t} ||h_t - sg(e_{z_t})||^2
+
+summed over the batch; fairseq divides the gradient by ``sample_size`` = number of sentences,
+so the optimised objective is the per-sentence mean, as in the authors' code.
+
+beta(u) rises linearly from ``--beta-start`` to ``--beta-max`` over ``--beta-warmup-updates``
+updates, then stays. ``u`` is the model's update counter, which fairseq sets through
+``set_num_updates`` every step and when a checkpoint is restored, so a resumed run continues
+the schedule exactly.
+
+Logged (nats; tokens = words + EOS of the target, EOS counted):
+    loss            objective per sentence (rec + beta * commitment)
+    rec             reconstruction NLL per sentence
+    nll_per_token   reconstruction NLL per target token;  rec_ppl = exp(nll_per_token)
+    commitment      unweighted commitment per sentence
+    beta            the commitment weight in force
+    code_usage      distinct codes used, code_ppl = exp(entropy) of the code histogram;
+                    both derived from the histogram summed over the whole logging window,
+                    so training-time validation and ``fairseq-validate`` agree.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
+
+from davam_plugin.metrics import code_perplexity, code_usage, linear_warmup, perplexity
+
+# 10 PTB epochs at batch 32 (42,068 training sentences -> 1,315 updates per epoch): the
+# authors ramp beta over the first 10 epochs.
+PTB_TEN_EPOCHS_OF_UPDATES = 13150
+
+
+@dataclass
+class DavamCriterionConfig(FairseqDataclass):
+    beta_start: float = field(default=0.15, metadata={"help": "commitment weight at update 0"})
+    beta_max: float = field(default=5.0, metadata={"help": "commitment weight after the warm-up"})
+    beta_warmup_updates: int = field(
+        default=PTB_TEN_EPOCHS_OF_UPDATES,
+        metadata={"help": "updates over which beta rises linearly from --beta-start to --beta-max (0: always --beta-max)"},
+    )
+
+
+def reconstruction_nll(model, features, target, padding_idx):
+    """Summed token NLL (float32) of ``target`` given decoder features; pads are skipped.
+
+    The output layer runs on real target positions only (one large matrix product).
+    """
+    keep = target.ne(padding_idx)
+    logits = model.decoder.output_layer(features[keep])
+    return F.cross_entropy(logits.float(), target[keep], reduction="sum")
+
+
+@register_criterion("davam", dataclass=DavamCriterionConfig)
+class DavamCriterion(FairseqCriterion):
+    def __init__(self, task, beta_start, beta_max, beta_warmup_updates):
+        super().__init__(task)
+        self.beta_start = beta_start
+        self.beta_max = beta_max
+        self.beta_warmup_updates = beta_warmup_updates
+
+    def beta(self, num_updates: int) -> float:
+        return linear_warmup(num_updates, self.beta_start, self.beta_max, self.beta_warmup_updates)
+
+    def forward(self, model, sample, reduce=True):
+        features, extra = model(**sample["net_input"], features_only=True)
+        rec = reconstruction_nll(model, features, sample["target"], self.padding_idx)
+        beta = self.beta(getattr(model, "num_updates", 0))
+        commitment = extra["commitment"]
+        loss = rec + beta * commitment
+        nsentences = sample["target"].size(0)
+        logging_output = {
+            "loss": loss.data,
+            "rec": rec.data,
+            "commitment": commitment.data,
+            "beta": beta * nsentences,
+            "ntokens": sample["ntokens"],
+            "nsentences": nsentences,
+            "sample_size": nsentences,
+            "_code_hist": extra["code_counts"].data.double(),
+        }
+        return loss, nsentences, logging_output
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        def total(key):
+            return sum(log.get(key, 0) for log in logging_outputs)
+
+        nsent = total("nsentences")
+        ntok = total("ntokens")
+        if nsent == 0:
+            return
+        for key in ("loss", "rec", "commitment", "beta"):
+            metrics.log_scalar(key, total(key) / nsent, nsent, round=3)
+        metrics.log_scalar("nll_per_token", total("rec") / max(ntok, 1), ntok, round=4)
+        metrics.log_derived("rec_ppl", lambda m: round(perplexity(m["nll_per_token"].avg, 1), 3))
+        hists = [log["_code_hist"] for log in logging_outputs if "_code_hist" in log]
+        if hists:
+            metrics.log_scalar_sum("_code_hist", sum(h.cpu() for h in hists))
+            metrics.log_derived("code_usage", lambda m: code_usage(m["_code_hist"].sum))
+            metrics.log_derived("code_ppl", lambda m: round(float(code_perplexity(m["_code_hist"].sum)), 2))
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True

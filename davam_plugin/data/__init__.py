@@ -1,0 +1,1 @@
+from .truncate_sentence_dataset import TruncateSentenceDataset  # noqa: F401

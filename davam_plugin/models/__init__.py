@@ -1,0 +1,1 @@
+from . import davam  # noqa: F401

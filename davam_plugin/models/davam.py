@@ -1,0 +1,339 @@
+"""DAVAM stage one: LSTM encoder, per-position vector quantization, attentive LSTM decoder.
+
+Fang et al., "Discrete Auto-regressive Variational Attention Models for Text Modeling".
+
+Encoder: x_1..x_T (words + EOS) -> embeddings -> LSTM -> h_t -> Linear(H -> D, no bias)
+-> EMA vector quantizer -> z_t in {1..K}, e_{z_t} (straight-through), for *every* t.
+
+Decoder (paper Eq. 3, authors' details): memory m_t = Linear(D -> H, no bias)(e_{z_t});
+c_0 = m_T (last real position), h_0 = tanh(c_0); at step i
+
+    a_i   = softmax_t(v^T tanh(W_q h_{i-1} + W_m m_t + b))        (Bahdanau)
+    ctx_i = sum_t a_{i,t} m_t
+    h_i, c_i = LSTMCell([emb(y_{i-1}); ctx_i; h_0], (h_{i-1}, c_{i-1}))   (input feeding)
+    p(y_i | y_<i, z) = softmax(W_o [dropout(h_i); ctx_i])
+
+The decoder reads the input only through the quantized codes: the encoder's LSTM states
+(final state included) never reach it.
+
+Efficient arrangement (same maths as the equations above, checked by the tests against the
+plain ``nn.LSTMCell`` path): the attention keys W_m m + b, the LSTM input products of the
+embeddings W_e emb(y) for all steps, of h_0 (W_0 h_0 + biases) and of the memory
+(W_c m_t, so that W_c ctx_i = sum_t a_{i,t} W_c m_t) are computed once per batch; inside the
+recurrence only h_{i-1} [W_q; W_hh]^T and one batched product of the attention weights with
+[m; W_c m] remain. The output layer runs once, after the loop, on real tokens only.
+"""
+
+import logging
+from dataclasses import dataclass, field, fields
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq import utils
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import (
+    FairseqEncoder,
+    FairseqEncoderDecoderModel,
+    FairseqIncrementalDecoder,
+    register_model,
+    register_model_architecture,
+)
+from torch import Tensor
+
+from davam_plugin.modules.bahdanau_attention import BahdanauAttention
+from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DavamConfig(FairseqDataclass):
+    encoder_embed_dim: int = field(default=256, metadata={"help": "encoder embedding dimension"})
+    encoder_hidden_dim: int = field(default=256, metadata={"help": "encoder LSTM hidden size"})
+    encoder_layers: int = field(default=1, metadata={"help": "encoder LSTM layers"})
+    encoder_dropout_in: float = field(default=0.0, metadata={"help": "dropout on encoder input embeddings"})
+    decoder_embed_dim: int = field(default=256, metadata={"help": "decoder embedding dimension"})
+    decoder_hidden_dim: int = field(default=256, metadata={"help": "decoder LSTMCell hidden size"})
+    decoder_attention_dim: int = field(default=256, metadata={"help": "Bahdanau attention dimension"})
+    decoder_dropout_in: float = field(default=0.5, metadata={"help": "dropout on decoder input embeddings"})
+    decoder_dropout_out: float = field(default=0.5, metadata={"help": "dropout on the decoder hidden state before the output layer"})
+    code_dim: int = field(default=32, metadata={"help": "dimension D of the codes"})
+    num_codes: int = field(default=512, metadata={"help": "codebook size K"})
+    codebook_decay: float = field(default=0.99, metadata={"help": "EMA decay of the codebook statistics"})
+    codebook_eps: float = field(default=1e-5, metadata={"help": "Laplace smoothing of the codebook cluster sizes"})
+    codebook_kmeans_init: bool = field(default=False, metadata={"help": "initialise the codebook by k-means on the first training batch"})
+    codebook_dead_code_threshold: float = field(default=0.0, metadata={"help": "restart codes whose EMA cluster size falls below this (0 = off)"})
+    init_scale: float = field(default=0.01, metadata={"help": "weights ~ U(-s, s) (authors: 0.01)"})
+    embed_init_scale: float = field(default=0.1, metadata={"help": "embeddings ~ U(-s, s) (authors: 0.1)"})
+    max_source_positions: int = field(default=1024, metadata={"help": "longest encoder input"})
+    max_target_positions: int = field(default=1024, metadata={"help": "longest decoder output"})
+
+
+def _init_uniform(module: nn.Module, scale: float, embed_scale: float) -> None:
+    """The authors' initialisation: U(-scale, scale) everywhere, U(-embed_scale, ..) for embeddings."""
+    for p in module.parameters():
+        p.data.uniform_(-scale, scale)
+    for m in module.modules():
+        if isinstance(m, nn.Embedding):
+            m.weight.data.uniform_(-embed_scale, embed_scale)
+
+
+class DavamEncoder(FairseqEncoder):
+    """LSTM encoder whose every state is projected to ``code_dim`` and vector-quantized."""
+
+    BATCH_KEYS = ("quantized", "encoder_padding_mask", "codes", "src_lengths")
+
+    def __init__(self, cfg: DavamConfig, dictionary):
+        super().__init__(dictionary)
+        self.padding_idx = dictionary.pad()
+        self.embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, self.padding_idx)
+        self.dropout_in = nn.Dropout(cfg.encoder_dropout_in)
+        self.lstm = nn.LSTM(
+            cfg.encoder_embed_dim, cfg.encoder_hidden_dim, num_layers=cfg.encoder_layers, batch_first=True
+        )
+        self.to_code = nn.Linear(cfg.encoder_hidden_dim, cfg.code_dim, bias=False)
+        self.quantizer = EMAVectorQuantizer(
+            cfg.num_codes,
+            cfg.code_dim,
+            decay=cfg.codebook_decay,
+            eps=cfg.codebook_eps,
+            kmeans_init=cfg.codebook_kmeans_init,
+            dead_code_threshold=cfg.codebook_dead_code_threshold,
+        )
+        self.max_source_positions = cfg.max_source_positions
+        _init_uniform(self, cfg.init_scale, cfg.embed_init_scale)
+
+    def encoder_states(self, src_tokens: Tensor):
+        """Right-padded tokens -> (pre-quantization vectors (B, T, D), padding mask (B, T))."""
+        padding_mask = src_tokens.eq(self.padding_idx)
+        if padding_mask[:, 0].any():
+            # left-padded input: a unidirectional LSTM must see the real tokens first
+            src_tokens = utils.convert_padding_direction(src_tokens, self.padding_idx, left_to_right=True)
+            padding_mask = src_tokens.eq(self.padding_idx)
+        x = self.dropout_in(self.embed_tokens(src_tokens))
+        # right padding: the states at real positions never see a pad, so no packing is needed
+        states, _ = self.lstm(x)
+        return self.to_code(states), padding_mask
+
+    def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, **kwargs):
+        h, padding_mask = self.encoder_states(src_tokens)
+        q = self.quantizer(h, padding_mask)
+        return {
+            "quantized": [q["quantized"]],
+            "encoder_padding_mask": [padding_mask],
+            "codes": [q["codes"]],
+            "src_lengths": [(~padding_mask).sum(1)],
+            "commitment": [q["commitment"]],
+            "code_counts": [q["code_counts"]],
+        }
+
+    def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor):
+        return {
+            k: [t.index_select(0, new_order) for t in v] if k in self.BATCH_KEYS else v
+            for k, v in encoder_out.items()
+        }
+
+    def max_positions(self):
+        return self.max_source_positions
+
+
+class DavamDecoder(FairseqIncrementalDecoder):
+    """Attentive LSTM decoder over the quantized sequence (see the module docstring)."""
+
+    def __init__(self, cfg: DavamConfig, dictionary):
+        super().__init__(dictionary)
+        E, H, A = cfg.decoder_embed_dim, cfg.decoder_hidden_dim, cfg.decoder_attention_dim
+        self.hidden_dim = H
+        self.embed_dim = E
+        self.padding_idx = dictionary.pad()
+        self.embed_tokens = nn.Embedding(len(dictionary), E, self.padding_idx)
+        self.dropout_in = nn.Dropout(cfg.decoder_dropout_in)
+        self.dropout_out = nn.Dropout(cfg.decoder_dropout_out)
+        self.code_to_memory = nn.Linear(cfg.code_dim, H, bias=False)
+        self.attention = BahdanauAttention(H, H, A)
+        # input = [emb(y_{i-1}); ctx_i; h_0]
+        self.cell = nn.LSTMCell(E + 2 * H, H)
+        self.output_projection = nn.Linear(2 * H, len(dictionary), bias=False)
+        self.max_target_positions = cfg.max_target_positions
+        _init_uniform(self, cfg.init_scale, cfg.embed_init_scale)
+
+    # ---------------------------------------------------------------- per-batch precomputation
+    def _prepare(self, encoder_out: Dict[str, List[Tensor]]) -> Dict[str, Tensor]:
+        """Everything that depends on the codes only, computed once per batch."""
+        E, H = self.embed_dim, self.hidden_dim
+        quantized = encoder_out["quantized"][0]
+        padding_mask = encoder_out["encoder_padding_mask"][0]
+        lengths = encoder_out["src_lengths"][0]
+        memory = self.code_to_memory(quantized.to(self.code_to_memory.weight.dtype))
+        last = (lengths - 1).clamp_min(0)
+        c0 = memory[torch.arange(memory.size(0), device=memory.device), last]
+        h0 = torch.tanh(c0)
+        w_ih = self.cell.weight_ih
+        w_ctx, w_h0 = w_ih[:, E : E + H], w_ih[:, E + H :]
+        return {
+            "h": h0,
+            "c": c0,
+            "gates_const": F.linear(h0, w_h0, self.cell.bias_ih + self.cell.bias_hh),
+            "keys": self.attention.project_memory(memory),
+            # [m_t; W_c m_t]: one bmm with the attention weights gives ctx_i and W_c ctx_i
+            "memory_cat": torch.cat([memory, F.linear(memory, w_ctx)], dim=-1),
+            "padding_mask": padding_mask,
+        }
+
+    def _recurrence(self, gates_in: Tensor, state: Dict[str, Tensor]):
+        """Run the cell over pre-projected inputs ``gates_in`` (B, L, 4H); updates ``state``."""
+        H = self.hidden_dim
+        w_qhh = torch.cat([self.attention.query_proj.weight, self.cell.weight_hh], dim=0)
+        A = self.attention.query_proj.weight.size(0)
+        h, c = state["h"], state["c"]
+        keys, memory_cat, mask = state["keys"], state["memory_cat"], state["padding_mask"]
+        hs, ctxs, attns = [], [], []
+        for i in range(gates_in.size(1)):
+            q_hh = F.linear(h, w_qhh)
+            a = self.attention.weights(q_hh[:, :A], keys, mask)
+            ctx_all = torch.bmm(a.unsqueeze(1), memory_cat).squeeze(1)
+            gates = gates_in[:, i] + state["gates_const"] + q_hh[:, A:] + ctx_all[:, H:]
+            gi, gf, gg, go = gates.chunk(4, dim=1)
+            c = torch.sigmoid(gf) * c + torch.sigmoid(gi) * torch.tanh(gg)
+            h = torch.sigmoid(go) * torch.tanh(c)
+            hs.append(h)
+            ctxs.append(ctx_all[:, :H])
+            attns.append(a)
+        state["h"], state["c"] = h, c
+        return torch.stack(hs, 1), torch.stack(ctxs, 1), torch.stack(attns, 1)
+
+    # ---------------------------------------------------------------- fairseq API
+    def forward(
+        self,
+        prev_output_tokens: Tensor,
+        encoder_out: Optional[Dict[str, List[Tensor]]] = None,
+        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+        features_only: bool = False,
+        **kwargs,
+    ):
+        x, extra = self.extract_features(prev_output_tokens, encoder_out, incremental_state)
+        if not features_only:
+            x = self.output_layer(x)
+        return x, extra
+
+    def extract_features(self, prev_output_tokens, encoder_out=None, incremental_state=None, **kwargs):
+        """Returns features [dropout(h_i); ctx_i] (B, L, 2H) and {"attn": [(B, L, T)]}."""
+        state = None
+        if incremental_state is not None:
+            state = self.get_incremental_state(incremental_state, "state")
+            prev_output_tokens = prev_output_tokens[:, -1:]
+        if state is None:
+            state = self._prepare(encoder_out)
+        emb = self.dropout_in(self.embed_tokens(prev_output_tokens))
+        gates_in = F.linear(emb, self.cell.weight_ih[:, : self.embed_dim])
+        hs, ctxs, attn = self._recurrence(gates_in, state)
+        if incremental_state is not None:
+            self.set_incremental_state(incremental_state, "state", state)
+        features = torch.cat([self.dropout_out(hs), ctxs], dim=-1)
+        return features, {"attn": [attn]}
+
+    def output_layer(self, features: Tensor) -> Tensor:
+        return self.output_projection(features)
+
+    def reorder_incremental_state(self, incremental_state, new_order: Tensor):
+        state = self.get_incremental_state(incremental_state, "state")
+        if state is None:
+            return
+        state = {k: v.index_select(0, new_order) for k, v in state.items()}
+        self.set_incremental_state(incremental_state, "state", state)
+
+    def max_positions(self):
+        return self.max_target_positions
+
+    # ---------------------------------------------------------------- reference path (tests)
+    def forward_unfused(self, prev_output_tokens: Tensor, encoder_out: Dict[str, List[Tensor]]):
+        """The equations step by step with ``nn.LSTMCell`` and unfused attention (slow)."""
+        quantized = encoder_out["quantized"][0]
+        mask = encoder_out["encoder_padding_mask"][0]
+        lengths = encoder_out["src_lengths"][0]
+        memory = self.code_to_memory(quantized)
+        c = memory[torch.arange(memory.size(0)), lengths - 1]
+        h = h0 = torch.tanh(c)
+        emb = self.dropout_in(self.embed_tokens(prev_output_tokens))
+        feats = []
+        for i in range(prev_output_tokens.size(1)):
+            ctx, _ = self.attention(h, memory, mask)
+            h, c = self.cell(torch.cat([emb[:, i], ctx, h0], dim=-1), (h, c))
+            feats.append(torch.cat([self.dropout_out(h), ctx], dim=-1))
+        return self.output_layer(torch.stack(feats, 1))
+
+
+@register_model("davam", dataclass=DavamConfig)
+class DavamModel(FairseqEncoderDecoderModel):
+    """DAVAM stage one (see the module docstring)."""
+
+    def __init__(self, cfg: DavamConfig, encoder: DavamEncoder, decoder: DavamDecoder):
+        super().__init__(encoder, decoder)
+        self.cfg = cfg
+        self.num_updates = 0
+
+    @classmethod
+    def build_model(cls, cfg: DavamConfig, task):
+        d = task.source_dictionary
+        if task.target_dictionary is not d and len(task.target_dictionary) != len(d):
+            raise ValueError("davam: source and target dictionaries must be the same")
+        return cls(cfg, DavamEncoder(cfg, d), DavamDecoder(cfg, d))
+
+    def forward(self, src_tokens, src_lengths, prev_output_tokens, features_only: bool = False, **kwargs):
+        encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
+        x, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, features_only=features_only)
+        extra["commitment"] = encoder_out["commitment"][0]
+        extra["code_counts"] = encoder_out["code_counts"][0]
+        extra["codes"] = encoder_out["codes"][0]
+        return x, extra
+
+    def set_num_updates(self, num_updates):
+        self.num_updates = num_updates
+        super().set_num_updates(num_updates)
+
+    def max_positions(self):
+        return (self.encoder.max_positions(), self.decoder.max_positions())
+
+
+def _set(cfg, **defaults):
+    for k, v in defaults.items():
+        setattr(cfg, k, getattr(cfg, k, v))
+
+
+@register_model_architecture("davam", "davam_ptb")
+def davam_ptb(cfg):
+    """The authors' PTB/SNLI settings (the base ``davam`` defaults)."""
+    for f in fields(DavamConfig):
+        if not f.name.startswith("_") and not hasattr(cfg, f.name):
+            setattr(cfg, f.name, f.default)
+
+
+@register_model_architecture("davam", "davam_snli")
+def davam_snli(cfg):
+    davam_ptb(cfg)
+
+
+@register_model_architecture("davam", "davam_yahoo")
+def davam_yahoo(cfg):
+    """Same network as PTB; Yahoo differs in training settings (batch 64, lr 0.1, --beta-max 2)."""
+    davam_ptb(cfg)
+
+
+@register_model_architecture("davam", "davam_tiny")
+def davam_tiny(cfg):
+    """A small model for tests and the demo."""
+    _set(
+        cfg,
+        encoder_embed_dim=64,
+        encoder_hidden_dim=128,
+        decoder_embed_dim=64,
+        decoder_hidden_dim=128,
+        decoder_attention_dim=64,
+        code_dim=16,
+        num_codes=64,
+        decoder_dropout_in=0.3,
+        decoder_dropout_out=0.3,
+    )
+    davam_ptb(cfg)

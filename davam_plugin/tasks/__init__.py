@@ -1,0 +1,1 @@
+from . import sentence_vae  # noqa: F401

@@ -1,0 +1,82 @@
+"""Shared fixtures: a tiny generated corpus, its fairseq binaries and a trained davam_tiny.
+
+Everything is built under pytest's tmp dirs with the project's own scripts and the real
+fairseq command-line tools (no dependency on ../shared).
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PLUGIN = str(REPO / "davam_plugin")
+
+# keep each fairseq subprocess to one thread: the suite runs on 2-core machines
+SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+
+
+def run_cli(tool, *args, input=None, timeout=600, check=True, env=None):
+    """Run a fairseq console script (or ``python``) from this venv; fail with its log tail."""
+    exe = sys.executable if tool == "python" else str(BIN / tool)
+    proc = subprocess.run(
+        [exe, *map(str, args)],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or SUBPROCESS_ENV,
+        cwd=REPO,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"{tool} {' '.join(map(str, args))} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}")
+    return proc
+
+
+def load_script(name):
+    path = REPO / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"davam_scripts_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TRAIN_TINY = [
+    "--user-dir", PLUGIN, "--task", "sentence_vae", "--arch", "davam_tiny", "--criterion", "davam",
+    "--optimizer", "sgd", "--lr", "1.0", "--clip-norm", "5", "--batch-size", "32", "--cpu",
+    "--log-format", "json", "--log-interval", "1", "--no-epoch-checkpoints",
+    "--beta-warmup-updates", "10", "--num-workers", "0",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory):
+    """Raw text: 600 train, 40 valid, 203 test sentences (with one empty line in test)."""
+    corpus = load_script("make_demo_corpus").generate_corpus(seed=7, n_train=600, n_valid=40, n_test=202)
+    root = tmp_path_factory.mktemp("raw")
+    corpus["test"] = corpus["test"][:100] + [""] + corpus["test"][100:]
+    for split, lines in corpus.items():
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_raw, tmp_path_factory):
+    dest = tmp_path_factory.mktemp("data-bin")
+    run_cli(
+        "fairseq-preprocess", "--only-source", "--trainpref", tiny_raw / "train.txt",
+        "--validpref", tiny_raw / "valid.txt", "--testpref", tiny_raw / "test.txt",
+        "--destdir", dest, "--workers", "1",
+    )  # fmt: skip
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_data, tmp_path_factory):
+    save = tmp_path_factory.mktemp("ckpt")
+    run_cli("fairseq-train", tiny_data, *TRAIN_TINY, "--max-update", "20", "--save-dir", save)
+    return save / "checkpoint_last.pt"

@@ -1,0 +1,60 @@
+"""In-process helpers: a small dictionary, a tiny DAVAM and hand-built batches."""
+
+import torch
+from fairseq.data import Dictionary, data_utils
+
+from davam_plugin.models.davam import DavamConfig, DavamModel
+
+
+def make_dictionary(n_words=20):
+    d = Dictionary()
+    for i in range(n_words):
+        d.add_symbol(f"w{i}")
+    return d
+
+
+class TinyTask:
+    def __init__(self, dictionary):
+        self.source_dictionary = self.target_dictionary = dictionary
+
+
+def tiny_config(**overrides):
+    base = dict(
+        encoder_embed_dim=8, encoder_hidden_dim=12, decoder_embed_dim=8, decoder_hidden_dim=12,
+        decoder_attention_dim=10, code_dim=4, num_codes=6, init_scale=0.3, embed_init_scale=0.5,
+    )  # fmt: skip
+    base.update(overrides)
+    return DavamConfig(**base)
+
+
+def tiny_model(seed=0, dictionary=None, **overrides):
+    torch.manual_seed(seed)
+    dictionary = dictionary or make_dictionary()
+    model = DavamModel.build_model(tiny_config(**overrides), TinyTask(dictionary))
+    # spread the codebook over the encoder's range so that several codes are in use
+    model.encoder.quantizer.codebook.mul_(0.3)
+    model.encoder.quantizer.cluster_sum.copy_(model.encoder.quantizer.codebook)
+    return model, dictionary
+
+
+def make_batch(dictionary, sentences, extra_pad=0):
+    """sentences: lists of word ids (EOS appended). Right-padded fairseq sample."""
+    items = [torch.tensor(s + [dictionary.eos()]) for s in sentences]
+    pad, eos = dictionary.pad(), dictionary.eos()
+    width = max(len(t) for t in items) + extra_pad
+    src = data_utils.collate_tokens(items, pad, eos, left_pad=False, pad_to_length=width)
+    prev = data_utils.collate_tokens(items, pad, eos, left_pad=False, move_eos_to_beginning=True, pad_to_length=width)
+    return {
+        "id": torch.arange(len(items)),
+        "nsentences": len(items),
+        "ntokens": sum(len(t) for t in items),
+        "net_input": {
+            "src_tokens": src,
+            "src_lengths": torch.tensor([len(t) for t in items]),
+            "prev_output_tokens": prev,
+        },
+        "target": src.clone(),
+    }
+
+
+SENTENCES = [[4, 5, 6, 7, 8, 9], [10, 11, 12], [13, 4, 15, 16, 17, 18, 19, 20, 5], [6]]
