@@ -80,6 +80,17 @@ def _init_uniform(module: nn.Module, scale: float, embed_scale: float) -> None:
             m.weight.data.uniform_(-embed_scale, embed_scale)
 
 
+def output_mask(dictionary) -> Tensor:
+    """Additive output bias: 0 for real symbols, -inf for <pad>, <s> and the ``madeupword``
+    entries fairseq-preprocess adds to round the vocabulary up, so that no search or sampler
+    can emit them and probabilities are normalised over symbols that can occur."""
+    mask = torch.zeros(len(dictionary))
+    for i, sym in enumerate(dictionary.symbols):
+        if i in (dictionary.pad(), dictionary.bos()) or sym.startswith("madeupword"):
+            mask[i] = float("-inf")
+    return mask
+
+
 class DavamEncoder(FairseqEncoder):
     """LSTM encoder whose every state is projected to ``code_dim`` and vector-quantized."""
 
@@ -156,6 +167,7 @@ class DavamDecoder(FairseqIncrementalDecoder):
         # input = [emb(y_{i-1}); ctx_i; h_0]
         self.cell = nn.LSTMCell(E + 2 * H, H)
         self.output_projection = nn.Linear(2 * H, len(dictionary), bias=False)
+        self.register_buffer("output_mask", output_mask(dictionary), persistent=False)
         self.max_target_positions = cfg.max_target_positions
         _init_uniform(self, cfg.init_scale, cfg.embed_init_scale)
 
@@ -190,16 +202,17 @@ class DavamDecoder(FairseqIncrementalDecoder):
         h, c = state["h"], state["c"]
         keys, memory_cat, mask = state["keys"], state["memory_cat"], state["padding_mask"]
         hs, ctxs, attns = [], [], []
-        for i in range(gates_in.size(1)):
-            q_hh = F.linear(h, w_qhh)
-            a = self.attention.weights(q_hh[:, :A], keys, mask)
-            ctx_all = torch.bmm(a.unsqueeze(1), memory_cat).squeeze(1)
-            gates = gates_in[:, i] + state["gates_const"] + q_hh[:, A:] + ctx_all[:, H:]
-            gi, gf, gg, go = gates.chunk(4, dim=1)
+        # unbind/split (not indexing): their backward is one stack/cat, whereas the backward
+        # of x[:, i] allocates and zero-fills a gradient of x's full size at every step
+        for gates_i in (gates_in + state["gates_const"].unsqueeze(1)).unbind(1):
+            q, hh = F.linear(h, w_qhh).split([A, 4 * H], dim=1)
+            a = self.attention.weights(q, keys, mask)
+            ctx, ctx_gates = torch.bmm(a.unsqueeze(1), memory_cat).squeeze(1).split([H, 4 * H], dim=1)
+            gi, gf, gg, go = (gates_i + hh + ctx_gates).chunk(4, dim=1)
             c = torch.sigmoid(gf) * c + torch.sigmoid(gi) * torch.tanh(gg)
             h = torch.sigmoid(go) * torch.tanh(c)
             hs.append(h)
-            ctxs.append(ctx_all[:, :H])
+            ctxs.append(ctx)
             attns.append(a)
         state["h"], state["c"] = h, c
         return torch.stack(hs, 1), torch.stack(ctxs, 1), torch.stack(attns, 1)
@@ -235,7 +248,8 @@ class DavamDecoder(FairseqIncrementalDecoder):
         return features, {"attn": [attn]}
 
     def output_layer(self, features: Tensor) -> Tensor:
-        return self.output_projection(features)
+        """Logits W_o [h; ctx]; symbols that never occur in data get -inf (see output_mask)."""
+        return F.linear(features, self.output_projection.weight, self.output_mask.to(features.dtype))
 
     def reorder_incremental_state(self, incremental_state, new_order: Tensor):
         state = self.get_incremental_state(incremental_state, "state")

@@ -66,7 +66,11 @@ class SentenceVAETask(FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg: SentenceVAEConfig, **kwargs):
-        dictionary = load_dictionary_or_fail(cfg.data)
+        try:
+            dictionary = load_dictionary_or_fail(cfg.data)
+        except (FileNotFoundError, ValueError) as e:
+            # fairseq's CLIs print no traceback for SystemExit: the user sees one line
+            raise SystemExit(f"error: {e}") from None
         logger.info(f"dictionary: {len(dictionary)} types")
         return cls(cfg, dictionary)
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `make demo`: DAVAM stage one on the built-in demo corpus, through the fairseq CLI.
+#   1. generate the corpus (seeded grammar, 4000/300/203 sentences) and binarize it
+#   2. train davam_tiny for about two minutes on CPU (fairseq-train, progress shown)
+#   3. measure the test split (fairseq-validate) and reconstruct it (fairseq-generate)
+#   4. print a summary
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${VENV:-.venv}/bin
+WORK=${WORK:-demo-work}
+MINUTES=${DEMO_MINUTES:-2}
+export PYTHONWARNINGS=ignore OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+PLUGIN=$(pwd)/davam_plugin
+mkdir -p "$WORK"
+
+echo "== 1. demo corpus -> $WORK/data-bin"
+"$BIN/python" scripts/make_demo_corpus.py --out-dir "$WORK/raw" --seed 1
+"$BIN/python" scripts/prepare_corpus.py --trainpref "$WORK/raw/train.txt" --validpref "$WORK/raw/valid.txt" \
+  --testpref "$WORK/raw/test.txt" --destdir "$WORK/data-bin" --no-tokenize --overwrite --quiet
+
+echo "== 2. fairseq-train davam_tiny for about $MINUTES minutes (CPU)"
+rm -rf "$WORK/checkpoints"
+"$BIN/fairseq-train" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae --arch davam_tiny \
+  --criterion davam --beta-warmup-updates 1000 --codebook-kmeans-init \
+  --optimizer adam --lr 0.002 --clip-norm 5 --batch-size 32 \
+  --max-epoch 100 --stop-time-hours "$(awk "BEGIN{print $MINUTES / 60}")" \
+  --save-dir "$WORK/checkpoints" --no-epoch-checkpoints --best-checkpoint-metric rec \
+  --cpu --log-format simple --log-interval 50 --seed 1 2>&1 | grep --line-buffered -E "train_inner|valid on|done training"
+
+echo "== 3. fairseq-validate and fairseq-generate on the test split"
+"$BIN/fairseq-validate" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae \
+  --path "$WORK/checkpoints/checkpoint_best.pt" --valid-subset test --batch-size 64 --cpu \
+  --log-format json > "$WORK/validate_test.log" 2>&1
+"$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae \
+  --path "$WORK/checkpoints/checkpoint_best.pt" --gen-subset test --beam 5 --batch-size 64 --cpu \
+  > "$WORK/generate_test.txt" 2>&1
+
+echo "== 4. summary"
+"$BIN/python" scripts/demo_summary.py --validate-log "$WORK/validate_test.log" \
+  --generate-output "$WORK/generate_test.txt" --examples 5

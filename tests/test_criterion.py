@@ -1,0 +1,105 @@
+"""Criterion ``davam``: exact loss values, beta schedule, metric aggregation."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fairseq import metrics
+
+from davam_plugin.criterions.davam import DavamCriterion
+from davam_plugin.metrics import linear_warmup
+from helpers import SENTENCES, TinyTask, make_batch, tiny_model
+
+
+def make_criterion(d, **kw):
+    kw = {"beta_start": 0.15, "beta_max": 5.0, "beta_warmup_updates": 10, **kw}
+    return DavamCriterion(TinyTask(d), **kw)
+
+
+def reference_loss(model, batch, beta):
+    """rec + beta * commitment from first principles: plain LSTMCell decoder and an explicit
+    nearest-code search over the encoder states."""
+    n = batch["net_input"]
+    enc = model.encoder(n["src_tokens"], n["src_lengths"])
+    logits = model.decoder.forward_unfused(n["prev_output_tokens"], enc)
+    target = batch["target"]
+    logp = F.log_softmax(logits.double(), -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    rec = -logp.masked_fill(target.eq(1), 0.0).sum()  # pad targets have logit -inf
+    h, mask = model.encoder.encoder_states(n["src_tokens"])
+    commitment = 0.0
+    for b in range(h.size(0)):
+        for t in range(h.size(1)):
+            if not mask[b, t]:
+                d2 = ((model.encoder.quantizer.codebook - h[b, t]) ** 2).sum(-1)
+                commitment += float(d2.min())
+    return float(rec), commitment, float(rec) + beta * commitment
+
+
+@pytest.mark.parametrize("num_updates", [0, 5, 10, 50])
+def test_loss_equals_first_principles_computation(num_updates):
+    model, d = tiny_model()
+    model.eval()
+    model.set_num_updates(num_updates)
+    crit = make_criterion(d)
+    batch = make_batch(d, SENTENCES)
+    beta = 0.15 + (5.0 - 0.15) * min(1.0, num_updates / 10)
+    rec, commit, total = reference_loss(model, batch, beta)
+    loss, sample_size, log = crit(model, batch)
+    assert sample_size == len(SENTENCES)
+    assert log["rec"].item() == pytest.approx(rec, rel=1e-5)
+    assert log["commitment"].item() == pytest.approx(commit, rel=1e-5)
+    assert loss.item() == pytest.approx(total, rel=1e-5)
+    assert log["beta"] == pytest.approx(beta * len(SENTENCES))
+    assert log["ntokens"] == sum(len(s) + 1 for s in SENTENCES)  # words + EOS
+    assert log["_code_hist"].sum().item() == log["ntokens"]
+
+
+def test_initial_reconstruction_is_near_uniform():
+    """A freshly initialised decoder (weights ~ U(-0.3, 0.3)) is close to uniform over |V|."""
+    model, d = tiny_model()
+    model.eval()
+    crit = make_criterion(d)
+    batch = make_batch(d, SENTENCES)
+    rec, commit, _ = reference_loss(model, batch, 0.15)
+    # uniform-ish initial decoder: rec is close to ntokens * log(|V|)
+    ntok = sum(len(s) + 1 for s in SENTENCES)
+    assert abs(rec - ntok * math.log(len(d))) < 0.05 * ntok * math.log(len(d))
+    loss, _, _ = crit(model, batch)
+    assert loss.item() == pytest.approx(rec + 0.15 * commit, rel=1e-5)
+
+
+def test_padding_does_not_change_loss():
+    model, d = tiny_model()
+    model.eval()
+    crit = make_criterion(d)
+    la, _, _ = crit(model, make_batch(d, SENTENCES))
+    lb, _, _ = crit(model, make_batch(d, SENTENCES, extra_pad=7))
+    assert la.item() == pytest.approx(lb.item(), rel=1e-6)
+
+
+def test_beta_schedule():
+    assert linear_warmup(0, 0.15, 5.0, 100) == pytest.approx(0.15)
+    assert linear_warmup(50, 0.15, 5.0, 100) == pytest.approx(2.575)
+    assert linear_warmup(100, 0.15, 5.0, 100) == pytest.approx(5.0)
+    assert linear_warmup(10**6, 0.15, 5.0, 100) == pytest.approx(5.0)
+    assert linear_warmup(3, 0.15, 5.0, 0) == pytest.approx(5.0)
+
+
+def test_reduce_metrics_derives_code_statistics_from_summed_histograms():
+    logs = [
+        {"loss": 10.0, "rec": 8.0, "commitment": 4.0, "beta": 1.0, "ntokens": 4, "nsentences": 2,
+         "sample_size": 2, "_code_hist": torch.tensor([2.0, 0.0, 1.0, 0.0], dtype=torch.double)},
+        {"loss": 6.0, "rec": 4.0, "commitment": 2.0, "beta": 1.0, "ntokens": 2, "nsentences": 2,
+         "sample_size": 2, "_code_hist": torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=torch.double)},
+    ]  # fmt: skip
+    with metrics.aggregate() as agg:
+        DavamCriterion.reduce_metrics(logs)
+        values = agg.get_smoothed_values()
+    assert values["loss"] == pytest.approx(4.0)
+    assert values["rec"] == pytest.approx(3.0)
+    assert values["nll_per_token"] == pytest.approx(2.0)
+    assert values["rec_ppl"] == pytest.approx(math.exp(2.0), rel=1e-3)
+    assert values["code_usage"] == 2  # codes 0 and 2
+    assert values["code_ppl"] == pytest.approx(2.0)  # histogram [2, 0, 2, 0]
+    assert "_code_hist" not in values
