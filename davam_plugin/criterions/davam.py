@@ -23,8 +23,6 @@ Logged (nats; tokens = words + EOS of the target, EOS counted):
 
 from dataclasses import dataclass, field
 
-import torch
-import torch.nn.functional as F
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
@@ -49,11 +47,10 @@ class DavamCriterionConfig(FairseqDataclass):
 def reconstruction_nll(model, features, target, padding_idx):
     """Summed token NLL (float32) of ``target`` given decoder features; pads are skipped.
 
-    The output layer runs on real target positions only (one large matrix product).
+    The output layer runs once, after the recurrence, on real target positions only.
     """
     keep = target.ne(padding_idx)
-    logits = model.decoder.output_layer(features[keep])
-    return F.cross_entropy(logits.float(), target[keep], reduction="sum")
+    return model.decoder.output_nll(features[keep], target[keep])
 
 
 @register_criterion("davam", dataclass=DavamCriterionConfig)

@@ -42,7 +42,9 @@ from fairseq.models import (
 )
 from torch import Tensor
 
+from davam_plugin.modules.attentive_lstm_recurrence import attentive_lstm_recurrence
 from davam_plugin.modules.bahdanau_attention import BahdanauAttention
+from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
 
 logger = logging.getLogger(__name__)
@@ -182,40 +184,34 @@ class DavamDecoder(FairseqIncrementalDecoder):
         last = (lengths - 1).clamp_min(0)
         c0 = memory[torch.arange(memory.size(0), device=memory.device), last]
         h0 = torch.tanh(c0)
-        w_ih = self.cell.weight_ih
-        w_ctx, w_h0 = w_ih[:, E : E + H], w_ih[:, E + H :]
+        w_h0 = self.cell.weight_ih[:, E + H :]
         return {
             "h": h0,
             "c": c0,
             "gates_const": F.linear(h0, w_h0, self.cell.bias_ih + self.cell.bias_hh),
             "keys": self.attention.project_memory(memory),
-            # [m_t; W_c m_t]: one bmm with the attention weights gives ctx_i and W_c ctx_i
-            "memory_cat": torch.cat([memory, F.linear(memory, w_ctx)], dim=-1),
-            "padding_mask": padding_mask,
+            "memory": memory,
+            "mask_bias": torch.zeros_like(padding_mask, dtype=memory.dtype).masked_fill(padding_mask, float("-inf")),
         }
 
     def _recurrence(self, gates_in: Tensor, state: Dict[str, Tensor]):
-        """Run the cell over pre-projected inputs ``gates_in`` (B, L, 4H); updates ``state``."""
-        H = self.hidden_dim
+        """Run the cell over pre-projected inputs ``gates_in`` (B, L, 4H); updates ``state``.
+
+        Returns h_1..h_L (B, L, H), ctx_1..ctx_L (B, L, H) and attention (B, L, T)."""
+        E, H = self.embed_dim, self.hidden_dim
         w_qhh = torch.cat([self.attention.query_proj.weight, self.cell.weight_hh], dim=0)
-        A = self.attention.query_proj.weight.size(0)
-        h, c = state["h"], state["c"]
-        keys, memory_cat, mask = state["keys"], state["memory_cat"], state["padding_mask"]
-        hs, ctxs, attns = [], [], []
-        # unbind/split (not indexing): their backward is one stack/cat, whereas the backward
-        # of x[:, i] allocates and zero-fills a gradient of x's full size at every step
-        for gates_i in (gates_in + state["gates_const"].unsqueeze(1)).unbind(1):
-            q, hh = F.linear(h, w_qhh).split([A, 4 * H], dim=1)
-            a = self.attention.weights(q, keys, mask)
-            ctx, ctx_gates = torch.bmm(a.unsqueeze(1), memory_cat).squeeze(1).split([H, 4 * H], dim=1)
-            gi, gf, gg, go = (gates_i + hh + ctx_gates).chunk(4, dim=1)
-            c = torch.sigmoid(gf) * c + torch.sigmoid(gi) * torch.tanh(gg)
-            h = torch.sigmoid(go) * torch.tanh(c)
-            hs.append(h)
-            ctxs.append(ctx)
-            attns.append(a)
-        state["h"], state["c"] = h, c
-        return torch.stack(hs, 1), torch.stack(ctxs, 1), torch.stack(attns, 1)
+        hs, ctxs, attn, state["h"], state["c"] = attentive_lstm_recurrence(
+            gates_in + state["gates_const"].unsqueeze(1),
+            state["h"],
+            state["c"],
+            state["keys"],
+            state["memory"],
+            state["mask_bias"],
+            w_qhh,
+            self.cell.weight_ih[:, E : E + H],
+            self.attention.v,
+        )
+        return hs, ctxs, attn
 
     # ---------------------------------------------------------------- fairseq API
     def forward(
@@ -246,6 +242,11 @@ class DavamDecoder(FairseqIncrementalDecoder):
             self.set_incremental_state(incremental_state, "state", state)
         features = torch.cat([self.dropout_out(hs), ctxs], dim=-1)
         return features, {"attn": [attn]}
+
+    def output_nll(self, features: Tensor, target: Tensor) -> Tensor:
+        """Summed -log p(target) for rows of ``features`` (N, 2H): the output layer and the
+        cross-entropy fused (see :mod:`davam_plugin.modules.linear_cross_entropy`)."""
+        return linear_cross_entropy(features, self.output_projection.weight, self.output_mask, target)
 
     def output_layer(self, features: Tensor) -> Tensor:
         """Logits W_o [h; ctx]; symbols that never occur in data get -inf (see output_mask)."""

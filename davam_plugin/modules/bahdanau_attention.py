@@ -38,7 +38,9 @@ class BahdanauAttention(nn.Module):
         scores = torch.matmul(torch.tanh(keys + projected_query.unsqueeze(1)), self.v)
         if padding_mask is not None:
             scores = scores.masked_fill(padding_mask, float("-inf"))
-        return F.softmax(scores.float(), dim=-1).type_as(scores)
+        if scores.dtype in (torch.float16, torch.bfloat16):
+            return F.softmax(scores.float(), dim=-1).type_as(scores)
+        return F.softmax(scores, dim=-1)
 
     def forward(
         self, query: Tensor, memory: Tensor, padding_mask: Optional[Tensor] = None

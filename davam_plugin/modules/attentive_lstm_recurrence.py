@@ -1,0 +1,166 @@
+"""LSTM recurrence with additive attention and input feeding, with a hand-written backward.
+
+For i = 1..L, given per-step input pre-activations X_i (B, 4H) (the input-embedding and
+constant parts of the LSTM gates, biases included), attention keys K = W_m m + b (B, T, A),
+the memory m (B, T, H), an additive mask (B, T) (0 or -inf) and weights
+W = [W_q; W_hh] (A + 4H, H), W_c (4H, H), v (A):
+
+    [q_i; r_i]    = W h_{i-1}
+    a_i           = softmax_t(v^T tanh(K_t + q_i) + mask_t)
+    ctx_i         = sum_t a_{i,t} m_t
+    i, f, g, o    = sigma, sigma, tanh, sigma of (X_i + r_i + W_c ctx_i)
+    c_i           = f * c_{i-1} + i * g,   h_i = o * tanh(c_i)
+
+Outputs: h_1..h_L, ctx_1..ctx_L, a_1..a_L (not differentiable), h_L, c_L.
+
+The backward (back-propagation through time written out) keeps only what is inherently
+sequential inside the reverse loop - the gate derivatives, the attention-softmax derivative
+and the product with W that carries the gradient to h_{i-1}. Gradients that are sums over
+steps are formed once after the loop as single matrix products:
+
+    dW = sum_i dz_i h_{i-1}^T,   dW_c = sum_i dgates_i ctx_i^T,   dm = sum_i a_i dctx_i^T
+
+whereas autograd would build and accumulate weight- and memory-sized gradients at every
+step. The attention non-linearity is evaluated as tanh(x) = 2 sigma(2x) - 1, whose constant
+part drops out of the softmax: scores are (2v).sigma(2(K + q_i)) (sigmoid is several times
+faster than tanh on CPU). tanh(K + q_i) is kept from the forward for the backward when all steps together take
+at most STORE_ATTENTION_ACTIVATIONS_MAX elements, and recomputed otherwise.
+"""
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+def _softmax(scores: Tensor) -> Tensor:
+    """Softmax over the last dim, computed in float32 for 16-bit inputs."""
+    if scores.dtype in (torch.float16, torch.bfloat16):
+        return torch.softmax(scores.float(), dim=-1).to(scores.dtype)
+    return torch.softmax(scores, dim=-1)
+
+
+# keep sigma(2(K + q_i)) of all steps for the backward when it takes at most this many elements
+# (256 MiB in float32); longer batches recompute it in the backward instead
+STORE_ATTENTION_ACTIVATIONS_MAX = 64 * 2**20
+
+
+def _forward(x, h, c, keys, memory, mask_bias, w, w_c, v, save: bool):
+    B, L, _ = x.shape
+    H = h.size(1)
+    T, A = keys.shape[1], keys.shape[2]
+    hs = x.new_empty(B, L, H)
+    ctxs = x.new_empty(B, L, H)
+    attn = x.new_empty(B, L, T)
+    store_u = save and B * L * T * A <= STORE_ATTENTION_ACTIVATIONS_MAX
+    us = x.new_empty(B, L, T, A) if store_u else None
+    u_buf = x.new_empty(B, T, A)
+    keys2, v2 = 2 * keys, 2 * v
+    if save:
+        qs = x.new_empty(B, L, A)
+        acts = x.new_empty(B, L, 4 * H)
+        cs = x.new_empty(B, L, H)
+    for i in range(L):
+        q, r = torch.mm(h, w.t()).split([A, 4 * H], dim=1)
+        u = us[:, i] if store_u else u_buf
+        torch.sigmoid(torch.add(keys2, q.unsqueeze(1), alpha=2, out=u_buf), out=u)  # sigma(2(K + q))
+        a = _softmax(torch.matmul(u, v2) + mask_bias)
+        ctx = torch.bmm(a.unsqueeze(1), memory).squeeze(1)
+        gates = torch.addmm(x[:, i] + r, ctx, w_c.t())
+        gi, gf, gg, go = gates.chunk(4, dim=1)
+        gi, gf, gg, go = torch.sigmoid(gi), torch.sigmoid(gf), torch.tanh(gg), torch.sigmoid(go)
+        c = gf * c + gi * gg
+        h = go * torch.tanh(c)
+        hs[:, i] = h
+        ctxs[:, i] = ctx
+        attn[:, i] = a
+        if save:
+            qs[:, i] = q
+            torch.cat([gi, gf, gg, go], dim=1, out=acts[:, i])
+            cs[:, i] = c
+    saved = (qs, acts, cs, us) if save else None
+    return hs, ctxs, attn, h, c, saved
+
+
+class AttentiveLSTMRecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, h0, c0, keys, memory, mask_bias, w, w_c, v):
+        hs, ctxs, attn, h, c, (qs, acts, cs, us) = _forward(
+            x, h0, c0, keys, memory, mask_bias, w, w_c, v, save=True
+        )
+        ctx.save_for_backward(h0, c0, keys, memory, w, w_c, v, hs, ctxs, attn, qs, acts, cs, us)
+        ctx.mark_non_differentiable(attn)
+        return hs, ctxs, attn, h, c
+
+    @staticmethod
+    def backward(ctx, d_hs, d_ctxs, _d_attn, d_h_last, d_c_last):
+        h0, c0, keys, memory, w, w_c, v, hs, ctxs, attn, qs, acts, cs, us = ctx.saved_tensors
+        B, L, H = hs.shape
+        A = keys.size(2)
+        dh = d_h_last.clone() if d_h_last is not None else hs.new_zeros(B, H)
+        dc = d_c_last.clone() if d_c_last is not None else hs.new_zeros(B, H)
+        d_x = hs.new_empty(B, L, 4 * H)
+        d_z = hs.new_empty(B, L, A + 4 * H)
+        d_ctx_total = hs.new_empty(B, L, H)
+        d_keys = torch.zeros_like(keys)
+        d_v = torch.zeros_like(v)
+        u_buf = keys.new_empty(keys.shape)
+        keys2, v4 = 2 * keys, 4 * v
+        for i in reversed(range(L)):
+            if d_hs is not None:
+                dh = dh + d_hs[:, i]
+            gi, gf, gg, go = acts[:, i].chunk(4, dim=1)
+            tc = torch.tanh(cs[:, i])
+            dc = dc + dh * go * (1 - tc * tc)
+            c_prev = cs[:, i - 1] if i > 0 else c0
+            dg = d_x[:, i]
+            torch.cat(
+                [dc * gg * gi * (1 - gi), dc * c_prev * gf * (1 - gf), dc * gi * (1 - gg * gg), dh * tc * go * (1 - go)],
+                dim=1,
+                out=dg,
+            )
+            dc = dc * gf
+            # ctx feeds the output (d_ctxs) and the gates through W_c
+            d_ctx = torch.mm(dg, w_c, out=d_ctx_total[:, i])
+            if d_ctxs is not None:
+                d_ctx += d_ctxs[:, i]
+            da = torch.bmm(memory, d_ctx.unsqueeze(2)).squeeze(2)
+            a = attn[:, i]
+            ds = a * (da - (a * da).sum(1, keepdim=True))
+            if us is not None:
+                u = us[:, i]
+            else:
+                u = torch.sigmoid(torch.add(keys2, qs[:, i].unsqueeze(1), alpha=2, out=u_buf), out=u_buf)
+            # scores = 2 v.sigma(2(K + q)) - sum(v): dv = sum ds (2 sigma - 1) = 2 sum ds sigma
+            # because every row of ds sums to 0; d(K + q) = 4 v ds sigma (1 - sigma)
+            d_v += torch.mv(u.reshape(-1, A).t(), ds.reshape(-1)).mul_(2)
+            d_pre = torch.ops.aten.sigmoid_backward(ds.unsqueeze(2) * v4, u)
+            d_keys += d_pre
+            dz = d_z[:, i]
+            torch.sum(d_pre, dim=1, out=dz[:, :A])
+            dz[:, A:] = dg
+            dh = torch.mm(dz, w)
+        h_prev = torch.cat([h0.unsqueeze(1), hs[:, :-1]], dim=1)
+        d_w = torch.mm(d_z.reshape(B * L, -1).t(), h_prev.reshape(B * L, H))
+        d_w_c = torch.mm(d_x.reshape(B * L, -1).t(), ctxs.reshape(B * L, H))
+        d_memory = torch.bmm(attn.transpose(1, 2), d_ctx_total)
+        return d_x, dh, dc, d_keys, d_memory, None, d_w, d_w_c, d_v
+
+
+def attentive_lstm_recurrence(
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    keys: Tensor,
+    memory: Tensor,
+    mask_bias: Tensor,
+    w: Tensor,
+    w_c: Tensor,
+    v: Tensor,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Run the recurrence (see module docstring); returns (hs, ctxs, attn, h_L, c_L)."""
+    tensors = (x, h0, c0, keys, memory, w, w_c, v)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return AttentiveLSTMRecurrence.apply(x, h0, c0, keys, memory, mask_bias, w, w_c, v)
+    hs, ctxs, attn, h, c, _ = _forward(x, h0, c0, keys, memory, mask_bias, w, w_c, v, save=False)
+    return hs, ctxs, attn, h, c

@@ -1,0 +1,49 @@
+"""Output layer and summed cross-entropy in one autograd function.
+
+For features x_n (N, D), weights W (V, D), a fixed additive bias b (V) and targets y_n:
+
+    z_n   = W x_n + b
+    loss  = sum_n [ logsumexp(z_n) - z_{n, y_n} ]
+    dz_n  = softmax(z_n) - onehot(y_n)            (times the incoming gradient)
+    dx    = dz W,     dW = dz^T x
+
+Compared with ``F.cross_entropy(F.linear(x, W, b), y, reduction="sum")`` this writes neither
+the (N, V) log-probabilities nor a dense zero-filled (N, V) gradient of them: the backward
+turns the saved logits into dz in place. The bias is a constant (-inf for symbols that must
+never be predicted) and gets no gradient. Logits are kept in float32 for 16-bit inputs.
+Double backward is not supported.
+"""
+
+import torch
+from torch import Tensor
+
+
+def _logits(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    logits = torch.addmm(bias.to(x.dtype), x, weight.t())
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
+class LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, target: Tensor) -> Tensor:
+        logits = _logits(x, weight, bias)
+        lse = torch.logsumexp(logits, dim=1)
+        loss = lse.sum() - logits.gather(1, target.unsqueeze(1)).sum()
+        ctx.save_for_backward(x, weight, target, logits, lse)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: Tensor):
+        x, weight, target, logits, lse = ctx.saved_tensors
+        dz = logits.sub_(lse.unsqueeze(1)).exp_()  # softmax, in place of the saved logits
+        dz.scatter_add_(1, target.unsqueeze(1), dz.new_full((dz.size(0), 1), -1.0))
+        dz = dz.mul_(grad_loss).to(x.dtype)
+        return torch.mm(dz, weight), torch.mm(dz.t(), x), None, None
+
+
+def linear_cross_entropy(x: Tensor, weight: Tensor, bias: Tensor, target: Tensor) -> Tensor:
+    """sum_n -log softmax(W x_n + b)[y_n] (see module docstring)."""
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return LinearCrossEntropy.apply(x, weight, bias, target)
+    logits = _logits(x, weight, bias)
+    return (torch.logsumexp(logits, dim=1) - logits.gather(1, target.unsqueeze(1)).squeeze(1)).sum()
