@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: DAVAM stage one on the built-in demo corpus, through the fairseq CLI.
 #   1. generate the corpus (seeded grammar, 4000/300/203 sentences) and binarize it
-#   2. train davam_tiny for about two minutes on CPU (fairseq-train, progress shown)
+#   2. train davam_tiny for about two minutes on CPU (fairseq-train, progress shown).
+#      Short-run settings, not the paper's: Adam, k-means++ codebook initialisation,
+#      weights ~ U(-0.1, 0.1) and beta_max 1 make the codes useful within minutes (with the
+#      authors' SGD/init the codebook needs ~1000 updates before more than one code is used).
 #   3. measure the test split (fairseq-validate) and reconstruct it (fairseq-generate)
 #   4. print a summary
 set -euo pipefail
@@ -21,8 +24,9 @@ echo "== 1. demo corpus -> $WORK/data-bin"
 echo "== 2. fairseq-train davam_tiny for about $MINUTES minutes (CPU)"
 rm -rf "$WORK/checkpoints"
 "$BIN/fairseq-train" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae --arch davam_tiny \
-  --criterion davam --beta-warmup-updates 1000 --codebook-kmeans-init \
-  --optimizer adam --lr 0.002 --clip-norm 5 --batch-size 32 \
+  --criterion davam --beta-max 1.0 --beta-warmup-updates 1000 \
+  --codebook-kmeans-init --init-scale 0.1 \
+  --optimizer adam --lr 0.003 --clip-norm 5 --batch-size 32 \
   --max-epoch 100 --stop-time-hours "$(awk "BEGIN{print $MINUTES / 60}")" \
   --save-dir "$WORK/checkpoints" --no-epoch-checkpoints --best-checkpoint-metric rec \
   --cpu --log-format simple --log-interval 50 --seed 1 2>&1 | grep --line-buffered -E "train_inner|valid on|done training"

@@ -12,10 +12,16 @@ import sys
 
 
 def read_validate(path):
+    """Metrics of the last json line of ``fairseq-validate --log-format json``; fairseq
+    prefixes every key with the subset name (``test_rec``), which is stripped here."""
     for line in reversed(open(path, encoding="utf-8").read().splitlines()):
         brace = line.find("{")
-        if brace >= 0 and '"rec"' in line:
-            return json.loads(line[brace:])
+        if brace < 0:
+            continue
+        metrics = json.loads(line[brace:])
+        prefix = next((k[: -len("rec")] for k in metrics if k == "rec" or k.endswith("_rec")), None)
+        if prefix is not None:
+            return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
     sys.exit(f"demo_summary.py: no validation metrics found in {path} (--validate-log)")
 
 
