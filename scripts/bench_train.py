@@ -217,6 +217,26 @@ def run_variant(args):
     }
 
 
+def output_layer_ceiling(args, tokens=768, features=512, vocab=VOCAB):
+    """fp32 GEMM rate on the output layer's shape here, and the throughput the output layer
+    alone would allow (forward + two backward GEMMs per token, everything else free)."""
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    x = torch.randn(tokens, features, device=device)
+    w = torch.randn(vocab, features, device=device)
+    for _ in range(3):
+        x @ w.t()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(10):
+        x @ w.t()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    gflops = 2 * tokens * features * vocab * 10 / (time.perf_counter() - t0) / 1e9
+    return gflops, gflops * 1e9 / (3 * 2 * features * vocab)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=40, help="measured steps")
@@ -246,9 +266,13 @@ def main():
         print(f"  {v:7s} {r['tokens_per_s_median']:8.0f} tok/s (median)  {r['tokens_per_s_aggregate']:8.0f} tok/s "
               f"(aggregate)  peak {r['peak_memory_mib']:.0f} MiB ({r['peak_memory_kind']})")
     print(f"  ratio plugin/plain: {ratio:.2f}x")
+    gflops, ceiling = output_layer_ceiling(args)
+    print(f"  fp32 GEMM on the output-layer shape here: {gflops:.0f} GFLOP/s -> the 10k-word output layer "
+          f"alone caps training at {ceiling:.0f} tok/s")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "ratio": ratio, "args": vars(args)}, f, indent=2)
+            json.dump({"results": results, "ratio": ratio, "gemm_gflops": gflops,
+                       "output_layer_ceiling_tokens_per_s": ceiling, "args": vars(args)}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -9,24 +9,24 @@ def encode(model, batch):
     return model.encoder(batch["net_input"]["src_tokens"], batch["net_input"]["src_lengths"])
 
 
-def test_fused_recurrence_equals_plain_lstmcell_path():
+def encoded_fixture():
+    """(model in eval mode, dictionary, encoder output, decoder input) for SENTENCES."""
     model, d = tiny_model()
     model.eval()
     batch = make_batch(d, SENTENCES)
-    enc = encode(model, batch)
-    prev = batch["net_input"]["prev_output_tokens"]
+    return model, d, encode(model, batch), batch["net_input"]["prev_output_tokens"]
+
+
+def test_fused_recurrence_equals_plain_lstmcell_path():
+    model, _, enc, prev = encoded_fixture()
     fused, _ = model.decoder(prev, enc)
     plain = model.decoder.forward_unfused(prev, enc)
     assert torch.allclose(fused, plain, atol=1e-6), (fused - plain).abs().max()
 
 
 def test_incremental_decoding_equals_full_decoding_with_reordering():
-    model, d = tiny_model()
-    model.eval()
-    batch = make_batch(d, SENTENCES)
-    enc = encode(model, batch)
-    prev = batch["net_input"]["prev_output_tokens"]
-    full, extra = model.decoder(prev, enc)
+    model, _, enc, prev = encoded_fixture()
+    full, _ = model.decoder(prev, enc)
     # incremental, with a beam-search style reorder at every step
     order = torch.tensor([2, 0, 3, 1])
     inc_state = {}
@@ -40,11 +40,8 @@ def test_incremental_decoding_equals_full_decoding_with_reordering():
 
 
 def test_decoder_sees_input_only_through_codes():
-    model, d = tiny_model()
-    model.eval()
+    model, d, enc, prev = encoded_fixture()
     batch = make_batch(d, SENTENCES)
-    enc = encode(model, batch)
-    prev = batch["net_input"]["prev_output_tokens"]
     out, _ = model.decoder(prev, enc)
     assert len(set(enc["codes"][0][enc["codes"][0] >= 0].tolist())) > 1  # several codes in use
 

@@ -7,9 +7,9 @@ For features x_n (N, D), weights W (V, D), a fixed additive bias b (V) and targe
     dz_n  = softmax(z_n) - onehot(y_n)            (times the incoming gradient)
     dx    = dz W,     dW = dz^T x
 
-Compared with ``F.cross_entropy(F.linear(x, W, b), y, reduction="sum")`` this writes neither
-the (N, V) log-probabilities nor a dense zero-filled (N, V) gradient of them: the backward
-turns the saved logits into dz in place. The bias is a constant (-inf for symbols that must
+Compared with ``F.cross_entropy(F.linear(x, W, b), y, reduction="sum")`` this never builds a
+dense zero-filled (N, V) gradient of the log-probabilities: the backward turns the saved
+log-probabilities into dz in place (exp, then -1 at the targets). The bias is a constant (-inf for symbols that must
 never be predicted) and gets no gradient. Logits are kept in float32 for 16-bit inputs.
 Double backward is not supported.
 """
@@ -26,16 +26,15 @@ def _logits(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, target: Tensor) -> Tensor:
-        logits = _logits(x, weight, bias)
-        lse = torch.logsumexp(logits, dim=1)
-        loss = lse.sum() - logits.gather(1, target.unsqueeze(1)).sum()
-        ctx.save_for_backward(x, weight, target, logits, lse)
+        logp = torch.log_softmax(_logits(x, weight, bias), dim=1)
+        loss = -logp.gather(1, target.unsqueeze(1)).sum()
+        ctx.save_for_backward(x, weight, target, logp)
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss: Tensor):
-        x, weight, target, logits, lse = ctx.saved_tensors
-        dz = logits.sub_(lse.unsqueeze(1)).exp_()  # softmax, in place of the saved logits
+        x, weight, target, logp = ctx.saved_tensors
+        dz = logp.exp_()  # softmax, in place of the saved log-probabilities
         dz.scatter_add_(1, target.unsqueeze(1), dz.new_full((dz.size(0), 1), -1.0))
         dz = dz.mul_(grad_loss).to(x.dtype)
         return torch.mm(dz, weight), torch.mm(dz.t(), x), None, None
