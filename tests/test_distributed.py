@@ -67,7 +67,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def train_two_workers(data, tmp_path, *flags, timeout=300):
+def train_two_workers(data, tmp_path, *flags, timeout=300, attempts=3):
+    """Run two ranks; retry with a new port if the one picked was taken meanwhile."""
+    for attempt in range(attempts):
+        codes, tails = _run_two_workers(data, tmp_path, flags, timeout)
+        if codes == [0, 0] or "address already in use" not in tails.lower():
+            break
+    if codes != [0, 0]:
+        pytest.fail(f"distributed fairseq-train exit codes {codes}:\n{tails}")
+    histories = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    return histories, tails
+
+
+def _run_two_workers(data, tmp_path, flags, timeout):
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     port = free_port()
@@ -96,10 +108,7 @@ def train_two_workers(data, tmp_path, *flags, timeout=300):
         for log in logs:
             log.close()
     tails = "\n".join(f"--- rank {r}:\n" + (tmp_path / f"rank{r}.log").read_text()[-2500:] for r in (0, 1))
-    if codes != [0, 0]:
-        pytest.fail(f"distributed fairseq-train exit codes {codes}:\n{tails}")
-    histories = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    return histories, tails
+    return codes, tails
 
 
 def check_codebooks_in_sync(histories, tmp_path, n_steps):

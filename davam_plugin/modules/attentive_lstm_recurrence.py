@@ -46,40 +46,41 @@ STORE_ATTENTION_ACTIVATIONS_MAX = 64 * 2**20
 
 
 def _forward(x, h, c, keys, memory, mask_bias, w, w_c, v, save: bool):
+    """Buffers are time-major (L, B, ...) so that every per-step slice is contiguous; the
+    outputs are returned as (B, L, ...) views of them."""
     B, L, _ = x.shape
     H = h.size(1)
     T, A = keys.shape[1], keys.shape[2]
-    hs = x.new_empty(B, L, H)
-    ctxs = x.new_empty(B, L, H)
-    attn = x.new_empty(B, L, T)
+    x_t = x.transpose(0, 1).contiguous()
+    hs = x.new_empty(L, B, H)
+    ctxs = x.new_empty(L, B, H)
+    attn = x.new_empty(L, B, T)
     store_u = save and B * L * T * A <= STORE_ATTENTION_ACTIVATIONS_MAX
-    us = x.new_empty(B, L, T, A) if store_u else None
+    us = x.new_empty(L, B, T, A) if store_u else None
     u_buf = x.new_empty(B, T, A)
     keys2, v2 = 2 * keys, 2 * v
     if save:
-        qs = x.new_empty(B, L, A)
-        acts = x.new_empty(B, L, 4 * H)
-        cs = x.new_empty(B, L, H)
+        qs = x.new_empty(L, B, A)
+        acts = x.new_empty(L, B, 4 * H)
+        cs = x.new_empty(L, B, H)
     for i in range(L):
         q, r = torch.mm(h, w.t()).split([A, 4 * H], dim=1)
-        u = us[:, i] if store_u else u_buf
+        u = us[i] if store_u else u_buf
         torch.sigmoid(torch.add(keys2, q.unsqueeze(1), alpha=2, out=u_buf), out=u)  # sigma(2(K + q))
         a = _softmax(torch.matmul(u, v2) + mask_bias)
-        ctx = torch.bmm(a.unsqueeze(1), memory).squeeze(1)
-        gates = torch.addmm(x[:, i] + r, ctx, w_c.t())
+        ctx = torch.bmm(a.unsqueeze(1), memory, out=ctxs[i].unsqueeze(1)).squeeze(1)
+        gates = torch.addmm(x_t[i] + r, ctx, w_c.t())
         gi, gf, gg, go = gates.chunk(4, dim=1)
         gi, gf, gg, go = torch.sigmoid(gi), torch.sigmoid(gf), torch.tanh(gg), torch.sigmoid(go)
         c = gf * c + gi * gg
-        h = go * torch.tanh(c)
-        hs[:, i] = h
-        ctxs[:, i] = ctx
-        attn[:, i] = a
+        h = torch.mul(go, torch.tanh(c), out=hs[i])
+        attn[i] = a
         if save:
-            qs[:, i] = q
-            torch.cat([gi, gf, gg, go], dim=1, out=acts[:, i])
-            cs[:, i] = c
+            qs[i] = q
+            torch.cat([gi, gf, gg, go], dim=1, out=acts[i])
+            cs[i] = c
     saved = (qs, acts, cs, us) if save else None
-    return hs, ctxs, attn, h, c, saved
+    return hs.transpose(0, 1), ctxs.transpose(0, 1), attn.transpose(0, 1), h, c, saved
 
 
 class AttentiveLSTMRecurrence(torch.autograd.Function):
@@ -95,25 +96,27 @@ class AttentiveLSTMRecurrence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_hs, d_ctxs, _d_attn, d_h_last, d_c_last):
         h0, c0, keys, memory, w, w_c, v, hs, ctxs, attn, qs, acts, cs, us = ctx.saved_tensors
+        # hs, ctxs, attn are (B, L, .) views of time-major buffers; qs, acts, cs, us time-major
         B, L, H = hs.shape
         A = keys.size(2)
         dh = d_h_last.clone() if d_h_last is not None else hs.new_zeros(B, H)
         dc = d_c_last.clone() if d_c_last is not None else hs.new_zeros(B, H)
-        d_x = hs.new_empty(B, L, 4 * H)
-        d_z = hs.new_empty(B, L, A + 4 * H)
-        d_ctx_total = hs.new_empty(B, L, H)
+        d_x = hs.new_empty(L, B, 4 * H)
+        d_z = hs.new_empty(L, B, A + 4 * H)
+        d_ctx_total = hs.new_empty(L, B, H)
         d_keys = torch.zeros_like(keys)
         d_v = torch.zeros_like(v)
         u_buf = keys.new_empty(keys.shape)
         keys2, v4 = 2 * keys, 4 * v
+        attn_t = attn.transpose(0, 1)  # (L, B, T), contiguous
         for i in reversed(range(L)):
             if d_hs is not None:
                 dh = dh + d_hs[:, i]
-            gi, gf, gg, go = acts[:, i].chunk(4, dim=1)
-            tc = torch.tanh(cs[:, i])
+            gi, gf, gg, go = acts[i].chunk(4, dim=1)
+            tc = torch.tanh(cs[i])
             dc = dc + dh * go * (1 - tc * tc)
-            c_prev = cs[:, i - 1] if i > 0 else c0
-            dg = d_x[:, i]
+            c_prev = cs[i - 1] if i > 0 else c0
+            dg = d_x[i]
             torch.cat(
                 [dc * gg * gi * (1 - gi), dc * c_prev * gf * (1 - gf), dc * gi * (1 - gg * gg), dh * tc * go * (1 - go)],
                 dim=1,
@@ -121,30 +124,31 @@ class AttentiveLSTMRecurrence(torch.autograd.Function):
             )
             dc = dc * gf
             # ctx feeds the output (d_ctxs) and the gates through W_c
-            d_ctx = torch.mm(dg, w_c, out=d_ctx_total[:, i])
+            d_ctx = torch.mm(dg, w_c, out=d_ctx_total[i])
             if d_ctxs is not None:
                 d_ctx += d_ctxs[:, i]
-            da = torch.bmm(memory, d_ctx.unsqueeze(2)).squeeze(2)
-            a = attn[:, i]
+            da = (memory * d_ctx.unsqueeze(1)).sum(2)  # 5x faster than a K=1 bmm here
+            a = attn_t[i]
             ds = a * (da - (a * da).sum(1, keepdim=True))
             if us is not None:
-                u = us[:, i]
+                u = us[i]
             else:
-                u = torch.sigmoid(torch.add(keys2, qs[:, i].unsqueeze(1), alpha=2, out=u_buf), out=u_buf)
+                u = torch.sigmoid(torch.add(keys2, qs[i].unsqueeze(1), alpha=2, out=u_buf), out=u_buf)
             # scores = 2 v.sigma(2(K + q)) - sum(v): dv = sum ds (2 sigma - 1) = 2 sum ds sigma
             # because every row of ds sums to 0; d(K + q) = 4 v ds sigma (1 - sigma)
             d_v += torch.mv(u.reshape(-1, A).t(), ds.reshape(-1)).mul_(2)
             d_pre = torch.ops.aten.sigmoid_backward(ds.unsqueeze(2) * v4, u)
             d_keys += d_pre
-            dz = d_z[:, i]
+            dz = d_z[i]
             torch.sum(d_pre, dim=1, out=dz[:, :A])
             dz[:, A:] = dg
             dh = torch.mm(dz, w)
-        h_prev = torch.cat([h0.unsqueeze(1), hs[:, :-1]], dim=1)
-        d_w = torch.mm(d_z.reshape(B * L, -1).t(), h_prev.reshape(B * L, H))
-        d_w_c = torch.mm(d_x.reshape(B * L, -1).t(), ctxs.reshape(B * L, H))
-        d_memory = torch.bmm(attn.transpose(1, 2), d_ctx_total)
-        return d_x, dh, dc, d_keys, d_memory, None, d_w, d_w_c, d_v
+        hs_t = hs.transpose(0, 1)  # (L, B, H), contiguous
+        h_prev = torch.cat([h0.unsqueeze(0), hs_t[:-1]], dim=0)
+        d_w = torch.mm(d_z.reshape(L * B, -1).t(), h_prev.reshape(L * B, H))
+        d_w_c = torch.mm(d_x.reshape(L * B, -1).t(), ctxs.transpose(0, 1).reshape(L * B, H))
+        d_memory = torch.bmm(attn.transpose(1, 2), d_ctx_total.transpose(0, 1))
+        return d_x.transpose(0, 1), dh, dc, d_keys, d_memory, None, d_w, d_w_c, d_v
 
 
 def attentive_lstm_recurrence(
