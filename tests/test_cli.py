@@ -313,3 +313,24 @@ def test_overlong_lines_are_truncated(tiny_raw, tmp_path):
     # the long line keeps its first 49 tokens and its EOS: 50 tokens
     n_tokens = sum(len(s.split()) + 1 for s in valid) + 50
     check_validate_metrics(log, len(valid_lines), n_tokens)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num-codes", "0"], "error: --num-codes must be >= 1, got 0"),
+        (["--codebook-decay", "1.5"], "error: --codebook-decay must be in [0, 1), got 1.5"),
+        (["--max-sentence-length", "0"], "error: --max-sentence-length must be >= 1, got 0"),
+        (["--valid-subset", "nosuch"], "error: sentence_vae: split 'nosuch' not found in"),
+    ],
+)
+def test_bad_settings_fail_with_one_line_error(tiny_data, tmp_path, flags, message):
+    proc = run_cli(
+        "fairseq-train", tiny_data, *TRAIN_TINY, "--max-update", "1", "--save-dir", tmp_path / "ckpt", *flags,
+        check=False,
+    )  # fmt: skip
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode != 0
+    assert not any("Traceback" in line for line in lines), "\n".join(lines[-30:])
+    assert lines[-1].startswith(message), lines[-1]
+    assert not (tmp_path / "ckpt" / "checkpoint_last.pt").exists()

@@ -82,6 +82,22 @@ def _init_uniform(module: nn.Module, scale: float, embed_scale: float) -> None:
             m.weight.data.uniform_(-embed_scale, embed_scale)
 
 
+def check_config(cfg: DavamConfig) -> None:
+    """One-line errors (SystemExit, no traceback in fairseq's CLIs) for impossible settings."""
+    positive = ("encoder_embed_dim", "encoder_hidden_dim", "encoder_layers", "decoder_embed_dim",
+                "decoder_hidden_dim", "decoder_attention_dim", "code_dim", "num_codes")  # fmt: skip
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    if not 0.0 <= cfg.codebook_decay < 1.0:
+        raise SystemExit(f"error: --codebook-decay must be in [0, 1), got {cfg.codebook_decay}")
+    if cfg.codebook_eps <= 0:
+        raise SystemExit(f"error: --codebook-eps must be > 0, got {cfg.codebook_eps}")
+    for name in ("encoder_dropout_in", "decoder_dropout_in", "decoder_dropout_out"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be in [0, 1), got {getattr(cfg, name)}")
+
+
 def output_mask(dictionary) -> Tensor:
     """Additive output bias: 0 for real symbols, -inf for <pad>, <s> and the ``madeupword``
     entries fairseq-preprocess adds to round the vocabulary up, so that no search or sampler
@@ -291,6 +307,7 @@ class DavamModel(FairseqEncoderDecoderModel):
 
     @classmethod
     def build_model(cls, cfg: DavamConfig, task):
+        check_config(cfg)
         d = task.source_dictionary
         if task.target_dictionary is not d and len(task.target_dictionary) != len(d):
             raise ValueError("davam: source and target dictionaries must be the same")

@@ -66,10 +66,12 @@ class SentenceVAETask(FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg: SentenceVAEConfig, **kwargs):
+        # fairseq's CLIs print no traceback for SystemExit: the user sees one line
+        if cfg.max_sentence_length < 1:
+            raise SystemExit(f"error: --max-sentence-length must be >= 1, got {cfg.max_sentence_length}")
         try:
             dictionary = load_dictionary_or_fail(cfg.data)
         except (FileNotFoundError, ValueError) as e:
-            # fairseq's CLIs print no traceback for SystemExit: the user sees one line
             raise SystemExit(f"error: {e}") from None
         logger.info(f"dictionary: {len(dictionary)} types")
         return cls(cfg, dictionary)
@@ -91,9 +93,9 @@ class SentenceVAETask(FairseqTask):
         data_path = paths[(epoch - 1) % len(paths)]
         dataset = data_utils.load_indexed_dataset(os.path.join(data_path, split), self.dictionary, combine=combine)
         if dataset is None:
-            raise FileNotFoundError(
-                f"sentence_vae: split '{split}' not found in {data_path} "
-                f"(expected {split}.bin/{split}.idx from fairseq-preprocess --only-source)"
+            raise SystemExit(
+                f"error: sentence_vae: split '{split}' not found in {data_path} (expected {split}.bin and "
+                f"{split}.idx from fairseq-preprocess --only-source; check --train-subset/--valid-subset/--gen-subset)"
             )
         dataset = TruncateSentenceDataset(dataset, self.cfg.max_sentence_length)
         logger.info(
