@@ -59,25 +59,27 @@ def _forward(x, h, c, keys, memory, mask_bias, w, w_c, v, save: bool):
     us = x.new_empty(L, B, T, A) if store_u else None
     u_buf = x.new_empty(B, T, A)
     keys2, v2 = 2 * keys, 2 * v
+    mask_flat = mask_bias.reshape(-1)
+    acts = x.new_empty(L if save else 1, B, 4 * H)
     if save:
         qs = x.new_empty(L, B, A)
-        acts = x.new_empty(L, B, 4 * H)
         cs = x.new_empty(L, B, H)
     for i in range(L):
         q, r = torch.mm(h, w.t()).split([A, 4 * H], dim=1)
         u = us[i] if store_u else u_buf
         torch.sigmoid(torch.add(keys2, q.unsqueeze(1), alpha=2, out=u_buf), out=u)  # sigma(2(K + q))
-        a = _softmax(torch.matmul(u, v2) + mask_bias)
+        a = _softmax(torch.addmv(mask_flat, u.view(B * T, A), v2).view(B, T))
         ctx = torch.bmm(a.unsqueeze(1), memory, out=ctxs[i].unsqueeze(1)).squeeze(1)
         gates = torch.addmm(x_t[i] + r, ctx, w_c.t())
-        gi, gf, gg, go = gates.chunk(4, dim=1)
-        gi, gf, gg, go = torch.sigmoid(gi), torch.sigmoid(gf), torch.tanh(gg), torch.sigmoid(go)
-        c = gf * c + gi * gg
+        act = acts[i if save else 0]
+        torch.sigmoid(gates, out=act)  # i, f, o (the g block is overwritten next)
+        act[:, 2 * H : 3 * H] = torch.tanh(gates[:, 2 * H : 3 * H])
+        gi, gf, gg, go = act.chunk(4, dim=1)
+        c = torch.addcmul(gf * c, gi, gg)
         h = torch.mul(go, torch.tanh(c), out=hs[i])
         attn[i] = a
         if save:
             qs[i] = q
-            torch.cat([gi, gf, gg, go], dim=1, out=acts[i])
             cs[i] = c
     saved = (qs, acts, cs, us) if save else None
     return hs.transpose(0, 1), ctxs.transpose(0, 1), attn.transpose(0, 1), h, c, saved
@@ -114,11 +116,16 @@ class AttentiveLSTMRecurrence(torch.autograd.Function):
                 dh = dh + d_hs[:, i]
             gi, gf, gg, go = acts[i].chunk(4, dim=1)
             tc = torch.tanh(cs[i])
-            dc = dc + dh * go * (1 - tc * tc)
+            dc = dc + torch.ops.aten.tanh_backward(dh * go, tc)
             c_prev = cs[i - 1] if i > 0 else c0
             dg = d_x[i]
             torch.cat(
-                [dc * gg * gi * (1 - gi), dc * c_prev * gf * (1 - gf), dc * gi * (1 - gg * gg), dh * tc * go * (1 - go)],
+                [
+                    torch.ops.aten.sigmoid_backward(dc * gg, gi),
+                    torch.ops.aten.sigmoid_backward(dc * c_prev, gf),
+                    torch.ops.aten.tanh_backward(dc * gi, gg),
+                    torch.ops.aten.sigmoid_backward(dh * tc, go),
+                ],
                 dim=1,
                 out=dg,
             )
