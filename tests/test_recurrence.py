@@ -90,3 +90,21 @@ def test_fused_linear_cross_entropy_equals_reference():
     torch.autograd.grad(loss, (x, w), retain_graph=True)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         torch.autograd.grad(loss, (x, w))
+
+
+def test_mask_dropout_distribution_scaling_and_gradient():
+    from davam_plugin.modules.mask_dropout import MaskDropout
+
+    torch.manual_seed(0)
+    drop = MaskDropout(0.3)
+    x = torch.ones(200, 500, requires_grad=True)
+    y = drop(x)
+    kept = y.ne(0)
+    assert abs(kept.float().mean().item() - 0.7) < 0.005  # 100k Bernoulli(0.7) draws
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d y / d x = mask / (1 - p)
+    drop.eval()
+    assert drop(x) is x
+    with pytest.raises(ValueError):
+        MaskDropout(1.0)

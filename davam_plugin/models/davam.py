@@ -45,6 +45,7 @@ from torch import Tensor
 from davam_plugin.modules.attentive_lstm_recurrence import attentive_lstm_recurrence
 from davam_plugin.modules.bahdanau_attention import BahdanauAttention
 from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
+from davam_plugin.modules.mask_dropout import MaskDropout
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class DavamEncoder(FairseqEncoder):
         super().__init__(dictionary)
         self.padding_idx = dictionary.pad()
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, self.padding_idx)
-        self.dropout_in = nn.Dropout(cfg.encoder_dropout_in)
+        self.dropout_in = MaskDropout(cfg.encoder_dropout_in)
         self.lstm = nn.LSTM(
             cfg.encoder_embed_dim, cfg.encoder_hidden_dim, num_layers=cfg.encoder_layers, batch_first=True
         )
@@ -178,8 +179,8 @@ class DavamDecoder(FairseqIncrementalDecoder):
         self.embed_dim = E
         self.padding_idx = dictionary.pad()
         self.embed_tokens = nn.Embedding(len(dictionary), E, self.padding_idx)
-        self.dropout_in = nn.Dropout(cfg.decoder_dropout_in)
-        self.dropout_out = nn.Dropout(cfg.decoder_dropout_out)
+        self.dropout_in = MaskDropout(cfg.decoder_dropout_in)
+        self.dropout_out = MaskDropout(cfg.decoder_dropout_out)
         self.code_to_memory = nn.Linear(cfg.code_dim, H, bias=False)
         self.attention = BahdanauAttention(H, H, A)
         # input = [emb(y_{i-1}); ctx_i; h_0]
