@@ -16,15 +16,16 @@ c_0 = m_T (last real position), h_0 = tanh(c_0); at step i
 The decoder reads the input only through the quantized codes: the encoder's LSTM states
 (final state included) never reach it.
 
-Efficient arrangement (same maths as the equations above, checked by the tests against the
-plain ``nn.LSTMCell`` path): the attention keys W_m m + b, the LSTM input products of the
-embeddings W_e emb(y) for all steps, of h_0 (W_0 h_0 + biases) and of the memory
-(W_c m_t, so that W_c ctx_i = sum_t a_{i,t} W_c m_t) are computed once per batch; inside the
-recurrence only h_{i-1} [W_q; W_hh]^T and one batched product of the attention weights with
-[m; W_c m] remain. The output layer runs once, after the loop, on real tokens only.
+Efficient arrangement (same maths as the equations above; the tests compare values and all
+parameter gradients with the plain ``nn.LSTMCell`` path, ``DavamDecoder.forward_unfused``):
+the attention keys W_m m + b and the LSTM input products of all embeddings (W_e emb(y)) and
+of h_0 (W_0 h_0 + biases) are computed once per batch; inside the recurrence only
+h_{i-1} [W_q; W_hh]^T, the attention and ctx_i W_c^T remain, with a hand-written backward
+(:mod:`davam_plugin.modules.attentive_lstm_recurrence`). The output layer and the loss run
+once, after the loop, on real target tokens only
+(:mod:`davam_plugin.modules.linear_cross_entropy`).
 """
 
-import logging
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Optional
 
@@ -48,7 +49,6 @@ from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.mask_dropout import MaskDropout
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
 
-logger = logging.getLogger(__name__)
 
 
 @dataclass

@@ -27,7 +27,7 @@ faster than tanh on CPU). tanh(K + q_i) is kept from the forward for the backwar
 at most STORE_ATTENTION_ACTIVATIONS_MAX elements, and recomputed otherwise.
 """
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 from torch import Tensor
