@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: DAVAM stage one on the built-in demo corpus, through the fairseq CLI.
 #   1. generate the corpus (seeded grammar, 4000/300/203 sentences) and binarize it
-#   2. train davam_tiny for about two minutes on CPU (fairseq-train, progress shown).
+#   2. train davam_tiny for 3000 updates, about two minutes on CPU (fairseq-train, progress
+#      shown; a fixed update count makes the numbers reproducible across machines).
 #      Short-run settings, not the paper's: Adam, k-means++ codebook initialisation,
 #      weights ~ U(-0.1, 0.1) and beta_max 1 make the codes useful within minutes (with the
 #      authors' SGD/init the codebook needs ~1000 updates before more than one code is used).
@@ -11,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 WORK=${WORK:-demo-work}
-MINUTES=${DEMO_MINUTES:-2}
+UPDATES=${DEMO_UPDATES:-3000}        # about 2 minutes on 2 free CPU cores
+MAX_MINUTES=${DEMO_MAX_MINUTES:-5}   # safety cap for slow machines
 export PYTHONWARNINGS=ignore OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 PLUGIN=$(pwd)/davam_plugin
 mkdir -p "$WORK"
@@ -21,15 +23,16 @@ echo "== 1. demo corpus -> $WORK/data-bin"
 "$BIN/python" scripts/prepare_corpus.py --trainpref "$WORK/raw/train.txt" --validpref "$WORK/raw/valid.txt" \
   --testpref "$WORK/raw/test.txt" --destdir "$WORK/data-bin" --no-tokenize --overwrite --quiet
 
-echo "== 2. fairseq-train davam_tiny for about $MINUTES minutes (CPU)"
+echo "== 2. fairseq-train davam_tiny for $UPDATES updates (about 2 minutes on CPU; at most $MAX_MINUTES)"
 rm -rf "$WORK/checkpoints"
 "$BIN/fairseq-train" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae --arch davam_tiny \
   --criterion davam --beta-max 1.0 --beta-warmup-updates 1000 \
   --codebook-kmeans-init --init-scale 0.1 \
   --optimizer adam --lr 0.003 --clip-norm 5 --batch-size 32 \
-  --max-epoch 100 --stop-time-hours "$(awk "BEGIN{print $MINUTES / 60}")" \
+  --max-update "$UPDATES" --stop-time-hours "$(awk "BEGIN{print $MAX_MINUTES / 60}")" \
   --save-dir "$WORK/checkpoints" --no-epoch-checkpoints --best-checkpoint-metric rec \
-  --cpu --log-format simple --log-interval 50 --seed 1 2>&1 | grep --line-buffered -E "train_inner|valid on|done training"
+  --cpu --log-format simple --log-interval 50 --seed 1 2>&1 | tee "$WORK/train.log" \
+  | grep --line-buffered -E "train_inner|valid on|done training"
 
 echo "== 3. fairseq-validate and fairseq-generate on the test split"
 "$BIN/fairseq-validate" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae \

@@ -103,3 +103,27 @@ def test_reduce_metrics_derives_code_statistics_from_summed_histograms():
     assert values["code_usage"] == 2  # codes 0 and 2
     assert values["code_ppl"] == pytest.approx(2.0)  # histogram [2, 0, 2, 0]
     assert "_code_hist" not in values
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_sixteen_bit_training_step(dtype):
+    """What --fp16/--bf16 do to the model (``.half()``/``.bfloat16()``): the loss is computed
+    in float32, the codebook statistics stay float32 and are updated, gradients are finite,
+    and the loss matches the float32 model's."""
+    ref_model, d = tiny_model()
+    ref_model.train()
+    model, _ = tiny_model()
+    model.to(dtype).train()
+    crit = make_criterion(d)
+    batch = make_batch(d, SENTENCES)
+    torch.manual_seed(1)
+    ref_loss, _, _ = crit(ref_model, batch)
+    torch.manual_seed(1)
+    loss, _, log = crit(model, batch)
+    loss.backward()
+    q = model.encoder.quantizer
+    assert loss.dtype == torch.float32
+    assert q.codebook.dtype == q.cluster_size.dtype == q.cluster_sum.dtype == torch.float32
+    assert q.cluster_size.sum().item() == pytest.approx(0.01 * log["ntokens"])  # one EMA update
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert loss.item() == pytest.approx(ref_loss.item(), rel=2e-2)
