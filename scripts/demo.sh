@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: DAVAM stage one on the built-in demo corpus, through the fairseq CLI.
 #   1. generate the corpus (seeded grammar, 4000/300/203 sentences) and binarize it
-#   2. train davam_tiny for 3000 updates, about two minutes on CPU (fairseq-train, progress
+#   2. train davam_tiny for 4000 updates, about two minutes on CPU (fairseq-train, progress
 #      shown; a fixed update count makes the numbers reproducible across machines).
 #      Short-run settings, not the paper's: Adam, k-means++ codebook initialisation,
 #      weights ~ U(-0.1, 0.1) and beta_max 1 make the codes useful within minutes (with the
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 WORK=${WORK:-demo-work}
-UPDATES=${DEMO_UPDATES:-3000}        # about 2 minutes on 2 free CPU cores
+UPDATES=${DEMO_UPDATES:-4000}        # about 2 minutes on 2 free CPU cores
 MAX_MINUTES=${DEMO_MAX_MINUTES:-5}   # safety cap for slow machines
 export PYTHONWARNINGS=ignore OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 PLUGIN=$(pwd)/davam_plugin
