@@ -334,3 +334,18 @@ def test_bad_settings_fail_with_one_line_error(tiny_data, tmp_path, flags, messa
     assert not any("Traceback" in line for line in lines), "\n".join(lines[-30:])
     assert lines[-1].startswith(message), lines[-1]
     assert not (tmp_path / "ckpt" / "checkpoint_last.pt").exists()
+
+
+def test_generate_on_the_training_split_keeps_every_line(tiny_raw, tiny_data, tiny_checkpoint, tmp_path):
+    """--gen-subset train must not drop a partial batch either (203 lines, batch 16)."""
+    data = tmp_path / "data-bin"
+    run_cli(
+        "fairseq-preprocess", "--only-source", "--trainpref", tiny_raw / "test.txt", "--destdir", data,
+        "--srcdict", tiny_data / "dict.txt", "--workers", "1",
+    )  # fmt: skip
+    proc = run_cli(
+        "fairseq-generate", data, "--user-dir", PLUGIN, "--task", "sentence_vae", "--path", tiny_checkpoint,
+        "--gen-subset", "train", "--beam", "1", "--batch-size", "16", "--cpu",
+    )  # fmt: skip
+    ids = [int(line.split("\t")[0][2:]) for line in proc.stdout.splitlines() if line.startswith("H-")]
+    assert sorted(ids) == list(range(203))

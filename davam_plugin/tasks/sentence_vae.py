@@ -9,8 +9,9 @@ Lines longer than ``--max-sentence-length`` tokens (EOS included) are truncated 
 length, keeping the final EOS; the number truncated is logged per split. Truncation (rather
 than skipping) keeps one output per input line in validation and generation.
 
-Validation and generation never drop a partial last batch: for every split except the
-training subset the batch-size multiple is forced to 1.
+Validation and generation never drop a partial last batch: for every dataset except the one
+fairseq's trainer loads for training (with ``combine=True``), the batch-size multiple is
+forced to 1 - also when generating from the training split.
 """
 
 import logging
@@ -23,7 +24,6 @@ from fairseq import utils
 from fairseq.data import Dictionary, LanguagePairDataset, ListDataset, data_utils
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
-from omegaconf import II
 
 from davam_plugin.data import TruncateSentenceDataset
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
@@ -41,7 +41,6 @@ class SentenceVAEConfig(FairseqDataclass):
         default=256,
         metadata={"help": "longer lines (tokens incl. EOS) are truncated to this length, keeping EOS"},
     )
-    train_subset: str = II("dataset.train_subset")
 
 
 def load_dictionary_or_fail(data: Optional[str]) -> Dictionary:
@@ -112,7 +111,11 @@ class SentenceVAETask(FairseqTask):
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         sentences = self.load_sentences(split, epoch, combine)
-        self.datasets[split] = self._pair_dataset(sentences, sentences.sizes)
+        dataset = self._pair_dataset(sentences, sentences.sizes)
+        # fairseq's trainer is the only caller that loads with combine=True (it combines the
+        # shards train, train1, ...): that marks the one dataset batched for training
+        dataset.for_training = combine
+        self.datasets[split] = dataset
 
     def build_dataset_for_inference(self, src_tokens, src_lengths, **kwargs):
         """Datasets for fairseq-interactive (typed sentences, truncated like the corpus)."""
@@ -121,8 +124,8 @@ class SentenceVAETask(FairseqTask):
         return self._pair_dataset(dataset, dataset.sizes, shuffle=False)
 
     def get_batch_iterator(self, dataset, *args, required_batch_size_multiple=1, **kwargs):
-        if dataset is not self.datasets.get(self.cfg.train_subset):
-            required_batch_size_multiple = 1  # never drop the last partial eval batch
+        if not getattr(dataset, "for_training", False):
+            required_batch_size_multiple = 1  # never drop the last partial eval/generation batch
         return super().get_batch_iterator(
             dataset, *args, required_batch_size_multiple=required_batch_size_multiple, **kwargs
         )
