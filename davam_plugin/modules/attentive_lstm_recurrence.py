@@ -23,8 +23,9 @@ steps are formed once after the loop as single matrix products:
 whereas autograd would build and accumulate weight- and memory-sized gradients at every
 step. The attention non-linearity is evaluated as tanh(x) = 2 sigma(2x) - 1, whose constant
 part drops out of the softmax: scores are (2v).sigma(2(K + q_i)) (sigmoid is several times
-faster than tanh on CPU). tanh(K + q_i) is kept from the forward for the backward when all steps together take
-at most STORE_ATTENTION_ACTIVATIONS_MAX elements, and recomputed otherwise.
+faster than tanh on CPU). sigma(2(K + q_i)) is kept from the forward for the backward when
+all steps together take at most STORE_ATTENTION_ACTIVATIONS_MAX elements, and recomputed
+otherwise.
 """
 
 from typing import Tuple
@@ -32,12 +33,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-
-def _softmax(scores: Tensor) -> Tensor:
-    """Softmax over the last dim, computed in float32 for 16-bit inputs."""
-    if scores.dtype in (torch.float16, torch.bfloat16):
-        return torch.softmax(scores.float(), dim=-1).to(scores.dtype)
-    return torch.softmax(scores, dim=-1)
+from davam_plugin.modules.bahdanau_attention import attention_softmax
 
 
 # keep sigma(2(K + q_i)) of all steps for the backward when it takes at most this many elements
@@ -68,7 +64,7 @@ def _forward(x, h, c, keys, memory, mask_bias, w, w_c, v, save: bool):
         q, r = torch.mm(h, w.t()).split([A, 4 * H], dim=1)
         u = us[i] if store_u else u_buf
         torch.sigmoid(torch.add(keys2, q.unsqueeze(1), alpha=2, out=u_buf), out=u)  # sigma(2(K + q))
-        a = _softmax(torch.addmv(mask_flat, u.view(B * T, A), v2).view(B, T))
+        a = attention_softmax(torch.addmv(mask_flat, u.view(B * T, A), v2).view(B, T))
         ctx = torch.bmm(a.unsqueeze(1), memory, out=ctxs[i].unsqueeze(1)).squeeze(1)
         gates = torch.addmm(x_t[i] + r, ctx, w_c.t())
         act = acts[i if save else 0]

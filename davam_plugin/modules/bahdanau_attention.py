@@ -20,6 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def attention_softmax(scores: Tensor) -> Tensor:
+    """Softmax over the last dim (memory positions), computed in float32 for 16-bit scores."""
+    if scores.dtype in (torch.float16, torch.bfloat16):
+        return F.softmax(scores.float(), dim=-1).to(scores.dtype)
+    return F.softmax(scores, dim=-1)
+
+
 class BahdanauAttention(nn.Module):
     def __init__(self, query_dim: int, memory_dim: int, attention_dim: int):
         super().__init__()
@@ -38,9 +45,7 @@ class BahdanauAttention(nn.Module):
         scores = torch.matmul(torch.tanh(keys + projected_query.unsqueeze(1)), self.v)
         if padding_mask is not None:
             scores = scores.masked_fill(padding_mask, float("-inf"))
-        if scores.dtype in (torch.float16, torch.bfloat16):
-            return F.softmax(scores.float(), dim=-1).type_as(scores)
-        return F.softmax(scores, dim=-1)
+        return attention_softmax(scores)
 
     def forward(
         self, query: Tensor, memory: Tensor, padding_mask: Optional[Tensor] = None

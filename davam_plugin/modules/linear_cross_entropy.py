@@ -3,14 +3,14 @@
 For features x_n (N, D), weights W (V, D), a fixed additive bias b (V) and targets y_n:
 
     z_n   = W x_n + b
-    loss  = sum_n [ logsumexp(z_n) - z_{n, y_n} ]
+    loss  = -sum_n log_softmax(z_n)[y_n]
     dz_n  = softmax(z_n) - onehot(y_n)            (times the incoming gradient)
     dx    = dz W,     dW = dz^T x
 
 Compared with ``F.cross_entropy(F.linear(x, W, b), y, reduction="sum")`` this never builds a
 dense zero-filled (N, V) gradient of the log-probabilities: the backward turns the saved
-log-probabilities into dz in place (exp, then -1 at the targets). The bias is a constant (-inf for symbols that must
-never be predicted) and gets no gradient. Logits are kept in float32 for 16-bit inputs.
+log-probabilities into dz in place (exp, then -1 at the targets). The bias is a constant
+(-inf for symbols that must never be predicted) and gets no gradient. Logits are kept in float32 for 16-bit inputs.
 Double backward is not supported.
 """
 
@@ -23,11 +23,15 @@ def _logits(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
+def _nll(logp: Tensor, target: Tensor) -> Tensor:
+    return -logp.gather(1, target.unsqueeze(1)).sum()
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, target: Tensor) -> Tensor:
         logp = torch.log_softmax(_logits(x, weight, bias), dim=1)
-        loss = -logp.gather(1, target.unsqueeze(1)).sum()
+        loss = _nll(logp, target)
         ctx.save_for_backward(x, weight, target, logp)
         return loss
 
@@ -44,5 +48,4 @@ def linear_cross_entropy(x: Tensor, weight: Tensor, bias: Tensor, target: Tensor
     """sum_n -log softmax(W x_n + b)[y_n] (see module docstring)."""
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return LinearCrossEntropy.apply(x, weight, bias, target)
-    logits = _logits(x, weight, bias)
-    return (torch.logsumexp(logits, dim=1) - logits.gather(1, target.unsqueeze(1)).squeeze(1)).sum()
+    return _nll(torch.log_softmax(_logits(x, weight, bias), dim=1), target)
