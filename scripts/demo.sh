@@ -8,11 +8,17 @@
 #      authors' SGD/init the codebook needs ~1000 updates before more than one code is used).
 #   3. measure the test split (fairseq-validate) and reconstruct it (fairseq-generate)
 #   4. print a summary
+#   5. stage two: fit the PixelCNN prior to the frozen model's codes (fairseq-train --task
+#      davam_prior, davam_prior_tiny, PRIOR_UPDATES updates, about a minute)
+#   6. evaluate with the prior (scripts/evaluate.py: both KL conventions and the true bound)
+#   7. generate 100 sentences from scratch (fairseq-generate --sample-from-prior) and
+#      measure their diversity (scripts/diversity.py); print a few
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 WORK=${WORK:-demo-work}
 UPDATES=${DEMO_UPDATES:-4000}        # about 2 minutes on 2 free CPU cores
+PRIOR_UPDATES=${DEMO_PRIOR_UPDATES:-1500}
 MAX_MINUTES=${DEMO_MAX_MINUTES:-5}   # safety cap for slow machines
 export PYTHONWARNINGS=ignore OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 PLUGIN=$(pwd)/davam_plugin
@@ -45,3 +51,23 @@ echo "== 3. fairseq-validate and fairseq-generate on the test split"
 echo "== 4. summary"
 "$BIN/python" scripts/demo_summary.py --validate-log "$WORK/validate_test.log" \
   --generate-output "$WORK/generate_test.txt" --examples 5
+
+echo "== 5. stage two: fairseq-train --task davam_prior for $PRIOR_UPDATES updates"
+rm -rf "$WORK/prior"
+"$BIN/fairseq-train" "$WORK/data-bin" --user-dir "$PLUGIN" --task davam_prior \
+  --davam-path "$WORK/checkpoints/checkpoint_best.pt" --arch davam_prior_tiny --criterion davam_prior \
+  --optimizer adam --lr 0.003 --clip-norm 5 --batch-size 64 --max-update "$PRIOR_UPDATES" \
+  --stop-time-hours "$(awk "BEGIN{print $MAX_MINUTES / 60}")" \
+  --save-dir "$WORK/prior" --no-epoch-checkpoints --cpu --log-format simple --log-interval 100 --seed 1 2>&1 \
+  | tee "$WORK/prior_train.log" | grep --line-buffered -E "davam_prior: train|valid on|done training"
+
+echo "== 6. scripts/evaluate.py on the test split (nats; tokens = words + EOS)"
+"$BIN/python" scripts/evaluate.py "$WORK/data-bin" --path "$WORK/checkpoints/checkpoint_best.pt" \
+  --prior-path "$WORK/prior/checkpoint_best.pt" --split test --json "$WORK/eval_test.json" --cpu 2>/dev/null
+
+echo "== 7. 100 sentences generated from scratch (fairseq-generate --sample-from-prior 100)"
+"$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae \
+  --path "$WORK/checkpoints/checkpoint_best.pt" --prior-path "$WORK/prior/checkpoint_best.pt" \
+  --sample-from-prior 100 --beam 1 --sampling --seed 1 --batch-size 100 --cpu > "$WORK/generate_prior.txt" 2>&1
+"$BIN/python" scripts/diversity.py "$WORK/generate_prior.txt" --json "$WORK/diversity.json"
+grep -P "^H-[0-4]\t" "$WORK/generate_prior.txt" | cut -f3 | sed 's/^/  /'

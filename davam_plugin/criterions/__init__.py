@@ -1,1 +1,1 @@
-from . import davam  # noqa: F401
+from . import davam, davam_prior  # noqa: F401

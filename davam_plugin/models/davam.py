@@ -26,6 +26,7 @@ once, after the loop, on real target tokens only
 (:mod:`davam_plugin.modules.linear_cross_entropy`).
 """
 
+import zlib
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Optional
 
@@ -110,6 +111,11 @@ def output_mask(dictionary) -> Tensor:
     return mask
 
 
+def dictionary_checksum(dictionary) -> int:
+    """CRC-32 of the dictionary's symbols in order: identifies the dict.txt a model was trained with."""
+    return zlib.crc32("\n".join(dictionary.symbols).encode("utf-8"))
+
+
 class DavamEncoder(FairseqEncoder):
     """LSTM encoder whose every state is projected to ``code_dim`` and vector-quantized."""
 
@@ -147,7 +153,18 @@ class DavamEncoder(FairseqEncoder):
         states, _ = self.lstm(x)
         return self.to_code(states), padding_mask
 
-    def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, **kwargs):
+    def forward(
+        self,
+        src_tokens: Tensor,
+        src_lengths: Optional[Tensor] = None,
+        src_codes: Optional[Tensor] = None,
+        src_code_lengths: Optional[Tensor] = None,
+        **kwargs,
+    ):
+        """Encode ``src_tokens``; or, given ``src_codes`` (B, T) and ``src_code_lengths`` (B,)
+        (e.g. sampled from the prior), skip the LSTM and decode from those codes."""
+        if src_codes is not None:
+            return self.forward_codes(src_codes, src_code_lengths)
         h, padding_mask = self.encoder_states(src_tokens)
         q = self.quantizer(h, padding_mask)
         return {
@@ -157,6 +174,25 @@ class DavamEncoder(FairseqEncoder):
             "src_lengths": [(~padding_mask).sum(1)],
             "commitment": [q["commitment"]],
             "code_counts": [q["code_counts"]],
+        }
+
+    def forward_codes(self, codes: Tensor, lengths: Tensor):
+        """encoder_out for given code indices: z_1..z_{lengths} (entries beyond are ignored)."""
+        if lengths is None or bool((lengths < 1).any()):
+            raise ValueError("forward_codes: every code sequence needs a length >= 1")
+        positions = torch.arange(codes.size(1), device=codes.device)
+        padding_mask = positions.unsqueeze(0) >= lengths.unsqueeze(1)
+        safe = codes.masked_fill(padding_mask, 0)
+        if bool((safe < 0).any()) or bool((safe >= self.quantizer.num_codes).any()):
+            raise ValueError(f"forward_codes: code indices must be in [0, {self.quantizer.num_codes})")
+        quantized = self.quantizer.embed_codes(safe).masked_fill(padding_mask.unsqueeze(-1), 0.0)
+        return {
+            "quantized": [quantized],
+            "encoder_padding_mask": [padding_mask],
+            "codes": [safe.masked_fill(padding_mask, -1)],
+            "src_lengths": [lengths],
+            "commitment": [quantized.new_zeros(())],
+            "code_counts": [torch.bincount(safe[~padding_mask], minlength=self.quantizer.num_codes).float()],
         }
 
     def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor):
@@ -305,6 +341,24 @@ class DavamModel(FairseqEncoderDecoderModel):
         super().__init__(encoder, decoder)
         self.cfg = cfg
         self.num_updates = 0
+        # identifies the dict.txt the model is trained with; checked when a checkpoint is loaded
+        self.register_buffer("dictionary_checksum", torch.tensor(dictionary_checksum(encoder.dictionary)))
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        """Refuse (one line) a checkpoint trained with a different dictionary than DATA's."""
+        key = "dictionary_checksum"
+        rows = state_dict.get("encoder.embed_tokens.weight")
+        if (key in state_dict and int(state_dict[key]) != int(self.dictionary_checksum)) or (
+            rows is not None and rows.size(0) != self.encoder.embed_tokens.num_embeddings
+        ):
+            raise SystemExit(
+                f"error: the dictionary of DATA ({self.encoder.embed_tokens.num_embeddings} types, dict.txt) differs "
+                "from the one this DAVAM checkpoint was trained with: pass the data directory used for training"
+            )
+        if key not in state_dict:  # checkpoints written before the checksum existed
+            state_dict = dict(state_dict)
+            state_dict[key] = self.dictionary_checksum
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     @classmethod
     def build_model(cls, cfg: DavamConfig, task):

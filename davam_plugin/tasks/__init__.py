@@ -1,1 +1,1 @@
-from . import sentence_vae  # noqa: F401
+from . import davam_prior, sentence_vae  # noqa: F401

@@ -12,6 +12,14 @@ than skipping) keeps one output per input line in validation and generation.
 Validation and generation never drop a partial last batch: for every dataset except the one
 fairseq's trainer loads for training (with ``combine=True``), the batch-size multiple is
 forced to 1 - also when generating from the training split.
+
+Generation from scratch (DAVAM stage two): with ``--prior-path PRIOR.pt --sample-from-prior
+N``, ``fairseq-generate`` ignores the split's sentences and makes exactly N outputs: for each
+batch the prior (:mod:`davam_plugin.models.davam_prior`) draws code sequences
+(``--prior-temperature``, ``--prior-topk``, at most ``--prior-max-len`` codes), and the
+stage-one decoder decodes them with fairseq's usual search (beam, greedy, ``--sampling``).
+The prior runs on the device of the DAVAM model and must have been fitted to its codes.
+The S- lines are empty (there is no source sentence); H- lines are the samples.
 """
 
 import logging
@@ -20,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+import torch
 from fairseq import utils
 from fairseq.data import Dictionary, LanguagePairDataset, ListDataset, data_utils
 from fairseq.dataclass import FairseqDataclass
@@ -41,6 +50,19 @@ class SentenceVAEConfig(FairseqDataclass):
         default=256,
         metadata={"help": "longer lines (tokens incl. EOS) are truncated to this length, keeping EOS"},
     )
+    prior_path: Optional[str] = field(
+        default=None, metadata={"help": "generation: DAVAM prior checkpoint (fairseq-train --task davam_prior)"}
+    )
+    sample_from_prior: int = field(
+        default=0, metadata={"help": "generation: decode this many code sequences drawn from --prior-path (0: off)"}
+    )
+    prior_temperature: float = field(default=1.0, metadata={"help": "generation: temperature of prior sampling"})
+    prior_topk: int = field(
+        default=0, metadata={"help": "generation: sample codes from the k most likely only (0: all)"}
+    )
+    prior_max_len: int = field(
+        default=0, metadata={"help": "generation: at most this many codes per sample (0: --max-sentence-length)"}
+    )
 
 
 def load_dictionary_or_fail(data: Optional[str]) -> Dictionary:
@@ -55,6 +77,20 @@ def load_dictionary_or_fail(data: Optional[str]) -> Dictionary:
     return Dictionary.load(dict_path)
 
 
+def check_prior_sampling_options(cfg) -> None:
+    n = getattr(cfg, "sample_from_prior", 0)
+    if n < 0:
+        raise SystemExit(f"error: --sample-from-prior must be >= 0, got {n}")
+    if n > 0 and not getattr(cfg, "prior_path", None):
+        raise SystemExit("error: --sample-from-prior needs --prior-path (a checkpoint of fairseq-train --task davam_prior)")
+    if getattr(cfg, "prior_temperature", 1.0) <= 0:
+        raise SystemExit(f"error: --prior-temperature must be > 0, got {cfg.prior_temperature}")
+    if getattr(cfg, "prior_topk", 0) < 0:
+        raise SystemExit(f"error: --prior-topk must be >= 0, got {cfg.prior_topk}")
+    if getattr(cfg, "prior_max_len", 0) < 0:
+        raise SystemExit(f"error: --prior-max-len must be >= 0, got {cfg.prior_max_len}")
+
+
 @register_task("sentence_vae", dataclass=SentenceVAEConfig)
 class SentenceVAETask(FairseqTask):
     cfg: SentenceVAEConfig
@@ -62,12 +98,14 @@ class SentenceVAETask(FairseqTask):
     def __init__(self, cfg: SentenceVAEConfig, dictionary: Dictionary):
         super().__init__(cfg)
         self.dictionary = dictionary
+        self._prior = None
 
     @classmethod
     def setup_task(cls, cfg: SentenceVAEConfig, **kwargs):
         # fairseq's CLIs print no traceback for SystemExit: the user sees one line
         if cfg.max_sentence_length < 1:
             raise SystemExit(f"error: --max-sentence-length must be >= 1, got {cfg.max_sentence_length}")
+        check_prior_sampling_options(cfg)
         try:
             dictionary = load_dictionary_or_fail(cfg.data)
         except (FileNotFoundError, ValueError) as e:
@@ -109,7 +147,20 @@ class SentenceVAETask(FairseqTask):
             src, sizes, d, src, sizes, d, left_pad_source=False, left_pad_target=False, shuffle=shuffle
         )
 
+    @property
+    def sampling_from_prior(self) -> int:
+        return getattr(self.cfg, "sample_from_prior", 0) or 0
+
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        if self.sampling_from_prior > 0:
+            # N placeholder inputs (just EOS): one generated sentence each
+            n = self.sampling_from_prior
+            src = ListDataset([torch.tensor([self.dictionary.eos()])] * n, np.ones(n, dtype=np.int64))
+            dataset = LanguagePairDataset(src, src.sizes, self.dictionary, shuffle=False)
+            dataset.for_training = False
+            self.datasets[split] = dataset
+            logger.info(f"{split}: replaced by {n} code sequences sampled from --prior-path {self.cfg.prior_path}")
+            return
         sentences = self.load_sentences(split, epoch, combine)
         dataset = self._pair_dataset(sentences, sentences.sizes)
         # fairseq's trainer is the only caller that loads with combine=True (it combines the
@@ -129,6 +180,29 @@ class SentenceVAETask(FairseqTask):
         return super().get_batch_iterator(
             dataset, *args, required_batch_size_multiple=required_batch_size_multiple, **kwargs
         )
+
+    def prior_for(self, model):
+        """The --prior-path prior on ``model``'s device, checked against its codebook (loaded once)."""
+        from davam_plugin.loading import check_prior_matches, load_prior
+
+        if self._prior is None:
+            prior = load_prior(self.cfg.prior_path, flag="--prior-path")
+            check_prior_matches(prior, model, "--prior-path", "--path")
+            self._prior = prior
+        return self._prior.to(next(model.parameters()).device)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        if self.sampling_from_prior > 0:
+            if len(models) != 1:
+                raise SystemExit("error: --sample-from-prior decodes with one DAVAM model: give a single --path")
+            prior = self.prior_for(models[0])
+            net_input = sample["net_input"]
+            bsz = net_input["src_tokens"].size(0)
+            max_len = self.cfg.prior_max_len or self.cfg.max_sentence_length
+            codes, lengths = prior.sample(bsz, max_len, self.cfg.prior_temperature, self.cfg.prior_topk)
+            sample = dict(sample, net_input=dict(net_input, src_codes=codes, src_code_lengths=lengths))
+        with torch.no_grad():
+            return generator.generate(models, sample, prefix_tokens=prefix_tokens, constraints=constraints)
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         # fairseq feeds a dummy batch (ignore_grad=True) to a worker that ran out of data;

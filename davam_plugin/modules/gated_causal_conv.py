@@ -1,0 +1,65 @@
+"""Gated causal 1-D convolution with a per-step cache (the layer of DAVAM's PixelCNN prior).
+
+For an input sequence x_1..x_T (channels C) and kernel width k, a layer with shift s computes
+
+    a_t, b_t = split(sum_{j=0}^{k-1} W_j x_{t-s-j} + c)          (2C channels -> C, C)
+    g_t      = tanh(a_t) * sigmoid(b_t)                            (gated activation)
+    y_t      = R g_t + r  (+ x_t if residual)                      (1x1 "residual" conv)
+
+with x_{t'} = 0 for t' < 1 (left zero padding). With s = 1 the output at t depends on
+x_{<t} only ("strictly causal", the prior's first layer: it reads the codes before t); with
+s = 0 it depends on x_{<=t} (the later layers, whose inputs are already strictly causal).
+
+Incremental use (sampling): :meth:`step` takes one new input column and a cache holding the
+last ``k`` inputs the layer has seen, so one new position costs one k-tap product per layer
+instead of re-running the whole prefix. For s = 1 the caller feeds x_{t-1} to obtain y_t
+(the new column is the oldest tap's successor); for s = 0 it feeds x_t. In both cases the
+cache after t steps holds exactly the columns the full convolution reads for y_t, so
+:meth:`forward` and repeated :meth:`step` give the same values.
+"""
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class GatedCausalConv1d(nn.Module):
+    """Gated causal convolution (see module docstring). Tensors are (B, C, T) like ``nn.Conv1d``."""
+
+    def __init__(self, channels: int, kernel_size: int, strictly_causal: bool = False, residual: bool = True):
+        super().__init__()
+        if kernel_size < 1:
+            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
+        if strictly_causal and residual:
+            raise ValueError("a strictly causal layer cannot have an identity residual (it would leak x_t)")
+        self.kernel_size = kernel_size
+        self.shift = 1 if strictly_causal else 0
+        self.residual = residual
+        self.conv = nn.Conv1d(channels, 2 * channels, kernel_size)
+        self.out = nn.Conv1d(channels, channels, 1)
+
+    def _gate_and_project(self, pre: Tensor, x: Optional[Tensor]) -> Tensor:
+        a, b = pre.chunk(2, dim=1)
+        y = self.out(torch.tanh(a) * torch.sigmoid(b))
+        return y + x if self.residual else y
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Full sequence: x (B, C, T) -> y (B, C, T)."""
+        T = x.size(2)
+        padded = F.pad(x, (self.kernel_size - 1 + self.shift, 0))
+        pre = self.conv(padded)[:, :, :T]
+        return self._gate_and_project(pre, x)
+
+    def init_cache(self, x: Tensor) -> Tensor:
+        """Empty cache (all left padding) for a batch like ``x`` (B, C, ...)."""
+        return x.new_zeros(x.size(0), x.size(1), self.kernel_size)
+
+    def step(self, x_new: Tensor, cache: Tensor):
+        """One position: x_new (B, C) -> (y (B, C), new cache). See the module docstring for
+        which column to feed (x_{t-1} if strictly causal, else x_t)."""
+        cache = torch.cat([cache[:, :, 1:], x_new.unsqueeze(2)], dim=2)
+        pre = F.conv1d(cache, self.conv.weight, self.conv.bias).squeeze(2)
+        return self._gate_and_project(pre.unsqueeze(2), x_new.unsqueeze(2) if self.residual else None).squeeze(2), cache

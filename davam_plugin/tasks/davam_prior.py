@@ -1,0 +1,127 @@
+"""Task ``davam_prior``: fit DAVAM's stage-two prior to the frozen stage-one codes.
+
+``fairseq-train DATA --task davam_prior --davam-path DAVAM.pt --arch davam_prior
+--criterion davam_prior ...`` loads the stage-one DAVAM model once (held by the task, in
+eval mode, without gradients, outside the trainer: it is neither optimised nor saved in the
+prior's checkpoints), encodes every split of DATA (the stage-one ``fairseq-preprocess
+--only-source`` directory, same dictionary and ``--max-sentence-length``) once into code
+sequences, and trains the prior on them with cross-entropy. Encoding runs on the current
+CUDA device when there is one, else on the CPU. ``fairseq-validate`` works the same way
+(it re-reads ``--davam-path`` from the prior checkpoint; override it with
+``--model-overrides "{'davam_path': 'NEW/PATH.pt'}"`` if the file moved).
+
+Codes are the posterior's argmax (the posterior is one-hot), one per encoder position
+(words + EOS), followed by the end-of-codes symbol (see
+:mod:`davam_plugin.data.code_sequence_dataset`).
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+
+from davam_plugin.data import CodeSequenceDataset
+from davam_plugin.loading import default_device, load_davam
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DavamPriorTaskConfig(FairseqDataclass):
+    data: Optional[str] = field(
+        default=None, metadata={"help": "the stage-one data directory (fairseq-preprocess --only-source output)"}
+    )
+    davam_path: Optional[str] = field(
+        default=None, metadata={"help": "stage-one DAVAM checkpoint whose posterior codes the prior is fitted to"}
+    )
+    encode_batch_size: int = field(
+        default=256, metadata={"help": "sentences per batch when encoding a split into codes (once per split)"}
+    )
+
+
+@torch.no_grad()
+def encode_codes(davam, sentences, batch_size: int, device) -> list:
+    """Code sequences (CPU long tensors, one per sentence, in dataset order)."""
+    pad = davam.encoder.padding_idx
+    order = sorted(range(len(sentences)), key=lambda i: int(sentences.sizes[i]))
+    out = [None] * len(sentences)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        tokens = [sentences[i] for i in idx]
+        width = max(len(t) for t in tokens)
+        src = torch.full((len(idx), width), pad, dtype=torch.long)
+        for row, t in enumerate(tokens):
+            src[row, : len(t)] = t
+        codes = davam.encoder(src.to(device))["codes"][0].cpu()
+        for row, i in enumerate(idx):
+            out[i] = codes[row, : len(tokens[row])].clone()
+    return out
+
+
+@register_task("davam_prior", dataclass=DavamPriorTaskConfig)
+class DavamPriorTask(FairseqTask):
+    cfg: DavamPriorTaskConfig
+
+    def __init__(self, cfg: DavamPriorTaskConfig, davam_task, davam):
+        super().__init__(cfg)
+        self.davam_task = davam_task
+        self.davam = davam
+        self.device = next(davam.parameters()).device
+
+    @classmethod
+    def setup_task(cls, cfg: DavamPriorTaskConfig, **kwargs):
+        if cfg.encode_batch_size < 1:
+            raise SystemExit(f"error: --encode-batch-size must be >= 1, got {cfg.encode_batch_size}")
+        davam_task, davam = load_davam(cfg.davam_path, cfg.data, flag="--davam-path", device=default_device())
+        for p in davam.parameters():
+            p.requires_grad_(False)
+        K = davam.encoder.quantizer.num_codes
+        logger.info(f"davam_prior: frozen stage-one model {cfg.davam_path} ({K} codes) on {default_device()}")
+        return cls(cfg, davam_task, davam)
+
+    @property
+    def num_codes(self) -> int:
+        return self.davam.encoder.quantizer.num_codes
+
+    def stage_one_codebook(self):
+        return self.davam.encoder.quantizer.codebook.detach().float().cpu()
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        sentences = self.davam_task.load_sentences(split, epoch, combine)
+        self.davam.eval()
+        codes = encode_codes(self.davam, sentences, self.cfg.encode_batch_size, self.device)
+        dataset = CodeSequenceDataset(codes, self.num_codes)
+        dataset.for_training = combine  # as in sentence_vae: only the trainer loads with combine=True
+        used = torch.unique(torch.cat(codes)).numel() if codes else 0
+        logger.info(f"davam_prior: {split}: {len(dataset)} code sequences, {int(dataset.sizes.sum())} prior "
+                    f"predictions (codes + end symbol), {used}/{self.num_codes} codes used")  # fmt: skip
+        self.datasets[split] = dataset
+
+    def get_batch_iterator(self, dataset, *args, required_batch_size_multiple=1, **kwargs):
+        if not getattr(dataset, "for_training", False):
+            required_batch_size_multiple = 1  # never drop a partial batch when validating
+        return super().get_batch_iterator(
+            dataset, *args, required_batch_size_multiple=required_batch_size_multiple, **kwargs
+        )
+
+    def build_model(self, cfg, from_checkpoint=False):
+        from davam_plugin.models.davam_prior import DavamPriorModel
+
+        model = super().build_model(cfg, from_checkpoint)
+        if not isinstance(model, DavamPriorModel):
+            raise SystemExit("error: --task davam_prior trains a prior: use --arch davam_prior or davam_prior_tiny")
+        return model
+
+    def build_criterion(self, cfg):
+        from davam_plugin.criterions.davam_prior import DavamPriorCriterion
+
+        criterion = super().build_criterion(cfg)
+        if not isinstance(criterion, DavamPriorCriterion):
+            raise SystemExit("error: --task davam_prior needs --criterion davam_prior")
+        return criterion
+
+    def max_positions(self):
+        return None

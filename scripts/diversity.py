@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Diversity of generated sentences: Ent, Dist-1, Dist-2 (DAVAM paper, Table V).
+
+    python scripts/diversity.py SAMPLES [--json OUT.json]
+
+SAMPLES is a fairseq-generate output (its H- lines are used) or a text file with one
+sentence per line. Tokens are whitespace-separated words (no EOS). Over all sentences
+concatenated:
+    Dist-1 = distinct unigrams / unigrams
+    Dist-2 = distinct bigrams / bigrams (bigrams within a sentence)
+    Ent    = entropy of the unigram distribution, natural log (nats)
+"""
+
+import argparse
+import json
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from davam_plugin.generated_text import read_sentences  # noqa: E402
+from davam_plugin.metrics import ngram_diversity  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Ent, Dist-1, Dist-2 of generated sentences")
+    p.add_argument("samples", help="fairseq-generate output or one sentence per line")
+    p.add_argument("--json", default=None, help="also write the numbers here")
+    args = p.parse_args(argv)
+    if not os.path.isfile(args.samples):
+        sys.exit(f"error: {args.samples}: no such file (SAMPLES)")
+    sentences = [s.split() for s in read_sentences(args.samples)]
+    result = ngram_diversity(sentences)
+    print(
+        f"{result['sentences']} sentences, {result['tokens']} tokens: Ent {result['ent']:.3f}  "
+        f"Dist-1 {result['dist_1']:.3f}  Dist-2 {result['dist_2']:.3f}"
+    )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
