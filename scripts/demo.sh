@@ -9,7 +9,7 @@
 #   3. measure the test split (fairseq-validate) and reconstruct it (fairseq-generate)
 #   4. print a summary
 #   5. stage two: fit the PixelCNN prior to the frozen model's codes (fairseq-train --task
-#      davam_prior, davam_prior_tiny, PRIOR_UPDATES updates, about a minute)
+#      davam_prior, davam_prior_tiny, PRIOR_UPDATES updates, about 40 seconds)
 #   6. evaluate with the prior (scripts/evaluate.py: both KL conventions and the true bound)
 #   7. generate 100 sentences from scratch (fairseq-generate --sample-from-prior) and
 #      measure their diversity (scripts/diversity.py); print a few
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 WORK=${WORK:-demo-work}
 UPDATES=${DEMO_UPDATES:-4000}        # about 2 minutes on 2 free CPU cores
-PRIOR_UPDATES=${DEMO_PRIOR_UPDATES:-1500}
+PRIOR_UPDATES=${DEMO_PRIOR_UPDATES:-600}
 MAX_MINUTES=${DEMO_MAX_MINUTES:-5}   # safety cap for slow machines
 export PYTHONWARNINGS=ignore OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 PLUGIN=$(pwd)/davam_plugin
@@ -63,7 +63,8 @@ rm -rf "$WORK/prior"
 
 echo "== 6. scripts/evaluate.py on the test split (nats; tokens = words + EOS)"
 "$BIN/python" scripts/evaluate.py "$WORK/data-bin" --path "$WORK/checkpoints/checkpoint_best.pt" \
-  --prior-path "$WORK/prior/checkpoint_best.pt" --split test --json "$WORK/eval_test.json" --cpu 2>/dev/null
+  --prior-path "$WORK/prior/checkpoint_best.pt" --split test --json "$WORK/eval_test.json" --cpu 2>&1 \
+  | grep -v " | INFO | "
 
 echo "== 7. 100 sentences generated from scratch (fairseq-generate --sample-from-prior 100)"
 "$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae \

@@ -16,6 +16,11 @@ import json
 import os
 import sys
 
+import logging
+
+# fairseq logs an INFO line about tensorboardX when its tasks are imported; not ours to show
+logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)

@@ -21,6 +21,13 @@ import json
 import os
 import sys
 
+import logging
+
+# progress goes to stderr in fairseq's format; results go to stdout
+logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO)
+# fairseq logs an INFO line about tensorboardX when its tasks are imported; not ours to show
+logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
