@@ -62,3 +62,103 @@ def evaluate_split(davam, prior, sentences, batch_size=64, device="cpu"):
     summary["num_codes"] = hist.numel()
     summary["code_ppl"] = float(code_perplexity(hist))
     return summary, {"rec": rec, "kl": kl, "n_predictions": npred, "n_tokens": ntok}
+
+
+# --------------------------------------------------------------------------- Gaussian VAEs (awd)
+def _pad_batch(items, pad):
+    width = max(len(t) for t in items)
+    src = torch.full((len(items), width), pad, dtype=torch.long)
+    for row, t in enumerate(items):
+        src[row, : len(t)] = t
+    return src
+
+
+@torch.no_grad()
+def sentence_log_likelihood(model, src_tokens, z):
+    """log p(x | z) per sentence (B,) for right-padded x (words + EOS) and z (B, Z); eval mode."""
+    pad = model.encoder.padding_idx
+    eos = model.decoder.dictionary.eos()
+    real = src_tokens.ne(pad)
+    prev = torch.cat([src_tokens.new_full((src_tokens.size(0), 1), eos), src_tokens[:, :-1]], dim=1)
+    prev = prev.masked_fill(~real, pad)
+    logits, _ = model.decoder(prev, encoder_out={"z": [z]})
+    logp = F.log_softmax(logits.float(), dim=-1)
+    return logp.gather(-1, src_tokens.unsqueeze(-1)).squeeze(-1).masked_fill(~real, 0.0).sum(1).double()
+
+
+@torch.no_grad()
+def evaluate_gaussian_split(model, sentences, iw_samples=500, iw_chunk=50, batch_size=32, seed=1,
+                            mi_batch_size=None, device="cpu"):  # fmt: skip
+    """-ELBO, KL, IW-NLL, PPLs, MI (whole set and per minibatch) and active units of a
+    Gaussian sentence VAE with prior N(0, I), in nats (tokens = words + EOS).
+
+    * rec: -log p(x|z) with one z ~ q(z|x); kl: analytic KL(q(z|x) || N(0, I));
+      neg_elbo = rec + kl (single-sample estimate of the negative ELBO).
+    * iw_nll: -log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x), z_s ~ q(z|x), S = ``iw_samples``
+      drawn ``iw_chunk`` at a time (metrics.iw_log_likelihood).
+    * ppl_iw = exp(sum iw_nll / tokens), ppl_elbo = exp(sum neg_elbo / tokens).
+    * mi: aggregate posterior over the whole evaluation set; mi_minibatch: the same estimator
+      inside consecutive minibatches of ``mi_batch_size`` (jxhe's convention, <= log batch).
+    * active_units: dimensions whose posterior mean varies (variance > 0.01) over the data.
+    """
+    from davam_plugin.metrics import (
+        active_units, gaussian_kl, iw_log_likelihood, log_normal_diag, mutual_information,
+        mutual_information_minibatch,
+    )  # fmt: skip
+
+    model.eval()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    pad = model.encoder.padding_idx
+    rec, kl, iw, ntok, mus, logvars = [], [], [], [], [], []
+    for start in range(0, len(sentences), batch_size):
+        items = [sentences[i] for i in range(start, min(start + batch_size, len(sentences)))]
+        src = _pad_batch(items, pad).to(device)
+        mu, logvar = model.encoder.posterior(src)
+        mu, logvar = mu.double(), logvar.double()
+        std = torch.exp(0.5 * logvar)
+        z1 = mu + std * torch.randn(mu.shape, generator=gen, dtype=torch.float64).to(device)
+        rec.append(-sentence_log_likelihood(model, src, z1.to(mu.dtype).float()).cpu())
+        kl.append(gaussian_kl(mu, logvar).cpu())
+        log_w = []
+        for s0 in range(0, iw_samples, iw_chunk):
+            S = min(iw_chunk, iw_samples - s0)
+            eps = torch.randn((S,) + tuple(mu.shape), generator=gen, dtype=torch.float64).to(device)
+            z = mu + std * eps  # (S, B, Z)
+            B = mu.size(0)
+            rep = src.unsqueeze(0).expand(S, -1, -1).reshape(S * B, -1)
+            lpx = sentence_log_likelihood(model, rep, z.reshape(S * B, -1).float()).view(S, B)
+            lpz = log_normal_diag(z, torch.zeros_like(mu), torch.zeros_like(logvar))
+            lqz = log_normal_diag(z, mu, logvar)
+            log_w.append((lpx, lpz, lqz))
+        iw.append(-iw_log_likelihood(*(torch.cat(parts, 0) for parts in zip(*log_w))).cpu())
+        ntok.append(src.ne(pad).sum(1).cpu())
+        mus.append(mu.cpu())
+        logvars.append(logvar.cpu())
+    rec, kl, iw, ntok = (torch.cat(v) for v in (rec, kl, iw, ntok))
+    mu, logvar = torch.cat(mus), torch.cat(logvars)
+    tokens = float(ntok.sum())
+    n = rec.numel()
+    mi_batch = mi_batch_size or batch_size
+    return {
+        "sentences": n,
+        "tokens": int(tokens),
+        "words": int(tokens) - n,
+        "rec": float(rec.mean()),
+        "kl": float(kl.mean()),
+        "neg_elbo": float((rec + kl).mean()),
+        "iw_nll": float(iw.mean()),
+        "iw_samples": iw_samples,
+        "ppl_elbo": perplexity_from(float((rec + kl).sum()), tokens),
+        "ppl_iw": perplexity_from(float(iw.sum()), tokens),
+        "mi": mutual_information(mu, logvar, generator=gen),
+        "mi_minibatch": mutual_information_minibatch(mu, logvar, mi_batch, generator=gen),
+        "mi_minibatch_size": mi_batch,
+        "active_units": active_units(mu),
+        "latent_dim": mu.size(1),
+    }
+
+
+def perplexity_from(nll_sum, tokens):
+    from davam_plugin.metrics import perplexity
+
+    return perplexity(nll_sum, tokens)

@@ -38,27 +38,49 @@ def _model_name(cfg) -> str:
     return getattr(model_cls, "__name__", str(arch))
 
 
-def load_davam(path: Optional[str], data: Optional[str], flag: str = "--path", device="cpu"):
-    """(SentenceVAETask, DavamModel) from a stage-one checkpoint; the task reads ``data``
-    (the checkpoint's own data directory if ``data`` is None). The model is in eval mode."""
-    from davam_plugin.models.davam import DavamModel
+def load_sentence_model(path: Optional[str], data: Optional[str], flag: str = "--path", device="cpu",
+                        use_ema: bool = False, expect: Optional[tuple] = None, expect_text: str = ""):  # fmt: skip
+    """(SentenceVAETask, model) from a ``--task sentence_vae`` checkpoint (DAVAM, AWD, ...).
+
+    The task reads ``data`` (the checkpoint's own data directory if None). ``use_ema`` loads the
+    weights averaged by ``fairseq-train --store-ema`` instead of the trained ones. ``expect``
+    (model classes) refuses other models with one line. The model is in eval mode."""
     from davam_plugin.tasks.sentence_vae import SentenceVAEConfig, SentenceVAETask
 
     state, cfg = _read_checkpoint(path, flag)
-    if _model_name(cfg) != DavamModel.__name__:
-        raise SystemExit(
-            f"error: {flag} {path} holds a '{cfg.model.get('_name')}' model, not a stage-one DAVAM (--arch davam*) checkpoint"
-        )
+    name = _model_name(cfg)
+    if expect is not None and name not in {c.__name__ for c in expect}:
+        wanted = expect_text or " or ".join(c.__name__ for c in expect)
+        raise SystemExit(f"error: {flag} {path} holds a '{cfg.model.get('_name')}' model, not a {wanted} checkpoint")
     saved_task = cfg.get("task") or {}
+    if saved_task.get("_name") not in (None, "sentence_vae"):
+        raise SystemExit(f"error: {flag} {path} was trained with --task {saved_task.get('_name')}, not sentence_vae")
     task_cfg = SentenceVAEConfig(
         data=data if data is not None else saved_task.get("data"),
         max_sentence_length=saved_task.get("max_sentence_length", SentenceVAEConfig.max_sentence_length),
     )
     task = SentenceVAETask.setup_task(task_cfg)
     model = task.build_model(cfg.model)
-    model.load_state_dict(state["model"], strict=True, model_cfg=cfg.model)
+    weights = state["model"]
+    if use_ema:
+        weights = (state.get("extra_state") or {}).get("ema")
+        if weights is None:
+            raise SystemExit(f"error: {flag} {path} has no averaged weights (train with --store-ema), drop --use-ema")
+        weights = dict(weights)
+        for key, value in state["model"].items():  # entries fairseq's EMA does not average
+            weights.setdefault(key, value)
+    model.load_state_dict(weights, strict=True, model_cfg=cfg.model)
     model.set_num_updates(state.get("optimizer_history", [{}])[-1].get("num_updates", 0))
     return task, model.eval().to(device)
+
+
+def load_davam(path: Optional[str], data: Optional[str], flag: str = "--path", device="cpu"):
+    """(SentenceVAETask, DavamModel) from a stage-one checkpoint (see :func:`load_sentence_model`)."""
+    from davam_plugin.models.davam import DavamModel
+
+    return load_sentence_model(
+        path, data, flag, device, expect=(DavamModel,), expect_text="stage-one DAVAM (--arch davam*)"
+    )
 
 
 def load_prior(path: Optional[str], flag: str = "--prior-path", device="cpu"):
@@ -95,4 +117,4 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-__all__: Tuple[str, ...] = ("load_davam", "load_prior", "check_prior_matches", "default_device")
+__all__: Tuple[str, ...] = ("load_sentence_model", "load_davam", "load_prior", "check_prior_matches", "default_device")

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Evaluate a DAVAM model with its stage-two prior on one split; print and write JSON.
+"""Evaluate a DAVAM model (with its prior) or an AWD model on one split; print and write JSON.
 
     python scripts/evaluate.py DATA --path DAVAM.pt --prior-path PRIOR.pt --split test \
         [--json OUT.json] [--batch-size 64] [--cpu]
+    python scripts/evaluate.py DATA --path AWD.pt --split test [--use-ema] \
+        [--iw-samples 500] [--iw-chunk 50] [--seed 1] [--mi-batch-size 32] [--json OUT.json]
 
-Reported (nats; tokens = words + EOS, EOS counted, BOS not; one latent code per token):
+DAVAM (nats; tokens = words + EOS, EOS counted, BOS not; one latent code per token):
     rec         reconstruction -log p(x | z(x)) per sentence
     kl_paper    prior KL as the authors compute it: -log p(z(x)) averaged over the latent
                 positions (here the T codes + the end-of-codes prediction), per sentence
@@ -14,6 +16,14 @@ Reported (nats; tokens = words + EOS, EOS counted, BOS not; one latent code per 
     ppl_bound   exp(sum(rec + kl) / tokens)        (upper bound on the true perplexity)
     rec_ppl     exp(sum(rec) / tokens)
     code_usage  distinct codes among the split's posterior codes (of num_codes); code_ppl
+
+AWD / Gaussian sentence VAEs (nats; same token count):
+    rec, kl, neg_elbo   -log p(x|z) with one z ~ q(z|x), analytic KL to N(0, I), their sum
+    iw_nll              -log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x), S = --iw-samples (seeded)
+    ppl_iw, ppl_elbo    exp(sum(iw_nll) / tokens), exp(sum(neg_elbo) / tokens)
+    mi                  I(x; z) with the aggregate posterior over the whole split
+    mi_minibatch        the same within minibatches of --mi-batch-size (jxhe's convention)
+    active_units        latent dimensions whose posterior-mean variance exceeds 0.01
 """
 
 import argparse
@@ -36,13 +46,49 @@ if REPO not in sys.path:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("data", help="the stage-one data directory (fairseq-preprocess --only-source output)")
-    p.add_argument("--path", required=True, help="stage-one DAVAM checkpoint")
-    p.add_argument("--prior-path", required=True, help="prior checkpoint (fairseq-train --task davam_prior)")
+    p.add_argument("--path", required=True, help="DAVAM (stage one) or AWD checkpoint")
+    p.add_argument("--prior-path", default=None, help="DAVAM: prior checkpoint (fairseq-train --task davam_prior)")
+    p.add_argument("--use-ema", action="store_true", help="use the --store-ema averaged weights of --path")
+    p.add_argument("--iw-samples", type=int, default=500, help="AWD: importance samples per sentence")
+    p.add_argument("--iw-chunk", type=int, default=50, help="AWD: importance samples decoded at a time")
+    p.add_argument("--mi-batch-size", type=int, default=None, help="AWD: minibatch of the per-minibatch MI")
+    p.add_argument("--seed", type=int, default=1, help="AWD: seed of all sampling")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--json", default=None, help="write the results here (default: <prior dir>/eval_<split>.json)")
+    p.add_argument("--json", default=None, help="write the results here (default: eval_<split>.json next to --path)")
     p.add_argument("--cpu", action="store_true", help="do not use a GPU even if there is one")
     return p.parse_args(argv)
+
+
+DAVAM_CONVENTIONS = (
+    "nats; tokens = words + EOS; kl_paper = per-sentence KL averaged over the T codes + end symbol "
+    "(authors' code, not a bound); kl = summed KL; nll_bound = rec + kl"
+)
+GAUSSIAN_CONVENTIONS = (
+    "nats; tokens = words + EOS; neg_elbo = rec (one z ~ q) + analytic KL; iw_nll = importance-weighted NLL "
+    "with log p(z) - log q(z|x) (not the analytic KL); mi over the whole split, mi_minibatch within minibatches"
+)
+
+
+def davam_lines(split, s):
+    return [
+        f"{split}: {s['sentences']} sentences, {s['tokens']} tokens (words + EOS)",
+        f"  rec        {s['rec']:.3f} nats/sentence        rec_ppl   {s['rec_ppl']:.3f}",
+        f"  kl_paper   {s['kl_paper']:.3f} (mean over positions)  ppl_paper {s['ppl_paper']:.3f}  (paper convention, not a bound)",
+        f"  kl         {s['kl']:.3f} (sum over positions)",
+        f"  nll_bound  {s['nll_bound']:.3f} nats/sentence        ppl_bound {s['ppl_bound']:.3f}  (true upper bound)",
+        f"  codes      {s['code_usage']}/{s['num_codes']} used, code_ppl {s['code_ppl']:.2f}",
+    ]
+
+
+def gaussian_lines(split, s):
+    return [
+        f"{split}: {s['sentences']} sentences, {s['tokens']} tokens (words + EOS)",
+        f"  -ELBO      {s['neg_elbo']:.3f} nats/sentence (rec {s['rec']:.3f} + KL {s['kl']:.3f})  ppl_elbo {s['ppl_elbo']:.3f}",
+        f"  IW-NLL     {s['iw_nll']:.3f} nats/sentence ({s['iw_samples']} samples)        ppl_iw   {s['ppl_iw']:.3f}",
+        f"  MI         {s['mi']:.3f} (whole split)   {s['mi_minibatch']:.3f} (minibatches of {s['mi_minibatch_size']})",
+        f"  active units {s['active_units']}/{s['latent_dim']}",
+    ]
 
 
 def main(argv=None):
@@ -51,34 +97,41 @@ def main(argv=None):
 
     import davam_plugin  # noqa: F401  (registers the plugin, safe checkpoint loading)
     from davam_plugin.evaluation import evaluate_split
-    from davam_plugin.loading import check_prior_matches, load_davam, load_prior
+    from davam_plugin.loading import check_prior_matches, load_prior
 
-    if args.batch_size < 1:
-        sys.exit(f"error: --batch-size must be >= 1, got {args.batch_size}")
+    for name in ("batch_size", "iw_samples", "iw_chunk"):
+        if getattr(args, name) < 1:
+            sys.exit(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
-    task, davam = load_davam(args.path, args.data, flag="--path", device=device)
-    prior = load_prior(args.prior_path, flag="--prior-path", device=device)
-    check_prior_matches(prior, davam, "--prior-path", "--path")
+    from davam_plugin.loading import load_sentence_model
+    from davam_plugin.models.awd import AwdModel
+    from davam_plugin.models.davam import DavamModel
+
+    task, model = load_sentence_model(
+        args.path, args.data, "--path", device, use_ema=args.use_ema, expect=(DavamModel, AwdModel)
+    )
     sentences = task.load_sentences(args.split)
-    summary, _ = evaluate_split(davam, prior, sentences, args.batch_size, device)
-    result = {
-        "split": args.split,
-        "davam_path": args.path,
-        "prior_path": args.prior_path,
-        "conventions": "nats; tokens = words + EOS; kl_paper = per-sentence KL averaged over the T codes + end "
-        "symbol (authors' code, not a bound); kl = summed KL; nll_bound = rec + kl",
-        **summary,
-    }
-    out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.prior_path)), f"eval_{args.split}.json")
+    header = {"split": args.split, "path": args.path, "use_ema": args.use_ema}
+    if isinstance(model, DavamModel):
+        if not args.prior_path:
+            sys.exit("error: --prior-path is required for a DAVAM checkpoint (fairseq-train --task davam_prior)")
+        prior = load_prior(args.prior_path, flag="--prior-path", device=device)
+        check_prior_matches(prior, model, "--prior-path", "--path")
+        summary, _ = evaluate_split(model, prior, sentences, args.batch_size, device)
+        result = {**header, "prior_path": args.prior_path, "conventions": DAVAM_CONVENTIONS, **summary}
+        lines = davam_lines(args.split, summary)
+    else:
+        from davam_plugin.evaluation import evaluate_gaussian_split
+
+        summary = evaluate_gaussian_split(
+            model, sentences, args.iw_samples, args.iw_chunk, args.batch_size, args.seed, args.mi_batch_size, device
+        )
+        result = {**header, "conventions": GAUSSIAN_CONVENTIONS, **summary}
+        lines = gaussian_lines(args.split, summary)
+    out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.path)), f"eval_{args.split}.json")
     with open(out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
-    s = summary
-    print(f"{args.split}: {s['sentences']} sentences, {s['tokens']} tokens (words + EOS)")
-    print(f"  rec        {s['rec']:.3f} nats/sentence        rec_ppl   {s['rec_ppl']:.3f}")
-    print(f"  kl_paper   {s['kl_paper']:.3f} (mean over positions)  ppl_paper {s['ppl_paper']:.3f}  (paper convention, not a bound)")
-    print(f"  kl         {s['kl']:.3f} (sum over positions)")
-    print(f"  nll_bound  {s['nll_bound']:.3f} nats/sentence        ppl_bound {s['ppl_bound']:.3f}  (true upper bound)")
-    print(f"  codes      {s['code_usage']}/{s['num_codes']} used, code_ppl {s['code_ppl']:.2f}")
+    print("\n".join(lines))
     print(f"wrote {out}")
     return result
 

@@ -1,1 +1,1 @@
-from . import davam, davam_prior  # noqa: F401
+from . import awd_elbo, davam, davam_prior  # noqa: F401

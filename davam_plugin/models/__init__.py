@@ -1,1 +1,1 @@
-from . import davam, davam_prior  # noqa: F401
+from . import awd, davam, davam_prior  # noqa: F401

@@ -26,7 +26,6 @@ once, after the loop, on real target tokens only
 (:mod:`davam_plugin.modules.linear_cross_entropy`).
 """
 
-import zlib
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Optional
 
@@ -49,6 +48,7 @@ from davam_plugin.modules.bahdanau_attention import BahdanauAttention
 from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.mask_dropout import MaskDropout
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
+from davam_plugin.models.dictionary_version import DictionaryVersionMixin
 
 
 
@@ -109,11 +109,6 @@ def output_mask(dictionary) -> Tensor:
         if i in (dictionary.pad(), dictionary.bos()) or sym.startswith("madeupword"):
             mask[i] = float("-inf")
     return mask
-
-
-def dictionary_checksum(dictionary) -> int:
-    """CRC-32 of the dictionary's symbols in order: identifies the dict.txt a model was trained with."""
-    return zlib.crc32("\n".join(dictionary.symbols).encode("utf-8"))
 
 
 class DavamEncoder(FairseqEncoder):
@@ -334,31 +329,16 @@ class DavamDecoder(FairseqIncrementalDecoder):
 
 
 @register_model("davam", dataclass=DavamConfig)
-class DavamModel(FairseqEncoderDecoderModel):
+class DavamModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):
     """DAVAM stage one (see the module docstring)."""
+
+    MODEL_NAME = "this DAVAM"
 
     def __init__(self, cfg: DavamConfig, encoder: DavamEncoder, decoder: DavamDecoder):
         super().__init__(encoder, decoder)
         self.cfg = cfg
         self.num_updates = 0
-        # identifies the dict.txt the model is trained with; checked when a checkpoint is loaded
-        self.register_buffer("dictionary_checksum", torch.tensor(dictionary_checksum(encoder.dictionary)))
-
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        """Refuse (one line) a checkpoint trained with a different dictionary than DATA's."""
-        key = "dictionary_checksum"
-        rows = state_dict.get("encoder.embed_tokens.weight")
-        if (key in state_dict and int(state_dict[key]) != int(self.dictionary_checksum)) or (
-            rows is not None and rows.size(0) != self.encoder.embed_tokens.num_embeddings
-        ):
-            raise SystemExit(
-                f"error: the dictionary of DATA ({self.encoder.embed_tokens.num_embeddings} types, dict.txt) differs "
-                "from the one this DAVAM checkpoint was trained with: pass the data directory used for training"
-            )
-        if key not in state_dict:  # checkpoints written before the checksum existed
-            state_dict = dict(state_dict)
-            state_dict[key] = self.dictionary_checksum
-        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+        self._register_dictionary_version(encoder.dictionary)  # checked when a checkpoint is loaded
 
     @classmethod
     def build_model(cls, cfg: DavamConfig, task):

@@ -56,12 +56,20 @@ class SentenceVAEConfig(FairseqDataclass):
     sample_from_prior: int = field(
         default=0, metadata={"help": "generation: decode this many code sequences drawn from --prior-path (0: off)"}
     )
-    prior_temperature: float = field(default=1.0, metadata={"help": "generation: temperature of prior sampling"})
+    prior_temperature: float = field(default=1.0, metadata={"help": "generation: temperature of prior sampling (Gaussian priors: scale of the standard deviation)"})
     prior_topk: int = field(
         default=0, metadata={"help": "generation: sample codes from the k most likely only (0: all)"}
     )
     prior_max_len: int = field(
         default=0, metadata={"help": "generation: at most this many codes per sample (0: --max-sentence-length)"}
+    )
+    posterior_sample: bool = field(
+        default=False,
+        metadata={"help": "generation with Gaussian-latent models (awd): decode from z ~ q(z|x) instead of its mean"},
+    )
+    validate_with_ema: bool = field(
+        default=False,
+        metadata={"help": "with --store-ema: validate (and pick checkpoint_best) with the averaged weights"},
     )
 
 
@@ -81,8 +89,6 @@ def check_prior_sampling_options(cfg) -> None:
     n = getattr(cfg, "sample_from_prior", 0)
     if n < 0:
         raise SystemExit(f"error: --sample-from-prior must be >= 0, got {n}")
-    if n > 0 and not getattr(cfg, "prior_path", None):
-        raise SystemExit("error: --sample-from-prior needs --prior-path (a checkpoint of fairseq-train --task davam_prior)")
     if getattr(cfg, "prior_temperature", 1.0) <= 0:
         raise SystemExit(f"error: --prior-temperature must be > 0, got {cfg.prior_temperature}")
     if getattr(cfg, "prior_topk", 0) < 0:
@@ -192,19 +198,46 @@ class SentenceVAETask(FairseqTask):
         return self._prior.to(next(model.parameters()).device)
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        for m in models:  # Gaussian-latent models reconstruct from the posterior mean by default
+            if hasattr(m.encoder, "use_posterior_mean"):
+                m.encoder.use_posterior_mean = not getattr(self.cfg, "posterior_sample", False)
         if self.sampling_from_prior > 0:
             if len(models) != 1:
-                raise SystemExit("error: --sample-from-prior decodes with one DAVAM model: give a single --path")
-            prior = self.prior_for(models[0])
-            net_input = sample["net_input"]
-            bsz = net_input["src_tokens"].size(0)
-            max_len = self.cfg.prior_max_len or self.cfg.max_sentence_length
-            codes, lengths = prior.sample(bsz, max_len, self.cfg.prior_temperature, self.cfg.prior_topk)
-            sample = dict(sample, net_input=dict(net_input, src_codes=codes, src_code_lengths=lengths))
+                raise SystemExit("error: --sample-from-prior decodes with one model: give a single --path")
+            sample = self._prior_sample(models[0], sample)
         with torch.no_grad():
             return generator.generate(models, sample, prefix_tokens=prefix_tokens, constraints=constraints)
 
-    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+    def _prior_sample(self, model, sample):
+        """Replace the placeholder inputs by latents drawn from the model's prior."""
+        net_input = sample["net_input"]
+        bsz = net_input["src_tokens"].size(0)
+        if getattr(model.encoder, "latent_dim", None) is not None:  # Gaussian latent: prior N(0, I)
+            device = next(model.parameters()).device
+            z = torch.randn(bsz, model.encoder.latent_dim, device=device) * self.cfg.prior_temperature
+            return dict(sample, net_input=dict(net_input, z=z.to(next(model.parameters()).dtype)))
+        if not self.cfg.prior_path:
+            raise SystemExit(
+                "error: --sample-from-prior needs --prior-path for DAVAM (a checkpoint of fairseq-train --task davam_prior)"
+            )
+        prior = self.prior_for(model)
+        max_len = self.cfg.prior_max_len or self.cfg.max_sentence_length
+        codes, lengths = prior.sample(bsz, max_len, self.cfg.prior_temperature, self.cfg.prior_topk)
+        return dict(sample, net_input=dict(net_input, src_codes=codes, src_code_lengths=lengths))
+
+    @property
+    def uses_ema(self) -> bool:
+        """fairseq's trainer passes the --store-ema model to train/valid_step when True."""
+        return bool(getattr(self.cfg, "validate_with_ema", False))
+
+    def valid_step(self, sample, model, criterion, ema_model=None):
+        if ema_model is not None:
+            # the averaged copy does not follow the update counter: schedules read it
+            ema_model.set_num_updates(getattr(model, "num_updates", 0))
+            model = ema_model
+        return super().valid_step(sample, model, criterion)
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, ema_model=None):
         # fairseq feeds a dummy batch (ignore_grad=True) to a worker that ran out of data;
         # it must not enter the EMA codebook statistics (but still joins their all-reduce).
         quantizers = [m for m in model.modules() if isinstance(m, EMAVectorQuantizer)]

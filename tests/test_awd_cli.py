@@ -1,0 +1,177 @@
+"""AWD end to end through the fairseq CLI on the tiny corpus: training in each word-dropout
+mode, validation, generation (reconstruction and from the prior), the KL schedule across a
+resumed run, Polyak (EMA) weights, evaluate.py, latent tools and the adversary view."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import davam_plugin  # noqa: F401
+
+from conftest import PLUGIN, run_cli
+from test_cli import json_log
+
+TRAIN_AWD = [
+    "--user-dir", PLUGIN, "--task", "sentence_vae", "--arch", "awd_tiny", "--criterion", "awd_elbo",
+    "--optimizer", "adam", "--lr", "0.003", "--clip-norm", "5", "--batch-size", "32", "--cpu",
+    "--log-format", "json", "--log-interval", "1", "--no-epoch-checkpoints", "--num-workers", "0",
+    "--kl-warmup-updates", "20", "--seed", "1",
+]  # fmt: skip
+AWD_METRICS = ("rec", "kl", "neg_elbo", "elbo_ppl", "kl_weight", "drop_frac")
+
+
+def valid_record(output):
+    records = json_log(output, "valid")
+    assert records, output[-3000:]
+    return {k[len("valid_") :]: float(v) for k, v in records[-1].items() if k.startswith("valid_")}
+
+
+@pytest.fixture(scope="module")
+def awd_runs(tiny_data, tmp_path_factory):
+    """One short run per mode: {mode: (checkpoint dir, train output)}."""
+    runs = {}
+    for mode in ("adversarial", "uniform", "none"):
+        save = tmp_path_factory.mktemp(f"awd-{mode}")
+        extra = ["--store-ema", "--ema-decay", "0.9", "--validate-with-ema"] if mode == "adversarial" else []
+        proc = run_cli(
+            "fairseq-train", tiny_data, *TRAIN_AWD, "--word-dropout-mode", mode, "--word-dropout-rate", "0.3",
+            "--max-update", "25", "--save-dir", save, *extra,
+        )  # fmt: skip
+        runs[mode] = (save, proc.stdout + proc.stderr)
+    return runs
+
+
+@pytest.mark.parametrize("mode", ["adversarial", "uniform", "none"])
+def test_each_mode_trains_and_logs_the_elbo(awd_runs, mode):
+    save, out = awd_runs[mode]
+    train = {int(r["num_updates"]): r for r in json_log(out, "train_inner")}
+    assert sorted(train) == list(range(1, 26))
+    for r in train.values():
+        for key in AWD_METRICS:
+            assert math.isfinite(float(r[key])), key
+        assert float(r["neg_elbo"]) == pytest.approx(float(r["rec"]) + float(r["kl"]), abs=2e-3)
+    drop = [float(r["drop_frac"]) for r in train.values()]
+    if mode == "none":
+        assert max(drop) == 0.0 and "score_kl" not in train[1]
+    elif mode == "uniform":
+        assert 0.2 < sum(drop) / len(drop) < 0.4 and "score_kl" not in train[1]
+    else:  # K = round(0.3 T) per sentence (exactness: test_awd_model): near 0.3 on average
+        assert all(0.15 < d < 0.5 for d in drop) and 0.27 < sum(drop) / len(drop) < 0.34, str(drop)
+        assert "score_std" in train[1]
+    v = valid_record(out)
+    assert v["drop_frac"] == 0.0, "no word dropout at validation"
+    assert v["kl_weight"] == pytest.approx(min(1.0, 0.1 + 0.9 * 25 / 20), abs=1e-3), "the schedule in force"
+
+
+def test_validate_generate_and_sample_from_the_prior(awd_runs, tiny_data, tiny_raw):
+    save, _ = awd_runs["adversarial"]
+    ckpt = save / "checkpoint_last.pt"
+    proc = run_cli(
+        "fairseq-validate", tiny_data, "--user-dir", PLUGIN, "--task", "sentence_vae", "--path", ckpt,
+        "--valid-subset", "test", "--batch-size", "16", "--cpu", "--log-format", "json",
+    )  # fmt: skip
+    line = [x for x in (proc.stdout + proc.stderr).splitlines() if '"valid_loss"' in x or '"test_loss"' in x][-1]
+    rec = json.loads(line[line.index("{") :])
+    assert float(rec["test_bsz"]) == 203 and float(rec["test_drop_frac"]) == 0.0
+    for flags in (["--beam", "5"], ["--beam", "1", "--sampling"]):
+        proc = run_cli(
+            "fairseq-generate", tiny_data, "--user-dir", PLUGIN, "--task", "sentence_vae", "--path", ckpt,
+            "--gen-subset", "test", "--batch-size", "16", "--cpu", *flags,
+        )  # fmt: skip
+        assert sorted(int(x.split("\t")[0][2:]) for x in proc.stdout.splitlines() if x.startswith("H-")) == list(range(203))
+    proc = run_cli(
+        "fairseq-generate", tiny_data, "--user-dir", PLUGIN, "--task", "sentence_vae", "--path", ckpt,
+        "--sample-from-prior", "7", "--beam", "1", "--sampling", "--cpu",
+    )  # fmt: skip
+    assert sorted(int(x.split("\t")[0][2:]) for x in proc.stdout.splitlines() if x.startswith("H-")) == list(range(7))
+
+
+def test_kl_schedule_survives_resume(tiny_data, tmp_path):
+    from test_cli import finish, start_cli
+
+    flags = [tiny_data, *TRAIN_AWD, "--kl-weight-start", "0.2", "--kl-warmup-updates", "10"]
+    run_a = start_cli("fairseq-train", *flags, "--max-update", "12", "--save-dir", tmp_path / "a")
+    out_b1 = finish(start_cli("fairseq-train", *flags, "--max-update", "6", "--save-dir", tmp_path / "b"), "B1")
+    out_a = finish(run_a, "A")
+    out_b2 = finish(start_cli("fairseq-train", *flags, "--max-update", "12", "--save-dir", tmp_path / "b"), "B2")
+    a = {int(r["num_updates"]): r for r in json_log(out_a, "train_inner")}
+    b = {int(r["num_updates"]): r for r in json_log(out_b1, "train_inner") + json_log(out_b2, "train_inner")}
+    assert sorted(a) == sorted(b) == list(range(1, 13))
+    for n in range(1, 13):
+        expected = 0.2 + 0.8 * min(1.0, (n - 1) / 10)
+        assert float(a[n]["kl_weight"]) == pytest.approx(expected, abs=1e-3)
+        assert b[n]["kl_weight"] == a[n]["kl_weight"]
+    for n in range(7, 13):
+        assert (b[n]["loss"], b[n]["rec"], b[n]["kl"]) == (a[n]["loss"], a[n]["rec"], a[n]["kl"]), n
+
+
+def test_ema_weights_are_stored_and_used_by_evaluate(awd_runs, tiny_data, tmp_path):
+    save, _ = awd_runs["adversarial"]
+    state = torch.load(save / "checkpoint_last.pt", map_location="cpu")
+    ema = state["extra_state"]["ema"]
+    name = "decoder.output_projection.weight"
+    assert not torch.equal(ema[name], state["model"][name]), "the averaged weights differ from the trained ones"
+    outs = {}
+    for use_ema in (False, True):
+        out = tmp_path / f"eval_{use_ema}.json"
+        run_cli(
+            "python", "scripts/evaluate.py", tiny_data, "--path", save / "checkpoint_last.pt", "--split", "valid",
+            "--iw-samples", "6", "--iw-chunk", "4", "--json", out, "--cpu", *(["--use-ema"] if use_ema else []),
+        )  # fmt: skip
+        outs[use_ema] = json.loads(out.read_text())
+    for r in outs.values():
+        assert r["sentences"] == 40 and r["iw_samples"] == 6
+        assert r["neg_elbo"] == pytest.approx(r["rec"] + r["kl"])
+        assert 0 <= r["active_units"] <= r["latent_dim"] == 8
+        assert r["mi_minibatch"] <= math.log(r["mi_minibatch_size"]) + 1e-6
+        assert r["ppl_iw"] == pytest.approx(math.exp(r["iw_nll"] * r["sentences"] / r["tokens"]), rel=1e-6)
+    assert outs[True]["rec"] != outs[False]["rec"]
+
+
+def test_latent_tools_and_adversary_view(awd_runs, tiny_data, tiny_raw, tmp_path):
+    save, _ = awd_runs["adversarial"]
+    ckpt = save / "checkpoint_last.pt"
+    train = (tiny_raw / "train.txt").read_text().splitlines()
+    base = ["python", "scripts/latent_tools.py", tiny_data, "--path", ckpt, "--cpu", "--beam", "2"]
+    out = run_cli(*base, "interpolate", "--sentence-a", train[0], "--sentence-b", train[1], "--steps", "4").stdout
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["t=0.00", "t=0.33", "t=0.67", "t=1.00"]
+    out = run_cli(*base, "sample", "--num", "3").stdout
+    assert len(out.splitlines()) == 3
+    out = run_cli(*base, "neighbours", "--sentence", train[2], "--num", "2").stdout
+    assert len(out.splitlines()) == 2
+    html, js = tmp_path / "adv.html", tmp_path / "adv.json"
+    run_cli(
+        "python", "scripts/adversary_view.py", tiny_data, "--path", ckpt, "--sentence", train[3],
+        "--sentence", train[4], "--out", html, "--json", js, "--num-samples", "200", "--cpu",
+    )  # fmt: skip
+    rows = json.loads(js.read_text())
+    assert len(rows) == 2 and "<span" in html.read_text()
+    for row in rows:
+        n = len(row["words"])
+        assert row["k"] == math.floor(0.3 * n + 0.5) and sum(row["dropped"]) == row["k"]
+        assert sum(row["p_drop"]) == pytest.approx(row["k"], abs=1e-9)
+    proc = run_cli(
+        "python", "scripts/adversary_view.py", tiny_data, "--path", awd_runs["none"][0] / "checkpoint_last.pt",
+        "--sentence", train[0], "--out", html, "--cpu", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "it has no adversary" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_composite_optimizer_gives_the_adversary_its_own_adam(tiny_data, tmp_path):
+    from conftest import REPO
+
+    proc = run_cli(
+        "fairseq-hydra-train", "--config-dir", REPO / "examples" / "hydra", "--config-name", "awd_tiny_composite",
+        f"task.data={tiny_data}", f"common.user_dir={PLUGIN}", f"checkpoint.save_dir={tmp_path / 'ckpt'}",
+        f"hydra.run.dir={tmp_path / 'run'}", "optimization.max_update=3",
+    )  # fmt: skip
+    records = [json.loads(x[x.index("{") :]) for x in (proc.stdout + proc.stderr).splitlines() if "[train_inner]" in x]
+    assert [int(r["num_updates"]) for r in records] == [1, 2, 3]
+    assert all(float(r["lr_default"]) == 1.0 and float(r["lr_adversary"]) == 0.001 for r in records)
+    state = torch.load(tmp_path / "ckpt" / "checkpoint_last.pt", map_location="cpu")
+    opt_state = state["last_optimizer_state"]
+    assert set(opt_state) == {"default", "adversary"}
+    adam_state = opt_state["adversary"]["state"]
+    assert adam_state and all("exp_avg" in s for s in adam_state.values()), "Adam moments for the adversary"
