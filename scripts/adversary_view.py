@@ -15,17 +15,11 @@ page's tooltips and to ``--json`` if given.
 
 import argparse
 import html
-import json
-import logging
 import os
 import sys
 
-logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO)
-logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _script_setup import write_json  # noqa: E402  (import path, logging)
 
 
 def drop_probabilities(model, dictionary, sentence, num_samples, generator):
@@ -109,9 +103,7 @@ def main(argv=None):
     rows = [drop_probabilities(model, task.source_dictionary, s, args.num_samples, gen) for s in sentences]
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(render(rows, model.decoder.rate))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump([{"words": w, "p_drop": pr, "dropped": d, "k": k, "score_mean": m} for w, pr, d, k, m in rows], f, indent=2)
+    write_json(args.json, [{"words": w, "p_drop": pr, "dropped": d, "k": k, "score_mean": m} for w, pr, d, k, m in rows])
     print(f"wrote {args.out} ({len(rows)} sentences)")
     return rows
 

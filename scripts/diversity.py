@@ -12,18 +12,11 @@ concatenated:
 """
 
 import argparse
-import json
 import os
 import sys
 
-import logging
-
-# fairseq logs an INFO line about tensorboardX when its tasks are imported; not ours to show
-logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _script_setup import write_json  # noqa: E402  (import path, logging)
 
 from davam_plugin.generated_text import read_sentences  # noqa: E402
 from davam_plugin.metrics import ngram_diversity  # noqa: E402
@@ -42,9 +35,7 @@ def main(argv=None):
         f"{result['sentences']} sentences, {result['tokens']} tokens: Ent {result['ent']:.3f}  "
         f"Dist-1 {result['dist_1']:.3f}  Dist-2 {result['dist_2']:.3f}"
     )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, result)
     return result
 
 

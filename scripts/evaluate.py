@@ -27,20 +27,11 @@ AWD / Gaussian sentence VAEs (nats; same token count):
 """
 
 import argparse
-import json
 import os
 import sys
 
-import logging
-
-# progress goes to stderr in fairseq's format; results go to stdout
-logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO)
-# fairseq logs an INFO line about tensorboardX when its tasks are imported; not ours to show
-logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _script_setup import write_json  # noqa: E402  (import path, logging)
 
 
 def parse_args(argv=None):
@@ -129,8 +120,7 @@ def main(argv=None):
         result = {**header, "conventions": GAUSSIAN_CONVENTIONS, **summary}
         lines = gaussian_lines(args.split, summary)
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.path)), f"eval_{args.split}.json")
-    with open(out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+    write_json(out, result)
     print("\n".join(lines))
     print(f"wrote {out}")
     return result

@@ -20,21 +20,12 @@ Out-of-vocabulary words are scored as <unk>; their count is reported.
 """
 
 import argparse
-import json
 import math
 import os
 import sys
 
-import logging
-
-# progress goes to stderr in fairseq's format; results go to stdout
-logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO)
-# fairseq logs an INFO line about tensorboardX when its tasks are imported; not ours to show
-logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _script_setup import write_json  # noqa: E402  (import path, logging)
 
 
 def bucket_name(n_words, edges):
@@ -143,9 +134,7 @@ def main(argv=None):
     print(f"  overall   mean token NLL {o['mean_token_nll']:.3f}  PPL {o['ppl']:.2f}")
     for name, b in result["buckets"].items():
         print(f"  len {name:>4}  mean token NLL {b['mean_token_nll']:.3f}  PPL {b['ppl']:.2f}  ({b['sentences']} sentences)")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, result)
     return result
 
 

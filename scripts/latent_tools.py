@@ -18,16 +18,11 @@ Output: one line per decoded sentence, "<label>\\t<sentence>". ``--use-ema`` dec
 """
 
 import argparse
-import logging
 import os
 import sys
 
-logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO)
-logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _script_setup  # noqa: E402,F401  (import path, logging)
 
 
 def parse_args(argv=None):

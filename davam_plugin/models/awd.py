@@ -45,7 +45,6 @@ import torch.nn.functional as F
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,
-    FairseqEncoderDecoderModel,
     FairseqIncrementalDecoder,
     register_model,
     register_model_architecture,
@@ -53,7 +52,7 @@ from fairseq.models import (
 from torch import Tensor
 
 from davam_plugin.models.davam import output_mask
-from davam_plugin.models.dictionary_version import DictionaryVersionMixin
+from davam_plugin.models.base import SentenceVAEBaseModel
 from davam_plugin.modules.gradient_reversal import grad_reverse
 from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.mask_dropout import MaskDropout
@@ -318,16 +317,10 @@ class AwdDecoder(FairseqIncrementalDecoder):
 
 
 @register_model("awd", dataclass=AwdConfig)
-class AwdModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):
+class AwdModel(SentenceVAEBaseModel):
     """AWD sequence VAE (see the module docstring)."""
 
     MODEL_NAME = "this AWD"
-
-    def __init__(self, cfg: AwdConfig, encoder: AwdEncoder, decoder: AwdDecoder):
-        super().__init__(encoder, decoder)
-        self.cfg = cfg
-        self.num_updates = 0
-        self._register_dictionary_version(encoder.dictionary)  # checked when a checkpoint is loaded
 
     @classmethod
     def build_model(cls, cfg: AwdConfig, task):
@@ -340,13 +333,6 @@ class AwdModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):
         x, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, features_only=features_only)
         extra["mu"], extra["logvar"], extra["z"] = encoder_out["mu"][0], encoder_out["logvar"][0], encoder_out["z"][0]
         return x, extra
-
-    def set_num_updates(self, num_updates):
-        self.num_updates = num_updates
-        super().set_num_updates(num_updates)
-
-    def max_positions(self):
-        return (self.encoder.max_positions(), self.decoder.max_positions())
 
 
 def _set(cfg, **values):

@@ -36,7 +36,6 @@ from fairseq import utils
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,
-    FairseqEncoderDecoderModel,
     FairseqIncrementalDecoder,
     register_model,
     register_model_architecture,
@@ -48,7 +47,7 @@ from davam_plugin.modules.bahdanau_attention import BahdanauAttention
 from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.mask_dropout import MaskDropout
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
-from davam_plugin.models.dictionary_version import DictionaryVersionMixin
+from davam_plugin.models.base import SentenceVAEBaseModel
 
 
 
@@ -329,16 +328,10 @@ class DavamDecoder(FairseqIncrementalDecoder):
 
 
 @register_model("davam", dataclass=DavamConfig)
-class DavamModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):
+class DavamModel(SentenceVAEBaseModel):
     """DAVAM stage one (see the module docstring)."""
 
     MODEL_NAME = "this DAVAM"
-
-    def __init__(self, cfg: DavamConfig, encoder: DavamEncoder, decoder: DavamDecoder):
-        super().__init__(encoder, decoder)
-        self.cfg = cfg
-        self.num_updates = 0
-        self._register_dictionary_version(encoder.dictionary)  # checked when a checkpoint is loaded
 
     @classmethod
     def build_model(cls, cfg: DavamConfig, task):
@@ -356,12 +349,6 @@ class DavamModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):
         extra["codes"] = encoder_out["codes"][0]
         return x, extra
 
-    def set_num_updates(self, num_updates):
-        self.num_updates = num_updates
-        super().set_num_updates(num_updates)
-
-    def max_positions(self):
-        return (self.encoder.max_positions(), self.decoder.max_positions())
 
 
 def _set(cfg, **defaults):

@@ -5,3 +5,4 @@ from .linear_cross_entropy import LinearCrossEntropy  # noqa: F401
 from .mask_dropout import MaskDropout  # noqa: F401
 from .gradient_reversal import GradientReversal, grad_reverse  # noqa: F401
 from .relaxed_topk import capped_simplex_projection, drop_lowest_k, k_per_sentence  # noqa: F401
+from .gated_causal_conv import GatedCausalConv1d  # noqa: F401
