@@ -227,3 +227,22 @@ def test_prior_of_another_davam_model_is_refused(prior_run, tiny_data, tiny_chec
         "--sample-from-prior", "3", "--cpu", check=False,
     )  # fmt: skip
     assert one_line_error(proc).startswith("error: --sample-from-prior needs --prior-path")
+
+
+def test_validate_refuses_a_prior_fitted_to_another_davam_model(prior_run, tiny_data, tiny_checkpoint, tmp_path):
+    state = torch.load(tiny_checkpoint, map_location="cpu")
+    state["model"]["encoder.quantizer.codebook"] = state["model"]["encoder.quantizer.codebook"] + 0.5
+    other = tmp_path / "other_davam.pt"
+    torch.save(state, other)
+    proc = run_cli(
+        "fairseq-validate", tiny_data, "--user-dir", PLUGIN, "--task", "davam_prior", "--path", prior_run[0],
+        "--valid-subset", "valid", "--cpu", "--batch-size", "8", "--model-overrides", repr({"davam_path": str(other)}),
+        check=False,
+    )  # fmt: skip
+    assert one_line_error(proc).startswith("error: this prior checkpoint was fitted to a different DAVAM model")
+    proc = run_cli(
+        "fairseq-validate", tiny_data, "--user-dir", PLUGIN, "--task", "davam_prior", "--path", prior_run[0],
+        "--valid-subset", "valid", "--cpu", "--batch-size", "8", "--model-overrides",
+        repr({"davam_path": str(tiny_checkpoint)}),
+    )  # fmt: skip
+    assert "valid on 'valid' subset" in proc.stdout + proc.stderr

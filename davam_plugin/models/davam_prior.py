@@ -79,10 +79,27 @@ class DavamPriorModel(BaseFairseqModel):
         self.head_out = nn.Conv1d(cfg.prior_head_dim, K + 1, 1)
         self.register_buffer("stage_one_codebook", codebook.detach().float().clone())
         self.num_updates = 0
+        # set when built by the davam_prior task: loading a checkpoint then checks that it was
+        # fitted to the same stage-one model as the task's --davam-path
+        self.verify_codebook_on_load = False
 
     @classmethod
     def build_model(cls, cfg: DavamPriorConfig, task):
-        return cls(cfg, task.stage_one_codebook())
+        model = cls(cfg, task.stage_one_codebook())
+        model.verify_codebook_on_load = True
+        return model
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        fitted = state_dict.get("stage_one_codebook")
+        if self.verify_codebook_on_load and fitted is not None:
+            ours = self.stage_one_codebook.to(fitted.dtype).cpu()
+            if fitted.shape != ours.shape or not torch.equal(fitted.cpu(), ours):
+                raise SystemExit(
+                    "error: this prior checkpoint was fitted to a different DAVAM model than --davam-path "
+                    "(fairseq-validate reads it from the checkpoint; override with "
+                    "--model-overrides \"{'davam_path': 'STAGE_ONE.pt'}\")"
+                )
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     # ------------------------------------------------------------------ full sequences
     def _head(self, x: Tensor) -> Tensor:
