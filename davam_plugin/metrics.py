@@ -120,6 +120,16 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
 
 
+def gaussian_kl_diag(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
+    """KL(N(mu_q, diag exp(logvar_q)) || N(mu_p, diag exp(logvar_p))), summed over the last dim (nats).
+
+        KL = 1/2 sum_d (logvar_p,d - logvar_q,d - 1 + (exp(logvar_q,d) + (mu_q,d - mu_p,d)^2) / exp(logvar_p,d))
+
+    (the DAVAM paper's Eq. 5 per position); with mu_p = 0, logvar_p = 0 it is :func:`gaussian_kl`.
+    """
+    return 0.5 * (logvar_p - logvar_q - 1.0 + (logvar_q.exp() + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p)).sum(dim=-1)
+
+
 def log_normal_diag(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     """log N(z; mu, diag exp(logvar)), summed over the last dim (nats; broadcasting).
 

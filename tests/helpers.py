@@ -58,3 +58,15 @@ def make_batch(dictionary, sentences, extra_pad=0):
 
 
 SENTENCES = [[4, 5, 6, 7, 8, 9], [10, 11, 12], [13, 4, 15, 16, 17, 18, 19, 20, 5], [6]]
+
+
+def assert_incremental_matches_full(model, enc, prev, full, order, atol=1e-6):
+    """Decoding one token at a time, with a beam-search style reorder of the batch after every
+    step, gives the full (teacher-forced) decoder output."""
+    inc_state, enc_r, prev_r, full_r = {}, enc, prev, full
+    for t in range(prev.size(1)):
+        out, _ = model.decoder(prev_r[:, : t + 1], enc_r, incremental_state=inc_state)
+        assert torch.allclose(out[:, 0], full_r[:, t], atol=atol), t
+        model.decoder.reorder_incremental_state_scripting(inc_state, order)
+        enc_r = model.encoder.reorder_encoder_out(enc_r, order)
+        prev_r, full_r = prev_r[order], full_r[order]

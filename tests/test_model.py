@@ -2,7 +2,7 @@
 
 import torch
 
-from helpers import SENTENCES, make_batch, tiny_model
+from helpers import assert_incremental_matches_full, SENTENCES, make_batch, tiny_model
 
 
 def encode(model, batch):
@@ -29,14 +29,7 @@ def test_incremental_decoding_equals_full_decoding_with_reordering():
     full, _ = model.decoder(prev, enc)
     # incremental, with a beam-search style reorder at every step
     order = torch.tensor([2, 0, 3, 1])
-    inc_state = {}
-    enc_r, prev_r, full_r = enc, prev, full
-    for t in range(prev.size(1)):
-        out, _ = model.decoder(prev_r[:, : t + 1], enc_r, incremental_state=inc_state)
-        assert torch.allclose(out[:, 0], full_r[:, t], atol=1e-6), t
-        model.decoder.reorder_incremental_state_scripting(inc_state, order)
-        enc_r = model.encoder.reorder_encoder_out(enc_r, order)
-        prev_r, full_r = prev_r[order], full_r[order]
+    assert_incremental_matches_full(model, enc, prev, full, order)
 
 
 def test_decoder_sees_input_only_through_codes():

@@ -19,6 +19,20 @@ Logged (nats; tokens = words + EOS of the target, EOS counted):
     code_usage      distinct codes used, code_ppl = exp(entropy) of the code histogram;
                     both derived from the histogram summed over the whole logging window,
                     so training-time validation and ``fairseq-validate`` agree.
+
+Gaussian latents (``--latent-type gaussian``: GAVAM, VAE+Attn) have no commitment; the
+model returns the analytic KL of every sentence, sum_t KL(q(z_t|x) || p(z_t | z_<t)) (or
+|| N(0, I)), given one reparameterized sample z (in training and validation), and
+
+    loss = sum_{tokens} -log p(y_i | y_<i, z)  +  w(u) * sum_{real t} KL_t
+
+with w(u) rising linearly from ``--kl-weight-start`` to ``--kl-weight-max`` over
+``--kl-warmup-updates`` updates (driven by the update counter like beta; the defaults keep
+w = 1, the plain negative ELBO). Logged instead of commitment, beta and the code statistics:
+    kl              the true KL per sentence (summed over its latent positions)
+    kl_paper        the authors' KL: per sentence averaged over its latent positions
+    neg_elbo        rec + kl: the negative ELBO (at weight 1), an upper bound on -log p(x)
+    kl_weight       w(u) in force
 """
 
 from dataclasses import dataclass, field
@@ -42,6 +56,16 @@ class DavamCriterionConfig(FairseqDataclass):
         default=PTB_TEN_EPOCHS_OF_UPDATES,
         metadata={"help": "updates over which beta rises linearly from --beta-start to --beta-max (0: always --beta-max)"},
     )
+    kl_weight_start: float = field(
+        default=1.0, metadata={"help": "Gaussian latents (gavam, vae_attn): KL weight at update 0"}
+    )
+    kl_weight_max: float = field(
+        default=1.0, metadata={"help": "Gaussian latents: KL weight after the warm-up"}
+    )
+    kl_warmup_updates: int = field(
+        default=0,
+        metadata={"help": "Gaussian latents: updates from --kl-weight-start to --kl-weight-max (0: always --kl-weight-max)"},
+    )
 
 
 def reconstruction_nll(model, features, target, padding_idx):
@@ -55,18 +79,30 @@ def reconstruction_nll(model, features, target, padding_idx):
 
 @register_criterion("davam", dataclass=DavamCriterionConfig)
 class DavamCriterion(FairseqCriterion):
-    def __init__(self, task, beta_start, beta_max, beta_warmup_updates):
+    def __init__(
+        self, task, beta_start, beta_max, beta_warmup_updates, kl_weight_start=1.0, kl_weight_max=1.0, kl_warmup_updates=0
+    ):
         super().__init__(task)
+        if kl_warmup_updates < 0:
+            raise SystemExit(f"error: --kl-warmup-updates must be >= 0, got {kl_warmup_updates}")
         self.beta_start = beta_start
         self.beta_max = beta_max
         self.beta_warmup_updates = beta_warmup_updates
+        self.kl_weight_start = kl_weight_start
+        self.kl_weight_max = kl_weight_max
+        self.kl_warmup_updates = kl_warmup_updates
 
     def beta(self, num_updates: int) -> float:
         return linear_warmup(num_updates, self.beta_start, self.beta_max, self.beta_warmup_updates)
 
+    def kl_weight(self, num_updates: int) -> float:
+        return linear_warmup(num_updates, self.kl_weight_start, self.kl_weight_max, self.kl_warmup_updates)
+
     def forward(self, model, sample, reduce=True):
         features, extra = model(**sample["net_input"], features_only=True)
         rec = reconstruction_nll(model, features, sample["target"], self.padding_idx)
+        if "kl" in extra:
+            return self._gaussian_forward(model, sample, rec, extra)
         beta = self.beta(getattr(model, "num_updates", 0))
         commitment = extra["commitment"]
         loss = rec + beta * commitment
@@ -83,6 +119,26 @@ class DavamCriterion(FairseqCriterion):
         }
         return loss, nsentences, logging_output
 
+    def _gaussian_forward(self, model, sample, rec, extra):
+        """rec + w(u) * KL for Gaussian latents (module docstring)."""
+        kl_per_sentence = extra["kl"].float() if extra["kl"].element_size() < 4 else extra["kl"]
+        kl = kl_per_sentence.sum()
+        w = self.kl_weight(getattr(model, "num_updates", 0))
+        loss = rec + w * kl
+        nsentences = sample["target"].size(0)
+        kl_paper = (kl_per_sentence / extra["kl_positions"].clamp_min(1).to(kl_per_sentence.dtype)).sum()
+        logging_output = {
+            "loss": loss.data,
+            "rec": rec.data,
+            "kl": kl.data,
+            "kl_paper": kl_paper.data,
+            "kl_weight": w * nsentences,
+            "ntokens": sample["ntokens"],
+            "nsentences": nsentences,
+            "sample_size": nsentences,
+        }
+        return loss, nsentences, logging_output
+
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
         def total(key):
@@ -92,8 +148,16 @@ class DavamCriterion(FairseqCriterion):
         ntok = total("ntokens")
         if nsent == 0:
             return
-        for key in ("loss", "rec", "commitment", "beta"):
-            metrics.log_scalar(key, total(key) / nsent, nsent, round=3)
+        gaussian = any("kl" in log for log in logging_outputs)
+        if gaussian:  # Gaussian latents: no commitment, no codes
+            rec, kl = float(total("rec")), float(total("kl"))
+            for key in ("loss", "rec", "kl", "kl_paper"):
+                metrics.log_scalar(key, float(total(key)) / nsent, nsent, round=3)
+            metrics.log_scalar("neg_elbo", (rec + kl) / nsent, nsent, round=3)
+            metrics.log_scalar("kl_weight", total("kl_weight") / nsent, nsent, round=3)
+        else:
+            for key in ("loss", "rec", "commitment", "beta"):
+                metrics.log_scalar(key, total(key) / nsent, nsent, round=3)
         metrics.log_scalar("nll_per_token", total("rec") / max(ntok, 1), ntok, round=4)
         metrics.log_derived("rec_ppl", lambda m: round(perplexity(m["nll_per_token"].avg, 1), 3))
         hists = [log["_code_hist"] for log in logging_outputs if "_code_hist" in log]

@@ -24,6 +24,26 @@ h_{i-1} [W_q; W_hh]^T, the attention and ctx_i W_c^T remain, with a hand-written
 (:mod:`davam_plugin.modules.attentive_lstm_recurrence`). The output layer and the loss run
 once, after the loop, on real target tokens only
 (:mod:`davam_plugin.modules.linear_cross_entropy`).
+
+Ablations of the paper (section IV, Table II), the same encoder/decoder under switches:
+
+* ``--latent-type gaussian`` (GAVAM with ``--gaussian-prior pixelcnn``, VAE+Attn with
+  ``--gaussian-prior normal``): instead of the quantizer, q(z_t | x) = N(mu_t, diag sigma_t^2)
+  with [mu_t; log sigma_t^2] = Linear(H -> 2D)(h_t); z_t = mu_t + sigma_t * eps (one sample,
+  in training and validation; generation decodes from mu when the task sets
+  ``encoder.use_posterior_mean``). The decoder consumes z_t exactly where it consumes e_{z_t}.
+  The encoder also returns the per-sentence KL: sum_t KL(q(z_t|x) || N(0, I)) (``normal``)
+  or sum_t KL(q(z_t|x) || p(z_t | z_<t)) with the jointly trained Gaussian PixelCNN prior
+  (``pixelcnn``, :mod:`davam_plugin.modules.gaussian_conv_prior`, paper Eq. 4-5), analytic
+  given the sampled prefix z_<t.
+* ``--latent-positions last`` (DAVAM-q): only the last real encoder position (the EOS state
+  h_T) gets a latent; the decoder memory is that single vector.
+* ``--no-decoder-attention`` (DAVAM-q): no attention; c_0 = m_T, h_0 = tanh(c_0) as above and
+
+      h_i, c_i = LSTM([emb(y_{i-1}); h_0], (h_{i-1}, c_{i-1})),   p(y_i | .) = softmax(W_o dropout(h_i))
+
+  run as one ``nn.LSTM`` over the whole (known) input sequence in training, step by step
+  with state (h, c) in fairseq's search.
 """
 
 from dataclasses import dataclass, field, fields
@@ -33,7 +53,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fairseq import utils
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,
     FairseqIncrementalDecoder,
@@ -47,8 +67,13 @@ from davam_plugin.modules.bahdanau_attention import BahdanauAttention
 from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.mask_dropout import MaskDropout
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
+from davam_plugin.modules.gaussian_conv_prior import GaussianConvPrior
+from davam_plugin.metrics import gaussian_kl, gaussian_kl_diag
 from davam_plugin.models.base import SentenceVAEBaseModel
 
+LATENT_TYPES = ChoiceEnum(["discrete", "gaussian"])
+LATENT_POSITIONS = ChoiceEnum(["all", "last"])
+GAUSSIAN_PRIORS = ChoiceEnum(["pixelcnn", "normal"])
 
 
 @dataclass
@@ -72,6 +97,37 @@ class DavamConfig(FairseqDataclass):
     embed_init_scale: float = field(default=0.1, metadata={"help": "embeddings ~ U(-s, s) (authors: 0.1)"})
     max_source_positions: int = field(default=1024, metadata={"help": "longest encoder input"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest decoder output"})
+    # ablations (GAVAM, VAE+Attn, DAVAM-q); the defaults are DAVAM
+    latent_type: LATENT_TYPES = field(
+        default="discrete",
+        metadata={"help": "discrete: vector-quantized codes (DAVAM); gaussian: z_t ~ N(mu_t, sigma_t^2) (GAVAM, VAE+Attn)"},
+    )
+    latent_positions: LATENT_POSITIONS = field(
+        default="all",
+        metadata={"help": "all: a latent at every encoder position; last: only at the last one, the EOS state (DAVAM-q)"},
+    )
+    no_decoder_attention: bool = field(
+        default=False,
+        metadata={"help": "decoder without attention: LSTM on [emb(y_{i-1}); h_0], output layer on h_i only (DAVAM-q)"},
+    )
+    gaussian_prior: GAUSSIAN_PRIORS = field(
+        default="pixelcnn",
+        metadata={"help": "prior of --latent-type gaussian: pixelcnn (jointly trained auto-regressive, GAVAM) or normal (N(0, I), VAE+Attn)"},
+    )
+    gaussian_prior_embed_dim: int = field(default=512, metadata={"help": "Gaussian PixelCNN prior: input projection / convolution width"})
+    gaussian_prior_layers: int = field(default=15, metadata={"help": "Gaussian PixelCNN prior: gated causal convolution layers"})
+    gaussian_prior_kernel_size: int = field(default=5, metadata={"help": "Gaussian PixelCNN prior: convolution kernel width"})
+    gaussian_prior_head_dim: int = field(default=256, metadata={"help": "Gaussian PixelCNN prior: hidden width of the 1x1 output head"})
+
+
+def _opt(cfg, name: str):
+    """A config value; configs written before the field existed get the DavamConfig default."""
+    value = getattr(cfg, name, None)
+    return DavamConfig.__dataclass_fields__[name].default if value is None else value
+
+
+def is_gaussian(cfg) -> bool:
+    return str(_opt(cfg, "latent_type")) == "gaussian"
 
 
 def _init_uniform(module: nn.Module, scale: float, embed_scale: float) -> None:
@@ -97,6 +153,20 @@ def check_config(cfg: DavamConfig) -> None:
     for name in ("encoder_dropout_in", "decoder_dropout_in", "decoder_dropout_out"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be in [0, 1), got {getattr(cfg, name)}")
+    if is_gaussian(cfg):
+        if getattr(cfg, "codebook_kmeans_init", False):
+            raise SystemExit("error: --codebook-kmeans-init needs --latent-type discrete (a Gaussian latent has no codebook)")
+        if getattr(cfg, "codebook_dead_code_threshold", 0.0) > 0:
+            raise SystemExit(
+                "error: --codebook-dead-code-threshold needs --latent-type discrete (a Gaussian latent has no codebook)"
+            )
+        if str(_opt(cfg, "gaussian_prior")) == "pixelcnn":
+            for name in ("gaussian_prior_embed_dim", "gaussian_prior_layers", "gaussian_prior_kernel_size",
+                         "gaussian_prior_head_dim"):  # fmt: skip
+                if _opt(cfg, name) < 1:
+                    raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1, got {_opt(cfg, name)}")
+    elif str(_opt(cfg, "gaussian_prior")) != "pixelcnn":
+        raise SystemExit("error: --gaussian-prior needs --latent-type gaussian (a discrete DAVAM's prior is trained in stage two)")
 
 
 def output_mask(dictionary) -> Tensor:
@@ -110,33 +180,63 @@ def output_mask(dictionary) -> Tensor:
     return mask
 
 
-class DavamEncoder(FairseqEncoder):
-    """LSTM encoder whose every state is projected to ``code_dim`` and vector-quantized."""
+def _fp32(t: Tensor) -> Tensor:
+    """float32 for 16-bit tensors; float32/float64 stay as they are."""
+    return t.float() if t.element_size() < 4 else t
 
-    BATCH_KEYS = ("quantized", "encoder_padding_mask", "codes", "src_lengths")
+
+class DavamEncoder(FairseqEncoder):
+    """LSTM encoder whose every state is projected to ``code_dim`` and vector-quantized.
+
+    Ablations (module docstring): ``latent_type=gaussian`` replaces the quantizer by a
+    Gaussian posterior per position (and, with the PixelCNN prior, owns that prior);
+    ``latent_positions=last`` keeps only the last real position's latent.
+    """
+
+    BATCH_KEYS = ("quantized", "encoder_padding_mask", "codes", "src_lengths", "mu", "logvar", "kl", "kl_positions")
 
     def __init__(self, cfg: DavamConfig, dictionary):
         super().__init__(dictionary)
+        self.gaussian = is_gaussian(cfg)
+        self.last_position_only = str(_opt(cfg, "latent_positions")) == "last"
         self.padding_idx = dictionary.pad()
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, self.padding_idx)
         self.dropout_in = MaskDropout(cfg.encoder_dropout_in)
         self.lstm = nn.LSTM(
             cfg.encoder_embed_dim, cfg.encoder_hidden_dim, num_layers=cfg.encoder_layers, batch_first=True
         )
-        self.to_code = nn.Linear(cfg.encoder_hidden_dim, cfg.code_dim, bias=False)
-        self.quantizer = EMAVectorQuantizer(
-            cfg.num_codes,
-            cfg.code_dim,
-            decay=cfg.codebook_decay,
-            eps=cfg.codebook_eps,
-            kmeans_init=cfg.codebook_kmeans_init,
-            dead_code_threshold=cfg.codebook_dead_code_threshold,
-        )
+        if self.gaussian:
+            # [mu_t; log sigma_t^2] = Linear(H -> 2D)(h_t)
+            self.to_posterior = nn.Linear(cfg.encoder_hidden_dim, 2 * cfg.code_dim)
+            self.quantizer = None
+        else:
+            self.to_code = nn.Linear(cfg.encoder_hidden_dim, cfg.code_dim, bias=False)
+            self.quantizer = EMAVectorQuantizer(
+                cfg.num_codes,
+                cfg.code_dim,
+                decay=cfg.codebook_decay,
+                eps=cfg.codebook_eps,
+                kmeans_init=cfg.codebook_kmeans_init,
+                dead_code_threshold=cfg.codebook_dead_code_threshold,
+            )
         self.max_source_positions = cfg.max_source_positions
         _init_uniform(self, cfg.init_scale, cfg.embed_init_scale)
+        # the jointly trained Gaussian prior keeps PyTorch's initialisation (like the stage-two prior)
+        self.gaussian_prior = None
+        if self.gaussian and str(_opt(cfg, "gaussian_prior")) == "pixelcnn":
+            self.gaussian_prior = GaussianConvPrior(
+                cfg.code_dim,
+                _opt(cfg, "gaussian_prior_embed_dim"),
+                _opt(cfg, "gaussian_prior_layers"),
+                _opt(cfg, "gaussian_prior_kernel_size"),
+                _opt(cfg, "gaussian_prior_head_dim"),
+            )
+        # Gaussian latents: decode from mu instead of a sample (the task sets it for generation)
+        self.use_posterior_mean = False
 
     def encoder_states(self, src_tokens: Tensor):
-        """Right-padded tokens -> (pre-quantization vectors (B, T, D), padding mask (B, T))."""
+        """Right-padded tokens -> (pre-quantization vectors (B, T, D), padding mask (B, T)); for
+        Gaussian latents the vectors are the posterior parameters [mu_t; log sigma_t^2] (B, T, 2D)."""
         padding_mask = src_tokens.eq(self.padding_idx)
         if padding_mask[:, 0].any():
             # left-padded input: a unidirectional LSTM must see the real tokens first
@@ -145,7 +245,45 @@ class DavamEncoder(FairseqEncoder):
         x = self.dropout_in(self.embed_tokens(src_tokens))
         # right padding: the states at real positions never see a pad, so no packing is needed
         states, _ = self.lstm(x)
-        return self.to_code(states), padding_mask
+        return (self.to_posterior if self.gaussian else self.to_code)(states), padding_mask
+
+    @staticmethod
+    def last_position(h: Tensor, padding_mask: Tensor):
+        """(B, T, C) right-padded -> the last real position (B, 1, C) and its mask (B, 1)."""
+        last = ((~padding_mask).sum(1) - 1).clamp_min(0)
+        h = h[torch.arange(h.size(0), device=h.device), last].unsqueeze(1)
+        return h, padding_mask.new_zeros(h.size(0), 1)
+
+    def sample_noise(self, mu: Tensor) -> Tensor:
+        """eps ~ N(0, I) of the reparameterization z = mu + sigma * eps (tests replace it)."""
+        return torch.randn_like(mu)
+
+    def gaussian_latents(self, params: Tensor, padding_mask: Tensor):
+        """encoder_out of a Gaussian posterior from its parameters (B, T, 2D) (module docstring)."""
+        real = ~padding_mask
+        pad = padding_mask.unsqueeze(-1)
+        mu, logvar = params.chunk(2, dim=-1)
+        mu, logvar = mu.masked_fill(pad, 0.0), logvar.masked_fill(pad, 0.0)
+        if self.use_posterior_mean:
+            z = mu
+        else:
+            z = (mu + torch.exp(0.5 * logvar) * self.sample_noise(mu)).masked_fill(pad, 0.0)
+        if self.gaussian_prior is None:  # VAE+Attn: KL(q(z_t|x) || N(0, I))
+            kl = gaussian_kl(_fp32(mu), _fp32(logvar))
+        else:  # GAVAM: KL(q(z_t|x) || p(z_t | z_<t)) given the sampled prefix
+            mu_p, logvar_p = self.gaussian_prior(z, padding_mask)
+            kl = gaussian_kl_diag(_fp32(mu), _fp32(logvar), _fp32(mu_p), _fp32(logvar_p))
+        positions = real.sum(1)
+        return {
+            "quantized": [z],
+            "encoder_padding_mask": [padding_mask],
+            "src_lengths": [positions],
+            "mu": [mu],
+            "logvar": [logvar],
+            "kl": [kl.masked_fill(padding_mask, 0.0).sum(1)],
+            "kl_positions": [positions],
+            "commitment": [kl.new_zeros(())],
+        }
 
     def forward(
         self,
@@ -160,6 +298,10 @@ class DavamEncoder(FairseqEncoder):
         if src_codes is not None:
             return self.forward_codes(src_codes, src_code_lengths)
         h, padding_mask = self.encoder_states(src_tokens)
+        if self.last_position_only:
+            h, padding_mask = self.last_position(h, padding_mask)
+        if self.gaussian:
+            return self.gaussian_latents(h, padding_mask)
         q = self.quantizer(h, padding_mask)
         return {
             "quantized": [q["quantized"]],
@@ -171,9 +313,15 @@ class DavamEncoder(FairseqEncoder):
         }
 
     def forward_codes(self, codes: Tensor, lengths: Tensor):
-        """encoder_out for given code indices: z_1..z_{lengths} (entries beyond are ignored)."""
+        """encoder_out for given code indices: z_1..z_{lengths} (entries beyond are ignored;
+        with ``latent_positions=last`` only z_{lengths} is used)."""
+        if self.gaussian:
+            raise ValueError("forward_codes: this model has Gaussian latents, not codes")
         if lengths is None or bool((lengths < 1).any()):
             raise ValueError("forward_codes: every code sequence needs a length >= 1")
+        if self.last_position_only:
+            codes = codes.gather(1, (lengths - 1).clamp(max=codes.size(1) - 1).unsqueeze(1))
+            lengths = torch.ones_like(lengths)
         positions = torch.arange(codes.size(1), device=codes.device)
         padding_mask = positions.unsqueeze(0) >= lengths.unsqueeze(1)
         safe = codes.masked_fill(padding_mask, 0)
@@ -200,11 +348,13 @@ class DavamEncoder(FairseqEncoder):
 
 
 class DavamDecoder(FairseqIncrementalDecoder):
-    """Attentive LSTM decoder over the quantized sequence (see the module docstring)."""
+    """Attentive LSTM decoder over the quantized sequence (see the module docstring); with
+    ``no_decoder_attention`` a plain LSTM decoder initialised from the last latent."""
 
     def __init__(self, cfg: DavamConfig, dictionary):
         super().__init__(dictionary)
         E, H, A = cfg.decoder_embed_dim, cfg.decoder_hidden_dim, cfg.decoder_attention_dim
+        self.attention_free = bool(_opt(cfg, "no_decoder_attention"))
         self.hidden_dim = H
         self.embed_dim = E
         self.padding_idx = dictionary.pad()
@@ -212,10 +362,15 @@ class DavamDecoder(FairseqIncrementalDecoder):
         self.dropout_in = MaskDropout(cfg.decoder_dropout_in)
         self.dropout_out = MaskDropout(cfg.decoder_dropout_out)
         self.code_to_memory = nn.Linear(cfg.code_dim, H, bias=False)
-        self.attention = BahdanauAttention(H, H, A)
-        # input = [emb(y_{i-1}); ctx_i; h_0]
-        self.cell = nn.LSTMCell(E + 2 * H, H)
-        self.output_projection = nn.Linear(2 * H, len(dictionary), bias=False)
+        if self.attention_free:
+            # input = [emb(y_{i-1}); h_0]; output layer on h_i only
+            self.lstm = nn.LSTM(E + H, H, batch_first=True)
+            self.output_projection = nn.Linear(H, len(dictionary), bias=False)
+        else:
+            self.attention = BahdanauAttention(H, H, A)
+            # input = [emb(y_{i-1}); ctx_i; h_0]
+            self.cell = nn.LSTMCell(E + 2 * H, H)
+            self.output_projection = nn.Linear(2 * H, len(dictionary), bias=False)
         self.register_buffer("output_mask", output_mask(dictionary), persistent=False)
         self.max_target_positions = cfg.max_target_positions
         _init_uniform(self, cfg.init_scale, cfg.embed_init_scale)
@@ -275,7 +430,10 @@ class DavamDecoder(FairseqIncrementalDecoder):
         return x, extra
 
     def extract_features(self, prev_output_tokens, encoder_out=None, incremental_state=None, **kwargs):
-        """Returns features [dropout(h_i); ctx_i] (B, L, 2H) and {"attn": [(B, L, T)]}."""
+        """Returns features [dropout(h_i); ctx_i] (B, L, 2H) and {"attn": [(B, L, T)]}
+        (without attention: dropout(h_i) (B, L, H) and {"attn": [None]})."""
+        if self.attention_free:
+            return self._extract_features_no_attention(prev_output_tokens, encoder_out, incremental_state)
         state = None
         if incremental_state is not None:
             state = self.get_incremental_state(incremental_state, "state")
@@ -289,6 +447,33 @@ class DavamDecoder(FairseqIncrementalDecoder):
             self.set_incremental_state(incremental_state, "state", state)
         features = torch.cat([self.dropout_out(hs), ctxs], dim=-1)
         return features, {"attn": [attn]}
+
+    # ---------------------------------------------------------------- without attention (DAVAM-q)
+    def _prepare_no_attention(self, encoder_out: Dict[str, List[Tensor]]) -> Dict[str, Tensor]:
+        """c_0 = m_T = Linear(D -> H)(latent at the last real position), h_0 = tanh(c_0); only
+        that position is read, so the other latents cannot influence the decoder."""
+        quantized = encoder_out["quantized"][0]
+        last = (encoder_out["src_lengths"][0] - 1).clamp_min(0)
+        z_last = quantized[torch.arange(quantized.size(0), device=quantized.device), last]
+        c0 = self.code_to_memory(z_last.to(self.code_to_memory.weight.dtype))
+        h0 = torch.tanh(c0)
+        return {"h": h0, "c": c0, "h0": h0}
+
+    def _extract_features_no_attention(self, prev_output_tokens, encoder_out, incremental_state):
+        state = None
+        if incremental_state is not None:
+            state = self.get_incremental_state(incremental_state, "state")
+            prev_output_tokens = prev_output_tokens[:, -1:]
+        if state is None:
+            state = self._prepare_no_attention(encoder_out)
+        emb = self.dropout_in(self.embed_tokens(prev_output_tokens))
+        h0 = state["h0"].unsqueeze(1).expand(-1, emb.size(1), -1)
+        hs, (h, c) = self.lstm(
+            torch.cat([emb, h0], dim=-1), (state["h"].unsqueeze(0).contiguous(), state["c"].unsqueeze(0).contiguous())
+        )
+        if incremental_state is not None:
+            self.set_incremental_state(incremental_state, "state", {"h": h[0], "c": c[0], "h0": state["h0"]})
+        return self.dropout_out(hs), {"attn": [None]}
 
     def output_nll(self, features: Tensor, target: Tensor) -> Tensor:
         """Summed -log p(target) for rows of ``features`` (N, 2H): the output layer and the
@@ -344,9 +529,10 @@ class DavamModel(SentenceVAEBaseModel):
     def forward(self, src_tokens, src_lengths, prev_output_tokens, features_only: bool = False, **kwargs):
         encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
         x, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, features_only=features_only)
-        extra["commitment"] = encoder_out["commitment"][0]
-        extra["code_counts"] = encoder_out["code_counts"][0]
-        extra["codes"] = encoder_out["codes"][0]
+        # discrete: commitment, code_counts, codes; Gaussian: commitment (0), mu, logvar, kl, kl_positions
+        for key in ("commitment", "code_counts", "codes", "mu", "logvar", "kl", "kl_positions"):
+            if key in encoder_out:
+                extra[key] = encoder_out[key][0]
         return x, extra
 
 
@@ -391,3 +577,53 @@ def davam_tiny(cfg):
         decoder_dropout_out=0.3,
     )
     davam_ptb(cfg)
+
+
+# ------------------------------------------------------------------------------ ablations
+# The paper's ablations (section IV, Table II) with the authors' sizes (the davam_ptb
+# defaults), and *_tiny variants with the davam_tiny sizes (and a small Gaussian prior).
+GAVAM = dict(latent_type="gaussian", gaussian_prior="pixelcnn", latent_positions="all", no_decoder_attention=False)
+VAE_ATTN = dict(latent_type="gaussian", gaussian_prior="normal", latent_positions="all", no_decoder_attention=False)
+DAVAM_Q = dict(latent_type="discrete", latent_positions="last", no_decoder_attention=True)
+_TINY_GAUSSIAN_PRIOR = dict(
+    gaussian_prior_embed_dim=64, gaussian_prior_layers=3, gaussian_prior_kernel_size=3, gaussian_prior_head_dim=64
+)
+
+
+@register_model_architecture("davam", "gavam")
+def gavam(cfg):
+    """GAVAM: Gaussian latents at every position, jointly trained PixelCNN prior, attention."""
+    _set(cfg, **GAVAM)
+    davam_ptb(cfg)
+
+
+@register_model_architecture("davam", "vae_attn")
+def vae_attn(cfg):
+    """VAE+Attn: Gaussian latents at every position, prior N(0, I), attention."""
+    _set(cfg, **VAE_ATTN)
+    davam_ptb(cfg)
+
+
+@register_model_architecture("davam", "davam_q")
+def davam_q(cfg):
+    """DAVAM-q: one code, the last position's (the EOS state h_T); decoder without attention."""
+    _set(cfg, **DAVAM_Q)
+    davam_ptb(cfg)
+
+
+@register_model_architecture("davam", "gavam_tiny")
+def gavam_tiny(cfg):
+    _set(cfg, **GAVAM, **_TINY_GAUSSIAN_PRIOR)
+    davam_tiny(cfg)
+
+
+@register_model_architecture("davam", "vae_attn_tiny")
+def vae_attn_tiny(cfg):
+    _set(cfg, **VAE_ATTN, **_TINY_GAUSSIAN_PRIOR)
+    davam_tiny(cfg)
+
+
+@register_model_architecture("davam", "davam_q_tiny")
+def davam_q_tiny(cfg):
+    _set(cfg, **DAVAM_Q, **_TINY_GAUSSIAN_PRIOR)
+    davam_tiny(cfg)

@@ -6,3 +6,4 @@ from .mask_dropout import MaskDropout  # noqa: F401
 from .gradient_reversal import GradientReversal, grad_reverse  # noqa: F401
 from .relaxed_topk import capped_simplex_projection, drop_lowest_k, k_per_sentence  # noqa: F401
 from .gated_causal_conv import GatedCausalConv1d  # noqa: F401
+from .gaussian_conv_prior import GaussianConvPrior  # noqa: F401
