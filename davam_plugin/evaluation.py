@@ -16,27 +16,37 @@ import torch.nn.functional as F
 from davam_plugin.metrics import code_perplexity, code_usage, davam_bound_summary
 
 
-@torch.no_grad()
-def score_batch(davam, prior, src_tokens):
-    """Per-sentence (rec, kl_sum, n_predictions, n_tokens, codes list) for right-padded tokens."""
+def _reconstruction(davam, src_tokens, encoder_out):
+    """-log p(x | latents) per sentence (B,), float64, for right-padded x (words + EOS)."""
     pad, eos = davam.encoder.padding_idx, davam.decoder.dictionary.eos()
     real = src_tokens.ne(pad)
-    lengths = real.sum(1)
-    encoder_out = davam.encoder(src_tokens)
     prev = torch.cat([src_tokens.new_full((src_tokens.size(0), 1), eos), src_tokens[:, :-1]], dim=1)
     prev = prev.masked_fill(~real, pad)
     logits, _ = davam.decoder(prev, encoder_out=encoder_out)
     logp = F.log_softmax(logits.float(), dim=-1)
     tok_lp = logp.gather(-1, src_tokens.unsqueeze(-1)).squeeze(-1).masked_fill(~real, 0.0)
-    rec = -tok_lp.sum(1).double()
+    return -tok_lp.sum(1).double()
+
+
+@torch.no_grad()
+def score_batch(davam, prior, src_tokens):
+    """Per-sentence (rec, kl_sum, n_predictions, n_tokens, codes list) for right-padded tokens.
+
+    The latent sequence is the encoder's (one code per token for DAVAM, one code for DAVAM-q);
+    the prior scores it followed by the end-of-codes symbol."""
+    lengths = src_tokens.ne(davam.encoder.padding_idx).sum(1)
+    encoder_out = davam.encoder(src_tokens)
+    rec = _reconstruction(davam, src_tokens, encoder_out)
     codes = encoder_out["codes"][0]
+    latent_lengths = encoder_out["src_lengths"][0]
+    real = torch.arange(codes.size(1), device=codes.device).unsqueeze(0) < latent_lengths.unsqueeze(1)
     # prior input: z_1..z_T EOC, padded with prior.pad
     seq = torch.full((codes.size(0), codes.size(1) + 1), prior.pad, dtype=torch.long, device=codes.device)
     seq[:, : codes.size(1)] = codes.masked_fill(~real, prior.pad)
-    seq[torch.arange(codes.size(0), device=codes.device), lengths] = prior.eoc
+    seq[torch.arange(codes.size(0), device=codes.device), latent_lengths] = prior.eoc
     kl_sum = -prior.log_probs(seq).sum(1).double()
-    code_list = [codes[i, : lengths[i]].cpu() for i in range(codes.size(0))]
-    return rec.cpu(), kl_sum.cpu(), (lengths + 1).cpu(), lengths.cpu(), code_list
+    code_list = [codes[i, : latent_lengths[i]].cpu() for i in range(codes.size(0))]
+    return rec.cpu(), kl_sum.cpu(), (latent_lengths + 1).cpu(), lengths.cpu(), code_list
 
 
 @torch.no_grad()
@@ -162,3 +172,31 @@ def perplexity_from(nll_sum, tokens):
     from davam_plugin.metrics import perplexity
 
     return perplexity(nll_sum, tokens)
+
+
+@torch.no_grad()
+def evaluate_gaussian_sequence_split(model, sentences, batch_size=64, seed=1, device="cpu"):
+    """GAVAM / VAE+Attn (Gaussian latent sequences, prior trained jointly or N(0, I)).
+
+    Per sentence, with one z ~ q(z|x) (seeded): rec = -log p(x|z) and the model's own KL
+    sum_t KL(q(z_t|x) || p(z_t|z_<t)) (or || N(0, I)); ``kl_paper`` averages it over the T
+    latent positions (the paper's convention); ``nll_bound`` = rec + kl is the negative ELBO,
+    ``ppl_bound`` its perplexity (:func:`davam_plugin.metrics.davam_bound_summary`)."""
+    model.eval()
+    model.encoder.use_posterior_mean = False
+    torch.manual_seed(seed)
+    pad = model.encoder.padding_idx
+    rec, kl, npos, ntok = [], [], [], []
+    for start in range(0, len(sentences), batch_size):
+        items = [sentences[i] for i in range(start, min(start + batch_size, len(sentences)))]
+        src = _pad_batch(items, pad).to(device)
+        encoder_out = model.encoder(src)
+        rec.append(_reconstruction(model, src, encoder_out).cpu())
+        kl.append(encoder_out["kl"][0].double().cpu())
+        npos.append(encoder_out["kl_positions"][0].cpu())
+        ntok.append(src.ne(pad).sum(1).cpu())
+    npos = torch.cat(npos)
+    summary = davam_bound_summary(torch.cat(rec), torch.cat(kl), npos, torch.cat(ntok))
+    summary.pop("prior_predictions")
+    summary["latent_positions"] = int(npos.sum())  # no end symbol: the length is not modelled
+    return summary

@@ -6,7 +6,8 @@
     python scripts/evaluate.py DATA --path AWD.pt --split test [--use-ema] \
         [--iw-samples 500] [--iw-chunk 50] [--seed 1] [--mi-batch-size 32] [--json OUT.json]
 
-DAVAM (nats; tokens = words + EOS, EOS counted, BOS not; one latent code per token):
+DAVAM, DAVAM-q (nats; tokens = words + EOS, EOS counted, BOS not; DAVAM has one latent
+code per token, DAVAM-q one per sentence):
     rec         reconstruction -log p(x | z(x)) per sentence
     kl_paper    prior KL as the authors compute it: -log p(z(x)) averaged over the latent
                 positions (here the T codes + the end-of-codes prediction), per sentence
@@ -16,6 +17,10 @@ DAVAM (nats; tokens = words + EOS, EOS counted, BOS not; one latent code per tok
     ppl_bound   exp(sum(rec + kl) / tokens)        (upper bound on the true perplexity)
     rec_ppl     exp(sum(rec) / tokens)
     code_usage  distinct codes among the split's posterior codes (of num_codes); code_ppl
+
+GAVAM, VAE+Attn (no --prior-path: their prior is part of the model): the same keys except
+code usage, with one z ~ q(z|x) (--seed); kl sums the analytic per-position KL to the
+jointly trained Gaussian PixelCNN prior (GAVAM) or N(0, I) (VAE+Attn), kl_paper = kl / T.
 
 AWD / Gaussian sentence VAEs (nats; same token count):
     rec, kl, neg_elbo   -log p(x|z) with one z ~ q(z|x), analytic KL to N(0, I), their sum
@@ -55,6 +60,11 @@ DAVAM_CONVENTIONS = (
     "nats; tokens = words + EOS; kl_paper = per-sentence KL averaged over the T codes + end symbol "
     "(authors' code, not a bound); kl = summed KL; nll_bound = rec + kl"
 )
+GAUSSIAN_SEQUENCE_CONVENTIONS = (
+    "nats; tokens = words + EOS; one z ~ q(z|x) per sentence (seeded); kl = sum over the T latent positions of "
+    "KL(q(z_t|x) || p(z_t|z_<t)) (GAVAM) or || N(0, I) (VAE+Attn); kl_paper = kl / T; nll_bound = rec + kl "
+    "(negative ELBO); ppl_paper uses kl_paper (not a bound)"
+)
 GAUSSIAN_CONVENTIONS = (
     "nats; tokens = words + EOS; neg_elbo = rec (one z ~ q) + analytic KL; iw_nll = importance-weighted NLL "
     "with log p(z) - log q(z|x) (not the analytic KL); mi over the whole split, mi_minibatch within minibatches"
@@ -67,9 +77,8 @@ def davam_lines(split, s):
         f"  rec        {s['rec']:.3f} nats/sentence        rec_ppl   {s['rec_ppl']:.3f}",
         f"  kl_paper   {s['kl_paper']:.3f} (mean over positions)  ppl_paper {s['ppl_paper']:.3f}  (paper convention, not a bound)",
         f"  kl         {s['kl']:.3f} (sum over positions)",
-        f"  nll_bound  {s['nll_bound']:.3f} nats/sentence        ppl_bound {s['ppl_bound']:.3f}  (true upper bound)",
-        f"  codes      {s['code_usage']}/{s['num_codes']} used, code_ppl {s['code_ppl']:.2f}",
-    ]
+        f"  nll_bound  {s['nll_bound']:.3f} nats/sentence        ppl_bound {s['ppl_bound']:.3f}  (upper bound)",
+    ] + ([f"  codes      {s['code_usage']}/{s['num_codes']} used, code_ppl {s['code_ppl']:.2f}"] if "code_usage" in s else [])
 
 
 def gaussian_lines(split, s):
@@ -103,7 +112,13 @@ def main(argv=None):
     )
     sentences = task.load_sentences(args.split)
     header = {"split": args.split, "path": args.path, "use_ema": args.use_ema}
-    if isinstance(model, DavamModel):
+    if isinstance(model, DavamModel) and getattr(model.encoder, "gaussian", False):
+        from davam_plugin.evaluation import evaluate_gaussian_sequence_split
+
+        summary = evaluate_gaussian_sequence_split(model, sentences, args.batch_size, args.seed, device)
+        result = {**header, "conventions": GAUSSIAN_SEQUENCE_CONVENTIONS, **summary}
+        lines = davam_lines(args.split, summary)
+    elif isinstance(model, DavamModel):
         if not args.prior_path:
             sys.exit("error: --prior-path is required for a DAVAM checkpoint (fairseq-train --task davam_prior)")
         prior = load_prior(args.prior_path, flag="--prior-path", device=device)

@@ -473,3 +473,18 @@ def test_config_written_before_the_ablations_builds_the_same_davam():
     a, b = model.state_dict(), reference.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not model.encoder.gaussian and not model.decoder.attention_free
+
+
+def test_gaussian_prior_sampling_steps_equal_the_full_forward():
+    from davam_plugin.modules.gaussian_conv_prior import GaussianConvPrior
+
+    torch.manual_seed(0)
+    prior = GaussianConvPrior(latent_dim=3, embed_dim=6, layers=3, kernel_size=3, head_dim=5).double().eval()
+    lengths = torch.tensor([4, 7, 1, 5])
+    z, mu_steps, logvar_steps = prior.sample(lengths, temperature=0.8, return_params=True)
+    assert z.shape == (4, 7, 3) and (z[0, 4:] == 0).all() and (z[2, 1:] == 0).all()
+    pad = torch.arange(7).unsqueeze(0) >= lengths.unsqueeze(1)
+    mu, logvar = prior(z, pad)
+    for b, n in enumerate(lengths.tolist()):
+        assert torch.allclose(mu_steps[b, :n], mu[b, :n], atol=1e-12)
+        assert torch.allclose(logvar_steps[b, :n], logvar[b, :n], atol=1e-12)

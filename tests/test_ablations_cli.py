@@ -7,6 +7,7 @@ side by side to keep the file short. (The one-line configuration errors are chec
 process in test_ablations.py; fairseq prints a SystemExit as one line, see test_cli.py.)
 """
 
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,10 +35,24 @@ def pipeline(arch, data, root):
     common = ["--user-dir", PLUGIN, "--task", "sentence_vae", "--path", ckpt, "--cpu", "--batch-size", "16"]
     validate = run_cli("fairseq-validate", data, *common, "--valid-subset", "valid")
     generate = run_cli("fairseq-generate", data, *common, "--gen-subset", "test", "--beam", "2")
+    # stage two: GAVAM and VAE+Attn carry their prior; DAVAM-q fits one (davam_prior task)
+    prior = []
+    if arch not in GAUSSIAN:
+        run_cli(
+            "fairseq-train", data, "--user-dir", PLUGIN, "--task", "davam_prior", "--davam-path", ckpt,
+            "--arch", "davam_prior_tiny", "--criterion", "davam_prior", "--optimizer", "adam", "--lr", "0.003",
+            "--batch-size", "32", "--max-update", "5", "--cpu", "--num-workers", "0", "--save-dir", root / f"{arch}_prior",
+        )  # fmt: skip
+        prior = ["--prior-path", root / f"{arch}_prior" / "checkpoint_last.pt"]
+    sampled = run_cli("fairseq-generate", data, *common, *prior, "--sample-from-prior", "6", "--beam", "1", "--sampling")
+    out = root / f"{arch}_eval.json"
+    run_cli("python", "scripts/evaluate.py", data, "--path", ckpt, *prior, "--split", "test", "--json", out, "--cpu")
     return {
         "train": train.stdout + train.stderr,
         "validate": validate.stdout + validate.stderr,
         "generate": generate.stdout,
+        "sampled": sampled.stdout,
+        "evaluation": json.loads(out.read_text()),
     }
 
 
@@ -89,3 +104,19 @@ def test_validate_reports_metrics_for_all_sentences(runs, tiny_raw, arch):
 def test_generate_reconstructs_every_test_line(runs, tiny_raw, arch):
     check_one_output_per_line(runs[arch]["generate"], raw_lines(tiny_raw / "test.txt"))
 
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_generation_from_the_prior_and_evaluation(runs, tiny_raw, arch):
+    ids = sorted(int(x.split("\t")[0][2:]) for x in runs[arch]["sampled"].splitlines() if x.startswith("H-"))
+    assert ids == list(range(6))
+    e = runs[arch]["evaluation"]
+    test = raw_lines(tiny_raw / "test.txt")
+    assert e["sentences"] == len(test) == 203 and e["tokens"] == sum(len(s.split()) + 1 for s in test)
+    assert e["nll_bound"] == pytest.approx(e["rec"] + e["kl"])
+    assert e["ppl_bound"] == pytest.approx(math.exp(e["nll_bound"] * 203 / e["tokens"]), rel=1e-6)
+    if arch in GAUSSIAN:  # one latent per token, no end symbol
+        assert e["latent_positions"] == e["tokens"] and "code_usage" not in e
+    else:  # DAVAM-q: one code per sentence, scored with the end symbol: kl_paper = kl / 2
+        assert e["latent_positions"] == 203 and e["prior_predictions"] == 406
+        assert e["kl_paper"] == pytest.approx(e["kl"] / 2)

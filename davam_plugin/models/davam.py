@@ -291,12 +291,16 @@ class DavamEncoder(FairseqEncoder):
         src_lengths: Optional[Tensor] = None,
         src_codes: Optional[Tensor] = None,
         src_code_lengths: Optional[Tensor] = None,
+        src_latents: Optional[Tensor] = None,
         **kwargs,
     ):
-        """Encode ``src_tokens``; or, given ``src_codes`` (B, T) and ``src_code_lengths`` (B,)
-        (e.g. sampled from the prior), skip the LSTM and decode from those codes."""
+        """Encode ``src_tokens``; or, given ``src_codes`` (B, T) (discrete) or ``src_latents``
+        (B, T, D) (Gaussian) and ``src_code_lengths`` (B,), e.g. sampled from a prior, skip the
+        LSTM and decode from those latents."""
         if src_codes is not None:
             return self.forward_codes(src_codes, src_code_lengths)
+        if src_latents is not None:
+            return self.forward_latents(src_latents, src_code_lengths)
         h, padding_mask = self.encoder_states(src_tokens)
         if self.last_position_only:
             h, padding_mask = self.last_position(h, padding_mask)
@@ -310,6 +314,21 @@ class DavamEncoder(FairseqEncoder):
             "src_lengths": [(~padding_mask).sum(1)],
             "commitment": [q["commitment"]],
             "code_counts": [q["code_counts"]],
+        }
+
+    def forward_latents(self, z: Tensor, lengths: Tensor):
+        """encoder_out for given Gaussian latents z (B, T, D) of lengths (B,) (entries beyond
+        are ignored)."""
+        if not self.gaussian:
+            raise ValueError("forward_latents: this model has discrete codes, not Gaussian latents")
+        if lengths is None or bool((lengths < 1).any()):
+            raise ValueError("forward_latents: every latent sequence needs a length >= 1")
+        padding_mask = torch.arange(z.size(1), device=z.device).unsqueeze(0) >= lengths.unsqueeze(1)
+        return {
+            "quantized": [z.masked_fill(padding_mask.unsqueeze(-1), 0.0)],
+            "encoder_padding_mask": [padding_mask],
+            "src_lengths": [lengths],
+            "commitment": [z.new_zeros(())],
         }
 
     def forward_codes(self, codes: Tensor, lengths: Tensor):

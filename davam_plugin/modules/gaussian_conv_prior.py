@@ -27,10 +27,14 @@ z = mu + sigma * eps, and its KL term is analytic given that sample's prefix (Eq
 
 (:func:`davam_plugin.metrics.gaussian_kl_diag`). Gradients reach the posterior both through
 (mu_t, sigma_t) and through the sampled prefix z_<t the prior reads.
+
+Sampling (:meth:`GaussianConvPrior.sample`) draws z_t ~ N(mu^_t, temperature^2 sigma^_t^2)
+position by position with the layers' step caches (one k-tap product per layer and position).
 """
 
 from typing import Optional, Tuple
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -74,3 +78,34 @@ class GaussianConvPrior(nn.Module):
         params = self.head_out(F.relu(self.head_hidden(x))).transpose(1, 2)
         mu, logvar = params.chunk(2, dim=-1)
         return mu, logvar
+
+    def _head(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        params = self.head_out(F.relu(self.head_hidden(x.unsqueeze(2)))).squeeze(2)
+        return params.chunk(2, dim=-1)
+
+    @torch.no_grad()
+    def sample(self, lengths: Tensor, temperature: float = 1.0, return_params: bool = False):
+        """z (B, max(lengths), D) drawn from the prior, zero beyond each row's length; with
+        ``return_params`` also the step-wise (mu^, logvar^) (B, T, D) each."""
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        B, T = lengths.size(0), int(lengths.max())
+        weight = self.input_proj.weight
+        E = weight.size(0)
+        caches = [layer.init_cache(weight.new_zeros(B, E, 1)) for layer in self.layers]
+        z = weight.new_zeros(B, T, self.latent_dim)
+        mus, logvars = [], []
+        x = weight.new_zeros(B, E)  # left padding before position 1
+        for t in range(T):
+            for i, layer in enumerate(self.layers):
+                x, caches[i] = layer.step(x, caches[i])
+            mu, logvar = self._head(x)
+            z[:, t] = mu + temperature * torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            mus.append(mu)
+            logvars.append(logvar)
+            x = self.input_proj(z[:, t])
+        beyond = torch.arange(T, device=lengths.device).unsqueeze(0) >= lengths.unsqueeze(1)
+        z = z.masked_fill(beyond.unsqueeze(-1), 0.0)
+        if return_params:
+            return z, torch.stack(mus, 1), torch.stack(logvars, 1)
+        return z

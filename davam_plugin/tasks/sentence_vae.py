@@ -209,13 +209,28 @@ class SentenceVAETask(FairseqTask):
             return generator.generate(models, sample, prefix_tokens=prefix_tokens, constraints=constraints)
 
     def _prior_sample(self, model, sample):
-        """Replace the placeholder inputs by latents drawn from the model's prior."""
+        """Replace the placeholder inputs by latents drawn from the model's prior:
+        * AWD (one Gaussian z): z ~ N(0, temperature^2 I);
+        * DAVAM-family Gaussian latent sequences (GAVAM, VAE+Attn): a length T drawn from the
+          training split's sentence lengths (words + EOS: one latent per token), then
+          z_1..z_T from the jointly trained PixelCNN prior or N(0, I);
+        * discrete DAVAM / DAVAM-q: code sequences from the --prior-path prior (stage two)."""
         net_input = sample["net_input"]
         bsz = net_input["src_tokens"].size(0)
-        if getattr(model.encoder, "latent_dim", None) is not None:  # Gaussian latent: prior N(0, I)
-            device = next(model.parameters()).device
-            z = torch.randn(bsz, model.encoder.latent_dim, device=device) * self.cfg.prior_temperature
-            return dict(sample, net_input=dict(net_input, z=z.to(next(model.parameters()).dtype)))
+        param = next(model.parameters())
+        encoder = model.encoder
+        t = self.cfg.prior_temperature
+        if getattr(encoder, "latent_dim", None) is not None:  # AWD: one z, prior N(0, I)
+            z = torch.randn(bsz, encoder.latent_dim, device=param.device) * t
+            return dict(sample, net_input=dict(net_input, z=z.to(param.dtype)))
+        if getattr(encoder, "gaussian", False):
+            lengths = self._sample_training_lengths(bsz).to(param.device)
+            if encoder.gaussian_prior is not None:
+                z = encoder.gaussian_prior.sample(lengths, t)
+            else:
+                D = encoder.to_posterior.out_features // 2
+                z = torch.randn(bsz, int(lengths.max()), D, device=param.device) * t
+            return dict(sample, net_input=dict(net_input, src_latents=z.to(param.dtype), src_code_lengths=lengths))
         if not self.cfg.prior_path:
             raise SystemExit(
                 "error: --sample-from-prior needs --prior-path for DAVAM (a checkpoint of fairseq-train --task davam_prior)"
@@ -224,6 +239,20 @@ class SentenceVAETask(FairseqTask):
         max_len = self.cfg.prior_max_len or self.cfg.max_sentence_length
         codes, lengths = prior.sample(bsz, max_len, self.cfg.prior_temperature, self.cfg.prior_topk)
         return dict(sample, net_input=dict(net_input, src_codes=codes, src_code_lengths=lengths))
+
+    def _sample_training_lengths(self, n: int):
+        """n sentence lengths (tokens, words + EOS) drawn from the training split of DATA."""
+        if getattr(self, "_train_lengths", None) is None:
+            try:
+                sizes = self.load_sentences("train").sizes
+            except SystemExit:
+                raise SystemExit(
+                    "error: --sample-from-prior with Gaussian latent sequences draws their lengths from the "
+                    "training split: DATA has no train split"
+                ) from None
+            self._train_lengths = torch.as_tensor(np.asarray(sizes), dtype=torch.long)
+        pick = torch.randint(len(self._train_lengths), (n,))
+        return self._train_lengths[pick]
 
     @property
     def uses_ema(self) -> bool:
