@@ -120,3 +120,35 @@ def test_generation_from_the_prior_and_evaluation(runs, tiny_raw, arch):
     else:  # DAVAM-q: one code per sentence, scored with the end symbol: kl_paper = kl / 2
         assert e["latent_positions"] == 203 and e["prior_predictions"] == 406
         assert e["kl_paper"] == pytest.approx(e["kl"] / 2)
+
+
+def test_prior_sampling_dispatch_by_model(tiny_data):
+    """--sample-from-prior feeds each family its own prior's latents: GAVAM/VAE+Attn a latent
+    sequence whose lengths come from the training split, AWD one z, DAVAM codes (needs a prior)."""
+    import torch
+    from fairseq.data import Dictionary
+
+    from davam_plugin.models.awd import AwdConfig, AwdModel
+    from davam_plugin.models.davam import DavamModel
+    from davam_plugin.tasks.sentence_vae import SentenceVAEConfig, SentenceVAETask
+    from test_ablations import ABLATIONS, tiny_config
+
+    task = SentenceVAETask(SentenceVAEConfig(data=str(tiny_data), sample_from_prior=5), Dictionary.load(str(tiny_data / "dict.txt")))
+    train_sizes = set(task.load_sentences("train").sizes.tolist())
+    sample = {"net_input": {"src_tokens": torch.full((5, 1), 2), "src_lengths": torch.ones(5, dtype=torch.long)}}
+
+    class Task:
+        source_dictionary = target_dictionary = task.dictionary
+
+    for name in ("gavam", "vae_attn"):
+        model = DavamModel.build_model(tiny_config(**ABLATIONS[name]), Task()).eval()
+        net = task._prior_sample(model, sample)["net_input"]
+        z, lengths = net["src_latents"], net["src_code_lengths"]
+        assert z.shape == (5, int(lengths.max()), 4) and set(lengths.tolist()) <= train_sizes
+        assert (z[torch.arange(z.size(1)).unsqueeze(0) >= lengths.unsqueeze(1)] == 0).all()
+    awd = AwdModel.build_model(AwdConfig(embed_dim=8, encoder_hidden_dim=8, decoder_hidden_dim=8, latent_dim=3,
+                                         adversary_embed_dim=4, adversary_hidden_dim=4), Task())  # fmt: skip
+    assert task._prior_sample(awd, sample)["net_input"]["z"].shape == (5, 3)
+    davam = DavamModel.build_model(tiny_config(), Task())
+    with pytest.raises(SystemExit, match="needs --prior-path"):
+        task._prior_sample(davam, sample)

@@ -220,7 +220,12 @@ class SentenceVAETask(FairseqTask):
         param = next(model.parameters())
         encoder = model.encoder
         t = self.cfg.prior_temperature
-        if getattr(encoder, "latent_dim", None) is not None:  # AWD: one z, prior N(0, I)
+        from davam_plugin.models.awd import AwdModel
+        from davam_plugin.models.davam import DavamModel
+
+        if not isinstance(model, (AwdModel, DavamModel)):
+            raise SystemExit(f"error: --sample-from-prior does not know the prior of {type(model).__name__}")
+        if isinstance(model, AwdModel):  # one z, prior N(0, I)
             z = torch.randn(bsz, encoder.latent_dim, device=param.device) * t
             return dict(sample, net_input=dict(net_input, z=z.to(param.dtype)))
         if getattr(encoder, "gaussian", False):
@@ -230,6 +235,8 @@ class SentenceVAETask(FairseqTask):
             else:
                 D = encoder.to_posterior.out_features // 2
                 z = torch.randn(bsz, int(lengths.max()), D, device=param.device) * t
+                beyond = torch.arange(z.size(1), device=z.device).unsqueeze(0) >= lengths.unsqueeze(1)
+                z = z.masked_fill(beyond.unsqueeze(-1), 0.0)
             return dict(sample, net_input=dict(net_input, src_latents=z.to(param.dtype), src_code_lengths=lengths))
         if not self.cfg.prior_path:
             raise SystemExit(
