@@ -10,6 +10,12 @@ import torch
 from torch import Tensor
 
 
+def at_least_fp32(t: Tensor) -> Tensor:
+    """float32 for 16-bit tensors; float32 and float64 stay as they are (losses and KLs are
+    accumulated in at least single precision, and float64 tests stay exact)."""
+    return t.float() if t.element_size() < 4 else t
+
+
 def code_perplexity(counts: Tensor) -> Tensor:
     """exp(entropy in nats) of a code histogram; 0 for an empty histogram."""
     counts = torch.as_tensor(counts).double()

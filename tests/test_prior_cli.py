@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import davam_plugin  # noqa: F401
 from davam_plugin.loading import load_davam, load_prior
 
-from conftest import PLUGIN, load_script, run_cli
+from conftest import PLUGIN, run_cli
 
 TRAIN_PRIOR = [
     "--user-dir", PLUGIN, "--task", "davam_prior", "--arch", "davam_prior_tiny", "--criterion", "davam_prior",

@@ -26,12 +26,12 @@ Logged (nats; tokens = words + EOS of the target):
 import math
 from dataclasses import dataclass, field
 
-import torch
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from davam_plugin.metrics import gaussian_kl, linear_warmup, perplexity
+from davam_plugin.criterions.kl_schedule import KLWeightSchedule
+from davam_plugin.metrics import at_least_fp32 as _fp32, gaussian_kl, perplexity
 
 
 @dataclass
@@ -46,26 +46,14 @@ class AwdElboConfig(FairseqDataclass):
     )
 
 
-def _fp32(t):
-    """float32 for 16-bit tensors; float32/float64 stay as they are."""
-    return t.float() if t.element_size() < 4 else t
-
-
 @register_criterion("awd_elbo", dataclass=AwdElboConfig)
-class AwdElboCriterion(FairseqCriterion):
+class AwdElboCriterion(KLWeightSchedule, FairseqCriterion):
     def __init__(self, task, kl_weight_start, kl_weight_max, kl_warmup_updates, adversary_lambda):
         super().__init__(task)
-        if kl_warmup_updates < 0:
-            raise SystemExit(f"error: --kl-warmup-updates must be >= 0, got {kl_warmup_updates}")
+        self.init_kl_schedule(kl_weight_start, kl_weight_max, kl_warmup_updates)
         if adversary_lambda < 0:
             raise SystemExit(f"error: --adversary-lambda must be >= 0, got {adversary_lambda}")
-        self.kl_weight_start = kl_weight_start
-        self.kl_weight_max = kl_weight_max
-        self.kl_warmup_updates = kl_warmup_updates
         self.adversary_lambda = adversary_lambda
-
-    def kl_weight(self, num_updates: int) -> float:
-        return linear_warmup(num_updates, self.kl_weight_start, self.kl_weight_max, self.kl_warmup_updates)
 
     def forward(self, model, sample, reduce=True):
         features, extra = model(**sample["net_input"], features_only=True)

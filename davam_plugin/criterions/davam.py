@@ -41,7 +41,8 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from davam_plugin.metrics import code_perplexity, code_usage, linear_warmup, perplexity
+from davam_plugin.criterions.kl_schedule import KLWeightSchedule
+from davam_plugin.metrics import at_least_fp32, code_perplexity, code_usage, linear_warmup, perplexity
 
 # 10 PTB epochs at batch 32 (42,068 training sentences -> 1,315 updates per epoch): the
 # authors ramp beta over the first 10 epochs.
@@ -78,25 +79,19 @@ def reconstruction_nll(model, features, target, padding_idx):
 
 
 @register_criterion("davam", dataclass=DavamCriterionConfig)
-class DavamCriterion(FairseqCriterion):
+class DavamCriterion(KLWeightSchedule, FairseqCriterion):
     def __init__(
         self, task, beta_start, beta_max, beta_warmup_updates, kl_weight_start=1.0, kl_weight_max=1.0, kl_warmup_updates=0
     ):
         super().__init__(task)
-        if kl_warmup_updates < 0:
-            raise SystemExit(f"error: --kl-warmup-updates must be >= 0, got {kl_warmup_updates}")
+        self.init_kl_schedule(kl_weight_start, kl_weight_max, kl_warmup_updates)
         self.beta_start = beta_start
         self.beta_max = beta_max
         self.beta_warmup_updates = beta_warmup_updates
-        self.kl_weight_start = kl_weight_start
-        self.kl_weight_max = kl_weight_max
-        self.kl_warmup_updates = kl_warmup_updates
 
     def beta(self, num_updates: int) -> float:
         return linear_warmup(num_updates, self.beta_start, self.beta_max, self.beta_warmup_updates)
 
-    def kl_weight(self, num_updates: int) -> float:
-        return linear_warmup(num_updates, self.kl_weight_start, self.kl_weight_max, self.kl_warmup_updates)
 
     def forward(self, model, sample, reduce=True):
         features, extra = model(**sample["net_input"], features_only=True)
@@ -121,7 +116,7 @@ class DavamCriterion(FairseqCriterion):
 
     def _gaussian_forward(self, model, sample, rec, extra):
         """rec + w(u) * KL for Gaussian latents (module docstring)."""
-        kl_per_sentence = extra["kl"].float() if extra["kl"].element_size() < 4 else extra["kl"]
+        kl_per_sentence = at_least_fp32(extra["kl"])
         kl = kl_per_sentence.sum()
         w = self.kl_weight(getattr(model, "num_updates", 0))
         loss = rec + w * kl

@@ -36,7 +36,7 @@ input products of all words and the z products are computed once per batch; the 
 only adds h W_hh^T per cell.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import torch
@@ -52,7 +52,7 @@ from fairseq.models import (
 from torch import Tensor
 
 from davam_plugin.models.davam import output_mask
-from davam_plugin.models.base import SentenceVAEBaseModel
+from davam_plugin.models.base import SentenceVAEBaseModel, set_arch_defaults
 from davam_plugin.modules.gradient_reversal import grad_reverse
 from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.mask_dropout import MaskDropout
@@ -335,14 +335,7 @@ class AwdModel(SentenceVAEBaseModel):
         return x, extra
 
 
-def _set(cfg, **values):
-    for k, v in values.items():
-        if not hasattr(cfg, k):
-            setattr(cfg, k, v)
-    for f in fields(AwdConfig):
-        if not hasattr(cfg, f.name):
-            setattr(cfg, f.name, f.default)
-
+HIDDEN_2048 = dict(encoder_hidden_dim=2048, decoder_hidden_dim=2048, adversary_hidden_dim=2048)
 
 # arch ``awd`` = the AwdConfig defaults (SNLI-sized: hidden 1024, R 0.2)
 
@@ -351,29 +344,29 @@ def _set(cfg, **values):
 def awd_ptb(cfg):
     """PTB: hidden 2048 (the paper increased the decoder LSTM from 1024 to 2048 except on
     SNLI; the authors' code uses one hidden size for all LSTMs), R = 0.2 (best on PTB)."""
-    _set(cfg, encoder_hidden_dim=2048, decoder_hidden_dim=2048, adversary_hidden_dim=2048, word_dropout_rate=0.2)
+    set_arch_defaults(cfg, AwdConfig, **HIDDEN_2048, word_dropout_rate=0.2)
 
 
 @register_model_architecture("awd", "awd_snli")
 def awd_snli(cfg):
     """SNLI: hidden 1024, R = 0.3."""
-    _set(cfg, word_dropout_rate=0.3)
+    set_arch_defaults(cfg, AwdConfig, word_dropout_rate=0.3)
 
 
 @register_model_architecture("awd", "awd_yahoo")
 def awd_yahoo(cfg):
     """Yahoo: hidden 2048, R = 0.3."""
-    _set(cfg, encoder_hidden_dim=2048, decoder_hidden_dim=2048, adversary_hidden_dim=2048, word_dropout_rate=0.3)
+    set_arch_defaults(cfg, AwdConfig, **HIDDEN_2048, word_dropout_rate=0.3)
 
 
 @register_model_architecture("awd", "awd_yelp")
 def awd_yelp(cfg):
     """Yelp: hidden 2048, R = 0.3."""
-    _set(cfg, encoder_hidden_dim=2048, decoder_hidden_dim=2048, adversary_hidden_dim=2048, word_dropout_rate=0.3)
+    set_arch_defaults(cfg, AwdConfig, **HIDDEN_2048, word_dropout_rate=0.3)
 
 
 @register_model_architecture("awd", "awd_tiny")
 def awd_tiny(cfg):
     """A small model for tests and the demo."""
-    _set(cfg, embed_dim=32, encoder_hidden_dim=64, decoder_hidden_dim=64, latent_dim=8,
+    set_arch_defaults(cfg, AwdConfig, embed_dim=32, encoder_hidden_dim=64, decoder_hidden_dim=64, latent_dim=8,
          adversary_embed_dim=32, adversary_hidden_dim=64, decoder_dropout_out=0.3)  # fmt: skip

@@ -6,9 +6,22 @@ checks that checkpoints are loaded with the dictionary they were trained with
 (:mod:`davam_plugin.models.dictionary_version`).
 """
 
+from dataclasses import fields
+
 from fairseq.models import FairseqEncoderDecoderModel
 
 from davam_plugin.models.dictionary_version import DictionaryVersionMixin
+
+
+def set_arch_defaults(cfg, config_cls, **values) -> None:
+    """A named architecture: set ``values`` where the command line did not, then every other
+    missing field of ``config_cls`` to its dataclass default."""
+    for k, v in values.items():
+        if not hasattr(cfg, k):
+            setattr(cfg, k, v)
+    for f in fields(config_cls):
+        if not f.name.startswith("_") and not hasattr(cfg, f.name):
+            setattr(cfg, f.name, f.default)
 
 
 class SentenceVAEBaseModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):

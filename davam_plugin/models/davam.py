@@ -46,7 +46,7 @@ Ablations of the paper (section IV, Table II), the same encoder/decoder under sw
   with state (h, c) in fairseq's search.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import torch
@@ -68,8 +68,8 @@ from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.mask_dropout import MaskDropout
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
 from davam_plugin.modules.gaussian_conv_prior import GaussianConvPrior
-from davam_plugin.metrics import gaussian_kl, gaussian_kl_diag
-from davam_plugin.models.base import SentenceVAEBaseModel
+from davam_plugin.metrics import at_least_fp32 as _fp32, gaussian_kl, gaussian_kl_diag
+from davam_plugin.models.base import SentenceVAEBaseModel, set_arch_defaults
 
 LATENT_TYPES = ChoiceEnum(["discrete", "gaussian"])
 LATENT_POSITIONS = ChoiceEnum(["all", "last"])
@@ -178,11 +178,6 @@ def output_mask(dictionary) -> Tensor:
         if i in (dictionary.pad(), dictionary.bos()) or sym.startswith("madeupword"):
             mask[i] = float("-inf")
     return mask
-
-
-def _fp32(t: Tensor) -> Tensor:
-    """float32 for 16-bit tensors; float32/float64 stay as they are."""
-    return t.float() if t.element_size() < 4 else t
 
 
 class DavamEncoder(FairseqEncoder):
@@ -564,9 +559,7 @@ def _set(cfg, **defaults):
 @register_model_architecture("davam", "davam_ptb")
 def davam_ptb(cfg):
     """The authors' PTB/SNLI settings (the base ``davam`` defaults)."""
-    for f in fields(DavamConfig):
-        if not f.name.startswith("_") and not hasattr(cfg, f.name):
-            setattr(cfg, f.name, f.default)
+    set_arch_defaults(cfg, DavamConfig)
 
 
 @register_model_architecture("davam", "davam_snli")

@@ -26,7 +26,7 @@ The prior stores a copy of the stage-one codebook it was fitted to (buffer
 different DAVAM model, and K, D are known when loading it without the stage-one model.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -36,6 +36,8 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from torch import Tensor
 
+from davam_plugin.metrics import at_least_fp32
+from davam_plugin.models.base import set_arch_defaults
 from davam_plugin.modules.gated_causal_conv import GatedCausalConv1d
 
 
@@ -128,7 +130,7 @@ class DavamPriorModel(BaseFairseqModel):
     def log_probs(self, codes: Tensor) -> Tensor:
         """Per-position log p(codes[:, t] | codes[:, :t]) (B, T), 0 at padding."""
         logits = self.forward(codes)
-        logp = F.log_softmax(logits.float() if logits.element_size() < 4 else logits, dim=-1)
+        logp = F.log_softmax(at_least_fp32(logits), dim=-1)
         pad = codes.eq(self.pad)
         lp = logp.gather(-1, codes.masked_fill(pad, 0).unsqueeze(-1)).squeeze(-1)
         return lp.masked_fill(pad, 0.0)
@@ -213,16 +215,7 @@ class DavamPriorModel(BaseFairseqModel):
 # the authors' prior: E 512, 15 gated layers of kernel 5, head 256 (the paper's "16 layers").
 
 
-def _defaults(cfg, **values):
-    for k, v in values.items():
-        if not hasattr(cfg, k):
-            setattr(cfg, k, v)
-    for f in fields(DavamPriorConfig):
-        if not hasattr(cfg, f.name):
-            setattr(cfg, f.name, f.default)
-
-
 @register_model_architecture("davam_prior", "davam_prior_tiny")
 def davam_prior_tiny(cfg):
     """A small prior for tests and the demo."""
-    _defaults(cfg, prior_embed_dim=64, prior_layers=4, prior_kernel_size=3, prior_head_dim=64)
+    set_arch_defaults(cfg, DavamPriorConfig, prior_embed_dim=64, prior_layers=4, prior_kernel_size=3, prior_head_dim=64)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
+from fairseq.data.data_utils import collate_tokens
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
@@ -51,10 +52,7 @@ def encode_codes(davam, sentences, batch_size: int, device) -> list:
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         tokens = [sentences[i] for i in idx]
-        width = max(len(t) for t in tokens)
-        src = torch.full((len(idx), width), pad, dtype=torch.long)
-        for row, t in enumerate(tokens):
-            src[row, : len(t)] = t
+        src = collate_tokens(tokens, pad, left_pad=False)
         codes = davam.encoder(src.to(device))["codes"][0].cpu()
         for row, i in enumerate(idx):
             out[i] = codes[row, : len(tokens[row])].clone()
