@@ -12,6 +12,7 @@ and NLL(x) <= rec(x) + kl(x). Corpus numbers under both KL conventions are compu
 
 import torch
 import torch.nn.functional as F
+from fairseq.data.data_utils import collate_tokens
 
 from davam_plugin.metrics import code_perplexity, code_usage, davam_bound_summary
 
@@ -58,10 +59,7 @@ def evaluate_split(davam, prior, sentences, batch_size=64, device="cpu"):
     rec, kl, npred, ntok, hist = [], [], [], [], torch.zeros(davam.encoder.quantizer.num_codes, dtype=torch.float64)
     for start in range(0, len(sentences), batch_size):
         items = [sentences[i] for i in range(start, min(start + batch_size, len(sentences)))]
-        width = max(len(t) for t in items)
-        src = torch.full((len(items), width), pad, dtype=torch.long)
-        for row, t in enumerate(items):
-            src[row, : len(t)] = t
+        src = collate_tokens(items, pad, left_pad=False)
         r, k, p, n, codes = score_batch(davam, prior, src.to(device))
         rec.append(r), kl.append(k), npred.append(p), ntok.append(n)
         for c in codes:
@@ -75,41 +73,32 @@ def evaluate_split(davam, prior, sentences, batch_size=64, device="cpu"):
 
 
 # --------------------------------------------------------------------------- Gaussian VAEs (awd)
-def _pad_batch(items, pad):
-    width = max(len(t) for t in items)
-    src = torch.full((len(items), width), pad, dtype=torch.long)
-    for row, t in enumerate(items):
-        src[row, : len(t)] = t
-    return src
-
-
 @torch.no_grad()
 def sentence_log_likelihood(model, src_tokens, z):
     """log p(x | z) per sentence (B,) for right-padded x (words + EOS) and z (B, Z); eval mode."""
-    pad = model.encoder.padding_idx
-    eos = model.decoder.dictionary.eos()
-    real = src_tokens.ne(pad)
-    prev = torch.cat([src_tokens.new_full((src_tokens.size(0), 1), eos), src_tokens[:, :-1]], dim=1)
-    prev = prev.masked_fill(~real, pad)
-    logits, _ = model.decoder(prev, encoder_out={"z": [z]})
-    logp = F.log_softmax(logits.float(), dim=-1)
-    return logp.gather(-1, src_tokens.unsqueeze(-1)).squeeze(-1).masked_fill(~real, 0.0).sum(1).double()
+    return -_reconstruction(model, src_tokens, {"z": [z]})
 
 
 @torch.no_grad()
 def evaluate_gaussian_split(model, sentences, iw_samples=500, iw_chunk=50, batch_size=32, seed=1,
-                            mi_batch_size=None, device="cpu"):  # fmt: skip
+                            mi_batch_size=None, device="cpu", iw_max_sentences=None):  # fmt: skip
     """-ELBO, KL, IW-NLL, PPLs, MI (whole set and per minibatch) and active units of a
     Gaussian sentence VAE with prior N(0, I), in nats (tokens = words + EOS).
 
     * rec: -log p(x|z) with one z ~ q(z|x); kl: analytic KL(q(z|x) || N(0, I));
       neg_elbo = rec + kl (single-sample estimate of the negative ELBO).
     * iw_nll: -log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x), z_s ~ q(z|x), S = ``iw_samples``
-      drawn ``iw_chunk`` at a time (metrics.iw_log_likelihood).
-    * ppl_iw = exp(sum iw_nll / tokens), ppl_elbo = exp(sum neg_elbo / tokens).
+      decoded ``iw_chunk`` at a time (metrics.iw_log_likelihood), over the first
+      ``iw_max_sentences`` sentences (all by default; S decoder passes per sentence are the
+      expensive part on a CPU). ``neg_elbo_iw_subset`` is the -ELBO over the same sentences.
+    * ppl_iw = exp(sum iw_nll / tokens) over those sentences, ppl_elbo = exp(sum neg_elbo / tokens).
     * mi: aggregate posterior over the whole evaluation set; mi_minibatch: the same estimator
       inside consecutive minibatches of ``mi_batch_size`` (jxhe's convention, <= log batch).
     * active_units: dimensions whose posterior mean varies (variance > 0.01) over the data.
+
+    Noise is drawn sentence by sentence from generators seeded with ``seed`` (one for the
+    ELBO sample, one for the importance samples), so ``batch_size``, ``iw_chunk`` and
+    ``iw_max_sentences`` never change any sentence's numbers.
     """
     from davam_plugin.metrics import (
         active_units, gaussian_kl, iw_log_likelihood, log_normal_diag, mutual_information,
@@ -118,35 +107,45 @@ def evaluate_gaussian_split(model, sentences, iw_samples=500, iw_chunk=50, batch
 
     model.eval()
     gen = torch.Generator(device="cpu").manual_seed(seed)
+    iw_gen = torch.Generator(device="cpu").manual_seed(seed + 1)
     pad = model.encoder.padding_idx
+    n_iw = len(sentences) if iw_max_sentences is None else min(iw_max_sentences, len(sentences))
     rec, kl, iw, ntok, mus, logvars = [], [], [], [], [], []
     for start in range(0, len(sentences), batch_size):
         items = [sentences[i] for i in range(start, min(start + batch_size, len(sentences)))]
-        src = _pad_batch(items, pad).to(device)
+        src = collate_tokens(items, pad, left_pad=False).to(device)
         mu, logvar = model.encoder.posterior(src)
         mu, logvar = mu.double(), logvar.double()
         std = torch.exp(0.5 * logvar)
-        z1 = mu + std * torch.randn(mu.shape, generator=gen, dtype=torch.float64).to(device)
-        rec.append(-sentence_log_likelihood(model, src, z1.to(mu.dtype).float()).cpu())
+        B, Z = mu.shape
+        eps1 = torch.stack([torch.randn(Z, generator=gen, dtype=torch.float64) for _ in range(B)])
+        z1 = mu + std * eps1.to(device)
+        rec.append(-sentence_log_likelihood(model, src, z1.float()).cpu())
         kl.append(gaussian_kl(mu, logvar).cpu())
-        log_w = []
-        for s0 in range(0, iw_samples, iw_chunk):
-            S = min(iw_chunk, iw_samples - s0)
-            eps = torch.randn((S,) + tuple(mu.shape), generator=gen, dtype=torch.float64).to(device)
-            z = mu + std * eps  # (S, B, Z)
-            B = mu.size(0)
-            rep = src.unsqueeze(0).expand(S, -1, -1).reshape(S * B, -1)
-            lpx = sentence_log_likelihood(model, rep, z.reshape(S * B, -1).float()).view(S, B)
-            lpz = log_normal_diag(z, torch.zeros_like(mu), torch.zeros_like(logvar))
-            lqz = log_normal_diag(z, mu, logvar)
-            log_w.append((lpx, lpz, lqz))
-        iw.append(-iw_log_likelihood(*(torch.cat(parts, 0) for parts in zip(*log_w))).cpu())
         ntok.append(src.ne(pad).sum(1).cpu())
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
+        b_iw = max(0, min(B, n_iw - start))  # rows of this batch inside the IW subset
+        if b_iw == 0:
+            continue
+        eps = torch.stack(
+            [torch.randn((iw_samples, Z), generator=iw_gen, dtype=torch.float64) for _ in range(b_iw)], 1
+        ).to(device)  # (S, b, Z)
+        mu_i, logvar_i, std_i, src_i = mu[:b_iw], logvar[:b_iw], std[:b_iw], src[:b_iw]
+        log_w = []
+        for s0 in range(0, iw_samples, iw_chunk):
+            S = min(iw_chunk, iw_samples - s0)
+            z = mu_i + std_i * eps[s0 : s0 + S]  # (S, b, Z)
+            rep = src_i.unsqueeze(0).expand(S, -1, -1).reshape(S * b_iw, -1)
+            lpx = sentence_log_likelihood(model, rep, z.reshape(S * b_iw, -1).float()).view(S, b_iw)
+            lpz = log_normal_diag(z, torch.zeros_like(mu_i), torch.zeros_like(logvar_i))
+            lqz = log_normal_diag(z, mu_i, logvar_i)
+            log_w.append((lpx, lpz, lqz))
+        iw.append(-iw_log_likelihood(*(torch.cat(parts, 0) for parts in zip(*log_w))).cpu())
     rec, kl, iw, ntok = (torch.cat(v) for v in (rec, kl, iw, ntok))
     mu, logvar = torch.cat(mus), torch.cat(logvars)
     tokens = float(ntok.sum())
+    iw_tokens = float(ntok[:n_iw].sum())
     n = rec.numel()
     mi_batch = mi_batch_size or batch_size
     return {
@@ -158,8 +157,11 @@ def evaluate_gaussian_split(model, sentences, iw_samples=500, iw_chunk=50, batch
         "neg_elbo": float((rec + kl).mean()),
         "iw_nll": float(iw.mean()),
         "iw_samples": iw_samples,
+        "iw_sentences": n_iw,
+        "iw_tokens": int(iw_tokens),
+        "neg_elbo_iw_subset": float((rec + kl)[:n_iw].mean()),
         "ppl_elbo": perplexity_from(float((rec + kl).sum()), tokens),
-        "ppl_iw": perplexity_from(float(iw.sum()), tokens),
+        "ppl_iw": perplexity_from(float(iw.sum()), iw_tokens),
         "mi": mutual_information(mu, logvar, generator=gen),
         "mi_minibatch": mutual_information_minibatch(mu, logvar, mi_batch, generator=gen),
         "mi_minibatch_size": mi_batch,
@@ -189,7 +191,7 @@ def evaluate_gaussian_sequence_split(model, sentences, batch_size=64, seed=1, de
     rec, kl, npos, ntok = [], [], [], []
     for start in range(0, len(sentences), batch_size):
         items = [sentences[i] for i in range(start, min(start + batch_size, len(sentences)))]
-        src = _pad_batch(items, pad).to(device)
+        src = collate_tokens(items, pad, left_pad=False).to(device)
         encoder_out = model.encoder(src)
         rec.append(_reconstruction(model, src, encoder_out).cpu())
         kl.append(encoder_out["kl"][0].double().cpu())

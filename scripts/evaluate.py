@@ -4,7 +4,8 @@
     python scripts/evaluate.py DATA --path DAVAM.pt --prior-path PRIOR.pt --split test \
         [--json OUT.json] [--batch-size 64] [--cpu]
     python scripts/evaluate.py DATA --path AWD.pt --split test [--use-ema] \
-        [--iw-samples 500] [--iw-chunk 50] [--seed 1] [--mi-batch-size 32] [--json OUT.json]
+        [--iw-samples 500] [--iw-chunk 50] [--iw-max-sentences N] [--seed 1] [--mi-batch-size 32] \
+        [--json OUT.json]
 
 DAVAM, DAVAM-q (nats; tokens = words + EOS, EOS counted, BOS not; DAVAM has one latent
 code per token, DAVAM-q one per sentence):
@@ -24,8 +25,10 @@ jointly trained Gaussian PixelCNN prior (GAVAM) or N(0, I) (VAE+Attn), kl_paper 
 
 AWD / Gaussian sentence VAEs (nats; same token count):
     rec, kl, neg_elbo   -log p(x|z) with one z ~ q(z|x), analytic KL to N(0, I), their sum
-    iw_nll              -log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x), S = --iw-samples (seeded)
-    ppl_iw, ppl_elbo    exp(sum(iw_nll) / tokens), exp(sum(neg_elbo) / tokens)
+    iw_nll              -log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x), S = --iw-samples (seeded),
+                        over the first --iw-max-sentences sentences (default all: iw_sentences)
+    neg_elbo_iw_subset  -ELBO over the same sentences as iw_nll
+    ppl_iw, ppl_elbo    exp(sum(iw_nll) / iw_tokens), exp(sum(neg_elbo) / tokens)
     mi                  I(x; z) with the aggregate posterior over the whole split
     mi_minibatch        the same within minibatches of --mi-batch-size (jxhe's convention)
     active_units        latent dimensions whose posterior-mean variance exceeds 0.01
@@ -47,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--use-ema", action="store_true", help="use the --store-ema averaged weights of --path")
     p.add_argument("--iw-samples", type=int, default=500, help="AWD: importance samples per sentence")
     p.add_argument("--iw-chunk", type=int, default=50, help="AWD: importance samples decoded at a time")
+    p.add_argument("--iw-max-sentences", type=int, default=None,
+                   help="AWD: IW-NLL over the first N sentences of the split only (default: all)")
     p.add_argument("--mi-batch-size", type=int, default=None, help="AWD: minibatch of the per-minibatch MI")
     p.add_argument("--seed", type=int, default=1, help="AWD: seed of all sampling")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
@@ -85,7 +90,9 @@ def gaussian_lines(split, s):
     return [
         f"{split}: {s['sentences']} sentences, {s['tokens']} tokens (words + EOS)",
         f"  -ELBO      {s['neg_elbo']:.3f} nats/sentence (rec {s['rec']:.3f} + KL {s['kl']:.3f})  ppl_elbo {s['ppl_elbo']:.3f}",
-        f"  IW-NLL     {s['iw_nll']:.3f} nats/sentence ({s['iw_samples']} samples)        ppl_iw   {s['ppl_iw']:.3f}",
+        f"  IW-NLL     {s['iw_nll']:.3f} nats/sentence ({s['iw_samples']} samples)        ppl_iw   {s['ppl_iw']:.3f}"
+        + (f"  (first {s['iw_sentences']} sentences; -ELBO on them {s['neg_elbo_iw_subset']:.3f})"
+           if s["iw_sentences"] < s["sentences"] else ""),
         f"  MI         {s['mi']:.3f} (whole split)   {s['mi_minibatch']:.3f} (minibatches of {s['mi_minibatch_size']})",
         f"  active units {s['active_units']}/{s['latent_dim']}",
     ]
@@ -99,8 +106,8 @@ def main(argv=None):
     from davam_plugin.evaluation import evaluate_split
     from davam_plugin.loading import check_prior_matches, load_prior
 
-    for name in ("batch_size", "iw_samples", "iw_chunk"):
-        if getattr(args, name) < 1:
+    for name in ("batch_size", "iw_samples", "iw_chunk", "iw_max_sentences"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             sys.exit(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     from davam_plugin.loading import load_sentence_model
@@ -130,7 +137,8 @@ def main(argv=None):
         from davam_plugin.evaluation import evaluate_gaussian_split
 
         summary = evaluate_gaussian_split(
-            model, sentences, args.iw_samples, args.iw_chunk, args.batch_size, args.seed, args.mi_batch_size, device
+            model, sentences, args.iw_samples, args.iw_chunk, args.batch_size, args.seed, args.mi_batch_size, device,
+            iw_max_sentences=args.iw_max_sentences,
         )
         result = {**header, "conventions": GAUSSIAN_CONVENTIONS, **summary}
         lines = gaussian_lines(args.split, summary)

@@ -128,6 +128,15 @@ def test_ema_weights_are_stored_and_used_by_evaluate(awd_runs, tiny_data, tmp_pa
         assert r["mi_minibatch"] <= math.log(r["mi_minibatch_size"]) + 1e-6
         assert r["ppl_iw"] == pytest.approx(math.exp(r["iw_nll"] * r["sentences"] / r["tokens"]), rel=1e-6)
     assert outs[True]["rec"] != outs[False]["rec"]
+    out = tmp_path / "eval_subset.json"
+    base = ["python", "scripts/evaluate.py", tiny_data, "--path", save / "checkpoint_last.pt", "--split", "valid",
+            "--iw-samples", "6", "--iw-chunk", "4", "--cpu"]  # fmt: skip
+    printed = run_cli(*base, "--iw-max-sentences", "5", "--json", out).stdout
+    sub = json.loads(out.read_text())
+    assert sub["iw_sentences"] == 5 and outs[False]["iw_sentences"] == 40 and "(first 5 sentences" in printed
+    assert sub["neg_elbo"] == pytest.approx(outs[False]["neg_elbo"], rel=1e-6)
+    proc = run_cli(*base, "--iw-max-sentences", "0", check=False)
+    assert proc.returncode != 0 and proc.stderr.strip().splitlines()[-1] == "error: --iw-max-sentences must be >= 1, got 0"
 
 
 def test_latent_tools_and_adversary_view(awd_runs, tiny_data, tiny_raw, tmp_path):

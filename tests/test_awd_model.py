@@ -197,3 +197,25 @@ def test_padding_and_incremental_decoding_change_nothing():
     state = {}
     steps = [model.decoder(prev[:, : t + 1], enc, incremental_state=state)[0][:, -1] for t in range(prev.size(1))]
     assert torch.allclose(torch.stack(steps, 1), full[:1, : prev.size(1)], atol=1e-6)
+
+
+def test_evaluation_is_batch_invariant_and_iw_subset_matches_a_shorter_split():
+    from davam_plugin.evaluation import evaluate_gaussian_split
+
+    model, d = tiny_awd("adversarial")
+    sents = [torch.tensor(s + [d.eos()]) for s in SENTENCES * 2]
+    run = lambda items, **kw: evaluate_gaussian_split(model, items, iw_samples=7, seed=3, **kw)  # noqa: E731
+    a = run(sents, iw_chunk=7, batch_size=8)
+    b = run(sents, iw_chunk=3, batch_size=3)
+    for key in ("rec", "kl", "neg_elbo", "iw_nll", "mi", "active_units"):
+        assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), key  # float32 decoding
+    # IW over the first 3 sentences only: the same IW numbers as evaluating those 3 sentences
+    sub = run(sents, iw_chunk=7, batch_size=2, iw_max_sentences=3)
+    short = run(sents[:3], iw_chunk=7, batch_size=8)
+    assert sub["iw_sentences"] == 3 and a["iw_sentences"] == len(sents)
+    assert sub["iw_nll"] == pytest.approx(short["iw_nll"], rel=1e-6)
+    assert sub["ppl_iw"] == pytest.approx(short["ppl_iw"], rel=1e-6)
+    assert sub["iw_tokens"] == short["tokens"] == sum(len(s) for s in sents[:3])
+    assert sub["neg_elbo_iw_subset"] == pytest.approx(short["neg_elbo"], rel=1e-6)
+    assert sub["neg_elbo"] == pytest.approx(a["neg_elbo"], rel=1e-6)  # the rest is computed on all sentences
+    assert sub["iw_nll"] != pytest.approx(a["iw_nll"])
