@@ -92,7 +92,6 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
     def beta(self, num_updates: int) -> float:
         return linear_warmup(num_updates, self.beta_start, self.beta_max, self.beta_warmup_updates)
 
-
     def forward(self, model, sample, reduce=True):
         features, extra = model(**sample["net_input"], features_only=True)
         rec = reconstruction_nll(model, features, sample["target"], self.padding_idx)

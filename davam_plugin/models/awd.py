@@ -369,4 +369,4 @@ def awd_yelp(cfg):
 def awd_tiny(cfg):
     """A small model for tests and the demo."""
     set_arch_defaults(cfg, AwdConfig, embed_dim=32, encoder_hidden_dim=64, decoder_hidden_dim=64, latent_dim=8,
-         adversary_embed_dim=32, adversary_hidden_dim=64, decoder_dropout_out=0.3)  # fmt: skip
+                      adversary_embed_dim=32, adversary_hidden_dim=64, decoder_dropout_out=0.3)  # fmt: skip

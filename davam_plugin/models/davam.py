@@ -550,12 +550,6 @@ class DavamModel(SentenceVAEBaseModel):
         return x, extra
 
 
-
-def _set(cfg, **defaults):
-    for k, v in defaults.items():
-        setattr(cfg, k, getattr(cfg, k, v))
-
-
 @register_model_architecture("davam", "davam_ptb")
 def davam_ptb(cfg):
     """The authors' PTB/SNLI settings (the base ``davam`` defaults)."""
@@ -573,22 +567,23 @@ def davam_yahoo(cfg):
     davam_ptb(cfg)
 
 
+DAVAM_TINY = dict(
+    encoder_embed_dim=64,
+    encoder_hidden_dim=128,
+    decoder_embed_dim=64,
+    decoder_hidden_dim=128,
+    decoder_attention_dim=64,
+    code_dim=16,
+    num_codes=64,
+    decoder_dropout_in=0.3,
+    decoder_dropout_out=0.3,
+)
+
+
 @register_model_architecture("davam", "davam_tiny")
 def davam_tiny(cfg):
     """A small model for tests and the demo."""
-    _set(
-        cfg,
-        encoder_embed_dim=64,
-        encoder_hidden_dim=128,
-        decoder_embed_dim=64,
-        decoder_hidden_dim=128,
-        decoder_attention_dim=64,
-        code_dim=16,
-        num_codes=64,
-        decoder_dropout_in=0.3,
-        decoder_dropout_out=0.3,
-    )
-    davam_ptb(cfg)
+    set_arch_defaults(cfg, DavamConfig, **DAVAM_TINY)
 
 
 # ------------------------------------------------------------------------------ ablations
@@ -605,37 +600,31 @@ _TINY_GAUSSIAN_PRIOR = dict(
 @register_model_architecture("davam", "gavam")
 def gavam(cfg):
     """GAVAM: Gaussian latents at every position, jointly trained PixelCNN prior, attention."""
-    _set(cfg, **GAVAM)
-    davam_ptb(cfg)
+    set_arch_defaults(cfg, DavamConfig, **GAVAM)
 
 
 @register_model_architecture("davam", "vae_attn")
 def vae_attn(cfg):
     """VAE+Attn: Gaussian latents at every position, prior N(0, I), attention."""
-    _set(cfg, **VAE_ATTN)
-    davam_ptb(cfg)
+    set_arch_defaults(cfg, DavamConfig, **VAE_ATTN)
 
 
 @register_model_architecture("davam", "davam_q")
 def davam_q(cfg):
     """DAVAM-q: one code, the last position's (the EOS state h_T); decoder without attention."""
-    _set(cfg, **DAVAM_Q)
-    davam_ptb(cfg)
+    set_arch_defaults(cfg, DavamConfig, **DAVAM_Q)
 
 
 @register_model_architecture("davam", "gavam_tiny")
 def gavam_tiny(cfg):
-    _set(cfg, **GAVAM, **_TINY_GAUSSIAN_PRIOR)
-    davam_tiny(cfg)
+    set_arch_defaults(cfg, DavamConfig, **GAVAM, **_TINY_GAUSSIAN_PRIOR, **DAVAM_TINY)
 
 
 @register_model_architecture("davam", "vae_attn_tiny")
 def vae_attn_tiny(cfg):
-    _set(cfg, **VAE_ATTN, **_TINY_GAUSSIAN_PRIOR)
-    davam_tiny(cfg)
+    set_arch_defaults(cfg, DavamConfig, **VAE_ATTN, **_TINY_GAUSSIAN_PRIOR, **DAVAM_TINY)
 
 
 @register_model_architecture("davam", "davam_q_tiny")
 def davam_q_tiny(cfg):
-    _set(cfg, **DAVAM_Q, **_TINY_GAUSSIAN_PRIOR)
-    davam_tiny(cfg)
+    set_arch_defaults(cfg, DavamConfig, **DAVAM_Q, **_TINY_GAUSSIAN_PRIOR, **DAVAM_TINY)
