@@ -12,7 +12,7 @@ import davam_plugin  # noqa: F401
 from davam_plugin.generated_text import read_sentences
 from davam_plugin.metrics import ngram_diversity
 
-from conftest import run_cli
+from conftest import PLUGIN, run_cli
 
 GENERATE_OUTPUT = """S-1\t
 H-1\t-1.5\tb c
@@ -54,8 +54,11 @@ def test_diversity_by_hand(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_lm(tiny_data, tmp_path_factory):
     save = tmp_path_factory.mktemp("lm")
+    # fairseq's own LM; --user-dir only adds the plugin's clean-exit hook (this 20-update run
+    # stops right after epoch 2 starts, while fairseq's batch-buffer thread is still busy)
     run_cli(
-        "fairseq-train", tiny_data, "--task", "language_modeling", "--arch", "lstm_lm", "--sample-break-mode", "eos",
+        "fairseq-train", tiny_data, "--user-dir", PLUGIN, "--task", "language_modeling", "--arch", "lstm_lm",
+        "--sample-break-mode", "eos",
         "--tokens-per-sample", "128", "--decoder-embed-dim", "16", "--decoder-hidden-size", "16",
         "--decoder-out-embed-dim", "16", "--optimizer", "adam", "--lr", "0.01", "--batch-size", "32",
         "--max-update", "20", "--save-dir", save, "--no-epoch-checkpoints", "--cpu", "--num-workers", "0",
