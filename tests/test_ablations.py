@@ -370,6 +370,10 @@ def test_default_kl_weight_is_one_and_bad_warmup_is_refused():
     assert crit.kl_weight(0) == crit.kl_weight(10**6) == 1.0
     with pytest.raises(SystemExit, match="--kl-warmup-updates must be >= 0"):
         DavamCriterion(TinyTask(d), 0.15, 5.0, 10, kl_warmup_updates=-1)
+    with pytest.raises(SystemExit, match=r"^error: --kl-weight-start must be >= 0, got -0.5$"):
+        DavamCriterion(TinyTask(d), 0.15, 5.0, 10, kl_weight_start=-0.5)
+    with pytest.raises(SystemExit, match=r"^error: --kl-weight-max must be >= 0, got -1$"):
+        DavamCriterion(TinyTask(d), 0.15, 5.0, 10, kl_weight_max=-1)
 
 
 def test_reduce_metrics_for_gaussian_latents():

@@ -322,6 +322,11 @@ def test_overlong_lines_are_truncated(tiny_raw, tmp_path):
         (["--codebook-decay", "1.5"], "error: --codebook-decay must be in [0, 1), got 1.5"),
         (["--max-sentence-length", "0"], "error: --max-sentence-length must be >= 1, got 0"),
         (["--valid-subset", "nosuch"], "error: sentence_vae: split 'nosuch' not found in"),
+        (["--beta-max", "-1"], "error: --beta-max must be >= 0, got -1.0"),
+        # model/criterion pairs (TRAIN_TINY has --arch davam_tiny --criterion davam; later flags win)
+        (["--arch", "awd_tiny"], "error: --arch awd_tiny trains with --criterion awd_elbo"),
+        (["--arch", "lstm"], "error: --criterion davam needs a davam*, gavam*, davam_q* or vae_attn* arch, got --arch lstm"),
+        (["--arch", "davam_prior_tiny"], "error: --arch davam_prior_tiny is the stage-two prior: train it with --task davam_prior"),
     ],
 )
 def test_bad_settings_fail_with_one_line_error(tiny_data, tmp_path, flags, message):
@@ -333,6 +338,26 @@ def test_bad_settings_fail_with_one_line_error(tiny_data, tmp_path, flags, messa
     assert proc.returncode != 0
     assert not any("Traceback" in line for line in lines), "\n".join(lines[-30:])
     assert lines[-1].startswith(message), lines[-1]
+    assert not (tmp_path / "ckpt" / "checkpoint_last.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--criterion", "awd_elbo"], "error: --arch davam_tiny trains with --criterion davam"),
+        (["--criterion", "davam_prior"], "error: --criterion davam_prior fits the stage-two prior: use it with --task davam_prior"),
+    ],
+)
+def test_wrong_criterion_fails_with_one_line_error(tiny_data, tmp_path, flags, message):
+    i = TRAIN_TINY.index("--beta-warmup-updates")  # a flag of --criterion davam only
+    base = TRAIN_TINY[:i] + TRAIN_TINY[i + 2 :]
+    proc = run_cli(
+        "fairseq-train", tiny_data, *base, "--max-update", "1", "--save-dir", tmp_path / "ckpt", *flags, check=False
+    )  # fmt: skip
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode != 0
+    assert not any("Traceback" in line for line in lines), "\n".join(lines[-30:])
+    assert lines[-1] == message, lines[-1]
     assert not (tmp_path / "ckpt" / "checkpoint_last.pt").exists()
 
 

@@ -85,6 +85,9 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
     ):
         super().__init__(task)
         self.init_kl_schedule(kl_weight_start, kl_weight_max, kl_warmup_updates)
+        for flag, value in (("--beta-start", beta_start), ("--beta-max", beta_max), ("--beta-warmup-updates", beta_warmup_updates)):
+            if value < 0:
+                raise SystemExit(f"error: {flag} must be >= 0, got {value}")
         self.beta_start = beta_start
         self.beta_max = beta_max
         self.beta_warmup_updates = beta_warmup_updates

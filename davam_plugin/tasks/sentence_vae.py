@@ -119,6 +119,49 @@ class SentenceVAETask(FairseqTask):
         logger.info(f"dictionary: {len(dictionary)} types")
         return cls(cfg, dictionary)
 
+    # ------------------------------------------------------------------ model/criterion pairing
+    def build_model(self, cfg, from_checkpoint=False):
+        from fairseq.models import ARCH_MODEL_REGISTRY
+
+        from davam_plugin.models.davam_prior import DavamPriorModel
+
+        arch = getattr(cfg, "arch", None) or getattr(cfg, "_name", None)
+        if ARCH_MODEL_REGISTRY.get(arch) is DavamPriorModel:
+            raise SystemExit(f"error: --arch {arch} is the stage-two prior: train it with --task davam_prior")
+        model = super().build_model(cfg, from_checkpoint)
+        # fairseq-train builds the model before the criterion, which is checked against it
+        self._model_class, self._model_arch = type(model), arch or type(model).__name__
+        return model
+
+    def build_criterion(self, cfg, from_checkpoint=False):
+        """Refuse a plugin model with another plugin criterion (a KeyError deep in the first
+        step otherwise): davam* and the ablation archs take --criterion davam, awd* takes
+        --criterion awd_elbo. fairseq's own models with fairseq's own criteria are left alone."""
+        from davam_plugin.criterions.awd_elbo import AwdElboCriterion
+        from davam_plugin.criterions.davam import DavamCriterion
+        from davam_plugin.criterions.davam_prior import DavamPriorCriterion
+        from davam_plugin.models.awd import AwdModel
+        from davam_plugin.models.davam import DavamModel
+
+        criterion = super().build_criterion(cfg, from_checkpoint)
+        if isinstance(criterion, DavamPriorCriterion):
+            raise SystemExit("error: --criterion davam_prior fits the stage-two prior: use it with --task davam_prior")
+        model_class = getattr(self, "_model_class", None)
+        if model_class is None:
+            return criterion
+        arch = self._model_arch
+        pairs = (
+            (DavamModel, DavamCriterion, "davam", "a davam*, gavam*, davam_q* or vae_attn*"),
+            (AwdModel, AwdElboCriterion, "awd_elbo", "an awd*"),
+        )
+        for model_type, criterion_type, name, _ in pairs:
+            if issubclass(model_class, model_type) and not isinstance(criterion, criterion_type):
+                raise SystemExit(f"error: --arch {arch} trains with --criterion {name}")
+        for model_type, criterion_type, name, family in pairs:
+            if isinstance(criterion, criterion_type) and not issubclass(model_class, model_type):
+                raise SystemExit(f"error: --criterion {name} needs {family} arch, got --arch {arch}")
+        return criterion
+
     @property
     def source_dictionary(self):
         return self.dictionary
