@@ -11,6 +11,10 @@ reported peak resident memory (or peak CUDA memory) is its own.
 
     python scripts/bench_train.py                      # both variants, 2 threads, CPU
     python scripts/bench_train.py --steps 60 --json out.json
+
+It also counts the matrix-product FLOPs per target token of each variant (torch's flop
+counter, forward + backward) and prints the throughput those FLOPs allow at the measured
+GEMM rate.
 """
 
 import argparse
@@ -201,6 +205,7 @@ def run_variant(args):
             times.append(time.perf_counter() - t0)
             tokens.append(sample["ntokens"])
     tps = [n / t for n, t in zip(tokens, times)]
+    mflop = count_mflop_per_token(step, model, batches[: min(10, len(batches))], device)
     peak = (
         torch.cuda.max_memory_allocated() / 2**20
         if device.type == "cuda"
@@ -212,9 +217,26 @@ def run_variant(args):
         "tokens_per_s_aggregate": sum(tokens) / sum(times),
         "mean_tokens_per_batch": statistics.mean(tokens),
         "steps": len(times),
+        "mflop_per_token": mflop,
         "peak_memory_mib": peak,
         "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process max RSS",
     }
+
+
+def count_mflop_per_token(step, model, batches, device):
+    """Matrix-product FLOPs (torch's flop counter: mm, addmm, bmm, ...; forward + backward) of
+    the training step per target token, over ``batches`` (after the timed steps)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = tokens = 0
+    for sample in batches:
+        sample = to_device(sample, device)
+        with FlopCounterMode(display=False) as counter:
+            step(sample)
+        model.zero_grad(set_to_none=True)
+        flops += counter.get_total_flops()
+        tokens += sample["ntokens"]
+    return flops / tokens / 1e6
 
 
 def output_layer_ceiling(args, tokens=768, features=512, vocab=VOCAB):
@@ -269,10 +291,16 @@ def main():
     gflops, ceiling = output_layer_ceiling(args)
     print(f"  fp32 GEMM on the output-layer shape here: {gflops:.0f} GFLOP/s -> the 10k-word output layer "
           f"alone caps training at {ceiling:.0f} tok/s")
+    mflop = results["plugin"]["mflop_per_token"]
+    model_ceiling = gflops * 1e3 / mflop
+    print(f"  matrix-product FLOPs per target token (forward + backward): plugin {mflop:.1f} M, plain "
+          f"{results['plain']['mflop_per_token']:.1f} M; at {gflops:.0f} GFLOP/s the plugin's FLOPs cap training at "
+          f"{model_ceiling:.0f} tok/s, it runs at {100 * results['plugin']['tokens_per_s_median'] / model_ceiling:.0f}%")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"results": results, "ratio": ratio, "gemm_gflops": gflops,
-                       "output_layer_ceiling_tokens_per_s": ceiling, "args": vars(args)}, f, indent=2)
+                       "output_layer_ceiling_tokens_per_s": ceiling,
+                       "model_flop_ceiling_tokens_per_s": model_ceiling, "args": vars(args)}, f, indent=2)
 
 
 if __name__ == "__main__":
