@@ -59,12 +59,7 @@ def stop_background_consumers(timeout=30.0):
     return alive
 
 
-_registered = False
-
-
 def register():
     """Register :func:`stop_background_consumers` with ``atexit`` (once per process)."""
-    global _registered
-    if not _registered:
-        atexit.register(stop_background_consumers)
-        _registered = True
+    atexit.unregister(stop_background_consumers)
+    atexit.register(stop_background_consumers)

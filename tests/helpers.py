@@ -1,4 +1,5 @@
-"""In-process helpers: a small dictionary, a tiny DAVAM and hand-built batches."""
+"""In-process helpers: a small dictionary, a tiny DAVAM, hand-built batches and an endless
+batch producer."""
 
 import torch
 from fairseq.data import Dictionary, data_utils
@@ -70,3 +71,21 @@ def assert_incremental_matches_full(model, enc, prev, full, order, atol=1e-6):
         model.decoder.reorder_incremental_state_scripting(inc_state, order)
         enc_r = model.encoder.reorder_encoder_out(enc_r, order)
         prev_r, full_r = prev_r[order], full_r[order]
+
+
+class EndlessSource:
+    """An endless producer of (size, size) tensors that makes and frees a view per row on the
+    way, as a collater does (for fairseq's ``BufferedIterator``, which wants a length)."""
+
+    def __init__(self, size=16):
+        self.size = size
+
+    def __len__(self):
+        return 10**9
+
+    def __iter__(self):
+        while True:
+            base = torch.zeros(self.size, self.size, requires_grad=True) * 1.0
+            for i in range(self.size):
+                base[i].sum()  # a view, made and freed
+            yield base.detach()

@@ -219,3 +219,17 @@ def test_evaluation_is_batch_invariant_and_iw_subset_matches_a_shorter_split():
     assert sub["neg_elbo_iw_subset"] == pytest.approx(short["neg_elbo"], rel=1e-6)
     assert sub["neg_elbo"] == pytest.approx(a["neg_elbo"], rel=1e-6)  # the rest is computed on all sentences
     assert sub["iw_nll"] != pytest.approx(a["iw_nll"])
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"adversary_lambda": -0.1}, "error: --adversary-lambda must be >= 0, got -0.1"),
+        ({"kl_weight_start": -1.0}, "error: --kl-weight-start must be >= 0, got -1.0"),
+        ({"kl_warmup_updates": -5}, "error: --kl-warmup-updates must be >= 0, got -5"),
+    ],
+)
+def test_negative_criterion_settings_are_refused(kw, message):
+    with pytest.raises(SystemExit) as e:
+        criterion(make_dictionary(), **kw)
+    assert str(e.value) == message

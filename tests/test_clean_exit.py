@@ -10,26 +10,12 @@ import sys
 import textwrap
 import threading
 
-import torch
 from fairseq.data import iterators
 
 from davam_plugin import clean_exit
 
 from conftest import REPO, SUBPROCESS_ENV
-
-
-class EndlessSource:
-    """An endless producer that allocates and frees tensor views, as a collater does."""
-
-    def __len__(self):
-        return 10**9
-
-    def __iter__(self):
-        while True:
-            base = torch.zeros(16, 16, requires_grad=True) * 1.0
-            for i in range(16):
-                base[i].sum()  # a view, made and freed
-            yield base.detach()
+from helpers import EndlessSource
 
 
 def test_stop_background_consumers_joins_a_busy_producer():
@@ -43,23 +29,14 @@ def test_stop_background_consumers_joins_a_busy_producer():
 
 
 SCRIPT = textwrap.dedent(
-    """
-    import torch
+    f"""
+    import sys
+    sys.path.insert(0, {str(REPO / "tests")!r})
     import davam_plugin  # registers the exit hook, as --user-dir does
     from fairseq.data import iterators
+    from helpers import EndlessSource
 
-    class EndlessSource:
-        def __len__(self):
-            return 10**9
-
-        def __iter__(self):
-            while True:
-                base = torch.zeros(64, 64, requires_grad=True) * 1.0
-                views = [base[i] for i in range(64)]
-                del views
-                yield base.detach()
-
-    itr = iterators.BufferedIterator(20, EndlessSource())
+    itr = iterators.BufferedIterator(20, EndlessSource(64))
     next(itr)  # the producer is now busy filling the buffer; exit right away
     print("done")
     """

@@ -31,6 +31,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
 from davam_plugin.criterions.kl_schedule import KLWeightSchedule
+from davam_plugin.criterions.options import check_non_negative
 from davam_plugin.metrics import at_least_fp32 as _fp32, gaussian_kl, perplexity
 
 
@@ -51,8 +52,7 @@ class AwdElboCriterion(KLWeightSchedule, FairseqCriterion):
     def __init__(self, task, kl_weight_start, kl_weight_max, kl_warmup_updates, adversary_lambda):
         super().__init__(task)
         self.init_kl_schedule(kl_weight_start, kl_weight_max, kl_warmup_updates)
-        if adversary_lambda < 0:
-            raise SystemExit(f"error: --adversary-lambda must be >= 0, got {adversary_lambda}")
+        check_non_negative(("--adversary-lambda", adversary_lambda))
         self.adversary_lambda = adversary_lambda
 
     def forward(self, model, sample, reduce=True):

@@ -42,6 +42,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
 from davam_plugin.criterions.kl_schedule import KLWeightSchedule
+from davam_plugin.criterions.options import check_non_negative
 from davam_plugin.metrics import at_least_fp32, code_perplexity, code_usage, linear_warmup, perplexity
 
 # 10 PTB epochs at batch 32 (42,068 training sentences -> 1,315 updates per epoch): the
@@ -85,9 +86,7 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
     ):
         super().__init__(task)
         self.init_kl_schedule(kl_weight_start, kl_weight_max, kl_warmup_updates)
-        for flag, value in (("--beta-start", beta_start), ("--beta-max", beta_max), ("--beta-warmup-updates", beta_warmup_updates)):
-            if value < 0:
-                raise SystemExit(f"error: {flag} must be >= 0, got {value}")
+        check_non_negative(("--beta-start", beta_start), ("--beta-max", beta_max), ("--beta-warmup-updates", beta_warmup_updates))
         self.beta_start = beta_start
         self.beta_max = beta_max
         self.beta_warmup_updates = beta_warmup_updates

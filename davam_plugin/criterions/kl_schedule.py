@@ -7,16 +7,13 @@ VAE+Attn, ``awd_elbo``).
 schedule exactly.
 """
 
+from davam_plugin.criterions.options import check_non_negative
 from davam_plugin.metrics import linear_warmup
 
 
 class KLWeightSchedule:
     def init_kl_schedule(self, start: float, end: float, warmup_updates: int) -> None:
-        if warmup_updates < 0:
-            raise SystemExit(f"error: --kl-warmup-updates must be >= 0, got {warmup_updates}")
-        for flag, value in (("--kl-weight-start", start), ("--kl-weight-max", end)):
-            if value < 0:
-                raise SystemExit(f"error: {flag} must be >= 0, got {value}")
+        check_non_negative(("--kl-warmup-updates", warmup_updates), ("--kl-weight-start", start), ("--kl-weight-max", end))
         self.kl_weight_start = start
         self.kl_weight_max = end
         self.kl_warmup_updates = warmup_updates
