@@ -10,4 +10,4 @@ from davam_plugin.checkpoint_safety import allow_fairseq_checkpoint_types
 allow_fairseq_checkpoint_types()
 clean_exit.register()  # no abort at exit when training stops mid-epoch (see clean_exit.py)
 
-from davam_plugin import criterions, models, tasks  # noqa: E402,F401
+from davam_plugin import criterions, models, optim, tasks  # noqa: E402,F401

@@ -15,6 +15,8 @@ Logged (nats; tokens = words + EOS of the target, EOS counted):
     rec             reconstruction NLL per sentence
     nll_per_token   reconstruction NLL per target token;  rec_ppl = exp(nll_per_token)
     commitment      unweighted commitment per sentence
+    rec_plus_commitment  rec + commitment (unweighted): the authors' validation loss, which
+                    their learning-rate schedule and checkpoint selection watch
     beta            the commitment weight in force
     code_usage      distinct codes used, code_ppl = exp(entropy) of the code histogram;
                     both derived from the histogram summed over the whole logging window,
@@ -154,6 +156,8 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
         else:
             for key in ("loss", "rec", "commitment", "beta"):
                 metrics.log_scalar(key, total(key) / nsent, nsent, round=3)
+            rec_commit = float(total("rec")) + float(total("commitment"))
+            metrics.log_scalar("rec_plus_commitment", rec_commit / nsent, nsent, round=3)
         metrics.log_scalar("nll_per_token", total("rec") / max(ntok, 1), ntok, round=4)
         metrics.log_derived("rec_ppl", lambda m: round(perplexity(m["nll_per_token"].avg, 1), 3))
         hists = [log["_code_hist"] for log in logging_outputs if "_code_hist" in log]

@@ -67,6 +67,7 @@ from davam_plugin.modules.bahdanau_attention import BahdanauAttention
 from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.mask_dropout import MaskDropout
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
+from davam_plugin.modules.precision import run_lstm
 from davam_plugin.modules.gaussian_conv_prior import GaussianConvPrior
 from davam_plugin.metrics import at_least_fp32 as _fp32, gaussian_kl, gaussian_kl_diag
 from davam_plugin.models.base import SentenceVAEBaseModel, set_arch_defaults
@@ -239,7 +240,7 @@ class DavamEncoder(FairseqEncoder):
             padding_mask = src_tokens.eq(self.padding_idx)
         x = self.dropout_in(self.embed_tokens(src_tokens))
         # right padding: the states at real positions never see a pad, so no packing is needed
-        states, _ = self.lstm(x)
+        states, _ = run_lstm(self.lstm, x)
         return (self.to_posterior if self.gaussian else self.to_code)(states), padding_mask
 
     @staticmethod
@@ -396,7 +397,9 @@ class DavamDecoder(FairseqIncrementalDecoder):
         quantized = encoder_out["quantized"][0]
         padding_mask = encoder_out["encoder_padding_mask"][0]
         lengths = encoder_out["src_lengths"][0]
-        memory = self.code_to_memory(quantized.to(self.code_to_memory.weight.dtype))
+        # the memory is also the initial cell state c_0: computed outside autocast (a K = D product)
+        with torch.autocast(quantized.device.type, enabled=False):
+            memory = self.code_to_memory(quantized.to(self.code_to_memory.weight.dtype))
         last = (lengths - 1).clamp_min(0)
         c0 = memory[torch.arange(memory.size(0), device=memory.device), last]
         h0 = torch.tanh(c0)
@@ -482,8 +485,10 @@ class DavamDecoder(FairseqIncrementalDecoder):
             state = self._prepare_no_attention(encoder_out)
         emb = self.dropout_in(self.embed_tokens(prev_output_tokens))
         h0 = state["h0"].unsqueeze(1).expand(-1, emb.size(1), -1)
-        hs, (h, c) = self.lstm(
-            torch.cat([emb, h0], dim=-1), (state["h"].unsqueeze(0).contiguous(), state["c"].unsqueeze(0).contiguous())
+        hs, (h, c) = run_lstm(
+            self.lstm,
+            torch.cat([emb, h0.to(emb.dtype)], dim=-1),
+            (state["h"].unsqueeze(0).contiguous(), state["c"].unsqueeze(0).contiguous()),
         )
         if incremental_state is not None:
             self.set_incremental_state(incremental_state, "state", {"h": h[0], "c": c[0], "h0": state["h0"]})

@@ -26,6 +26,14 @@ part drops out of the softmax: scores are (2v).sigma(2(K + q_i)) (sigmoid is sev
 faster than tanh on CPU). sigma(2(K + q_i)) is kept from the forward for the backward when
 all steps together take at most STORE_ATTENTION_ACTIVATIONS_MAX elements, and recomputed
 otherwise.
+
+Precision (:mod:`davam_plugin.modules.precision`): under ``torch.autocast`` the per-step
+products h_{i-1} W^T and ctx_i W_c^T, the backward's dz W and dgates W_c, and the weight
+gradients after the loop run in the autocast dtype (bfloat16), with the weights cast once
+per call. The inputs are taken to float32 on entry: the gates, the cell state c, the
+attention scores, softmax and context, and all gradient accumulators stay float32. Without
+autocast everything runs in the inputs' dtype (float64 in the tests); 16-bit inputs compute
+in float32 the same way. Gradients are returned in the dtypes of the inputs.
 """
 
 from typing import Tuple
@@ -34,6 +42,7 @@ import torch
 from torch import Tensor
 
 from davam_plugin.modules.bahdanau_attention import attention_softmax
+from davam_plugin.modules.precision import accumulate_dtype, matmul_dtype
 
 
 # keep sigma(2(K + q_i)) of all steps for the backward when it takes at most this many elements
@@ -43,7 +52,9 @@ STORE_ATTENTION_ACTIVATIONS_MAX = 64 * 2**20
 
 def _forward(x, h, c, keys, memory, mask_bias, w, w_c, v, save: bool):
     """Buffers are time-major (L, B, ...) so that every per-step slice is contiguous; the
-    outputs are returned as (B, L, ...) views of them."""
+    outputs are returned as (B, L, ...) views of them. ``w``, ``w_c`` are in the matmul dtype,
+    everything else in the accumulation dtype (module docstring)."""
+    mixed = w.dtype != x.dtype
     B, L, _ = x.shape
     H = h.size(1)
     T, A = keys.shape[1], keys.shape[2]
@@ -61,12 +72,16 @@ def _forward(x, h, c, keys, memory, mask_bias, w, w_c, v, save: bool):
         qs = x.new_empty(L, B, A)
         cs = x.new_empty(L, B, H)
     for i in range(L):
-        q, r = torch.mm(h, w.t()).split([A, 4 * H], dim=1)
+        hw = torch.mm(h.to(w.dtype), w.t()).to(x.dtype) if mixed else torch.mm(h, w.t())
+        q, r = hw.split([A, 4 * H], dim=1)
         u = us[i] if store_u else u_buf
         torch.sigmoid(torch.add(keys2, q.unsqueeze(1), alpha=2, out=u_buf), out=u)  # sigma(2(K + q))
         a = attention_softmax(torch.addmv(mask_flat, u.view(B * T, A), v2).view(B, T))
         ctx = torch.bmm(a.unsqueeze(1), memory, out=ctxs[i].unsqueeze(1)).squeeze(1)
-        gates = torch.addmm(x_t[i] + r, ctx, w_c.t())
+        if mixed:
+            gates = (x_t[i] + r).add_(torch.mm(ctx.to(w_c.dtype), w_c.t()))
+        else:
+            gates = torch.addmm(x_t[i] + r, ctx, w_c.t())
         act = acts[i if save else 0]
         torch.sigmoid(gates, out=act)  # i, f, o (the g block is overwritten next)
         act[:, 2 * H : 3 * H] = torch.tanh(gates[:, 2 * H : 3 * H])
@@ -81,9 +96,20 @@ def _forward(x, h, c, keys, memory, mask_bias, w, w_c, v, save: bool):
     return hs.transpose(0, 1), ctxs.transpose(0, 1), attn.transpose(0, 1), h, c, saved
 
 
+def _cast(x, h0, c0, keys, memory, mask_bias, w, w_c, v, mm_dtype):
+    """Weights to the matmul dtype, everything else to the accumulation dtype."""
+    mm_dtype = mm_dtype or x.dtype
+    acc = accumulate_dtype(mm_dtype)
+    others = [t.to(acc) for t in (x, h0, c0, keys, memory, mask_bias, v)]
+    x, h0, c0, keys, memory, mask_bias, v = others
+    return x, h0, c0, keys, memory, mask_bias, w.to(mm_dtype), w_c.to(mm_dtype), v
+
+
 class AttentiveLSTMRecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, h0, c0, keys, memory, mask_bias, w, w_c, v):
+    def forward(ctx, x, h0, c0, keys, memory, mask_bias, w, w_c, v, mm_dtype=None):
+        ctx.input_dtypes = [t.dtype for t in (x, h0, c0, keys, memory, mask_bias, w, w_c, v)]
+        x, h0, c0, keys, memory, mask_bias, w, w_c, v = _cast(x, h0, c0, keys, memory, mask_bias, w, w_c, v, mm_dtype)
         hs, ctxs, attn, h, c, (qs, acts, cs, us) = _forward(
             x, h0, c0, keys, memory, mask_bias, w, w_c, v, save=True
         )
@@ -97,6 +123,7 @@ class AttentiveLSTMRecurrence(torch.autograd.Function):
         # hs, ctxs, attn are (B, L, .) views of time-major buffers; qs, acts, cs, us time-major
         B, L, H = hs.shape
         A = keys.size(2)
+        mixed = w.dtype != hs.dtype
         dh = d_h_last.clone() if d_h_last is not None else hs.new_zeros(B, H)
         dc = d_c_last.clone() if d_c_last is not None else hs.new_zeros(B, H)
         d_x = hs.new_empty(L, B, 4 * H)
@@ -127,7 +154,11 @@ class AttentiveLSTMRecurrence(torch.autograd.Function):
             )
             dc = dc * gf
             # ctx feeds the output (d_ctxs) and the gates through W_c
-            d_ctx = torch.mm(dg, w_c, out=d_ctx_total[i])
+            if mixed:
+                d_ctx = d_ctx_total[i]
+                d_ctx.copy_(torch.mm(dg.to(w_c.dtype), w_c))
+            else:
+                d_ctx = torch.mm(dg, w_c, out=d_ctx_total[i])
             if d_ctxs is not None:
                 d_ctx += d_ctxs[:, i]
             da = (memory * d_ctx.unsqueeze(1)).sum(2)  # 5x faster than a K=1 bmm here
@@ -145,13 +176,15 @@ class AttentiveLSTMRecurrence(torch.autograd.Function):
             dz = d_z[i]
             torch.sum(d_pre, dim=1, out=dz[:, :A])
             dz[:, A:] = dg
-            dh = torch.mm(dz, w)
+            dh = torch.mm(dz.to(w.dtype), w).to(hs.dtype) if mixed else torch.mm(dz, w)
         hs_t = hs.transpose(0, 1)  # (L, B, H), contiguous
         h_prev = torch.cat([h0.unsqueeze(0), hs_t[:-1]], dim=0)
-        d_w = torch.mm(d_z.reshape(L * B, -1).t(), h_prev.reshape(L * B, H))
-        d_w_c = torch.mm(d_x.reshape(L * B, -1).t(), ctxs.transpose(0, 1).reshape(L * B, H))
+        mm = w.dtype  # the weight gradients are sums over all steps: one product each
+        d_w = torch.mm(d_z.reshape(L * B, -1).t().to(mm), h_prev.reshape(L * B, H).to(mm))
+        d_w_c = torch.mm(d_x.reshape(L * B, -1).t().to(mm), ctxs.transpose(0, 1).reshape(L * B, H).to(mm))
         d_memory = torch.bmm(attn.transpose(1, 2), d_ctx_total.transpose(0, 1))
-        return d_x.transpose(0, 1), dh, dc, d_keys, d_memory, None, d_w, d_w_c, d_v
+        grads = (d_x.transpose(0, 1), dh, dc, d_keys, d_memory, None, d_w, d_w_c, d_v)
+        return tuple(None if g is None else g.to(dt) for g, dt in zip(grads, ctx.input_dtypes)) + (None,)
 
 
 def attentive_lstm_recurrence(
@@ -165,9 +198,13 @@ def attentive_lstm_recurrence(
     w_c: Tensor,
     v: Tensor,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Run the recurrence (see module docstring); returns (hs, ctxs, attn, h_L, c_L)."""
+    """Run the recurrence (see module docstring); returns (hs, ctxs, attn, h_L, c_L), in the
+    accumulation dtype (float32 under autocast or for 16-bit inputs)."""
     tensors = (x, h0, c0, keys, memory, w, w_c, v)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return AttentiveLSTMRecurrence.apply(x, h0, c0, keys, memory, mask_bias, w, w_c, v)
-    hs, ctxs, attn, h, c, _ = _forward(x, h0, c0, keys, memory, mask_bias, w, w_c, v, save=False)
-    return hs, ctxs, attn, h, c
+    mm_dtype = matmul_dtype(x)
+    with torch.autocast(x.device.type, enabled=False):
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            return AttentiveLSTMRecurrence.apply(x, h0, c0, keys, memory, mask_bias, w, w_c, v, mm_dtype)
+        args = _cast(x, h0, c0, keys, memory, mask_bias, w, w_c, v, mm_dtype)
+        hs, ctxs, attn, h, c, _ = _forward(*args, save=False)
+        return hs, ctxs, attn, h, c

@@ -32,7 +32,10 @@ so that a criterion can apply its own (annealed) weight beta.
 
 All codebook statistics are kept in float32, also when the surrounding model is cast to
 half precision (``.half()`` casts parameters and buffers; :meth:`_apply` undoes the cast
-for this module's buffers while keeping device moves).
+for this module's buffers while keeping device moves). Under ``torch.autocast`` the
+quantizer runs with autocast off: distances, code choices, statistics and the commitment
+are float32, and the straight-through output is float32 (exactly the code), whatever the
+dtype autocast gave the inputs.
 """
 
 from typing import Dict, Optional
@@ -44,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from davam_plugin.metrics import code_perplexity
+from davam_plugin.modules.precision import autocast_dtype
 
 
 def _distributed_world_size() -> int:
@@ -138,7 +142,7 @@ class EMAVectorQuantizer(nn.Module):
         statistics enter the EMA update (training mode only).
 
         Returns a dict with
-            quantized:  (B, T, D) straight-through codes in the dtype of ``inputs``,
+            quantized:  (B, T, D) straight-through codes in the dtype of ``inputs`` (float32 under autocast),
                         zero at pad positions;
             codes:      (B, T) long code indices, -1 at pad positions;
             commitment: scalar float32, sum over real tokens of ||h - sg(e)||^2;
@@ -147,6 +151,11 @@ class EMAVectorQuantizer(nn.Module):
         """
         if contribute is None:
             contribute = self.contribute_statistics
+        out_dtype = torch.float32 if autocast_dtype(inputs.device.type) is not None else inputs.dtype
+        with torch.autocast(inputs.device.type, enabled=False):
+            return self._quantize(inputs, padding_mask, contribute, out_dtype)
+
+    def _quantize(self, inputs: Tensor, padding_mask: Optional[Tensor], contribute: bool, out_dtype) -> Dict[str, Tensor]:
         B, T, D = inputs.shape
         if D != self.code_dim:
             raise ValueError(f"expected inputs of dimension {self.code_dim}, got {D}")
@@ -171,10 +180,10 @@ class EMAVectorQuantizer(nn.Module):
 
         commitment = (h_real - e_real).pow(2).sum()
         # straight-through: the forward value is exactly e (h - sg(h) == 0), d/dh = identity
-        h_in = flat[real_flat]
-        st_real = e_real.to(inputs.dtype) + (h_in - h_in.detach())
+        h_in = flat[real_flat].to(out_dtype)
+        st_real = e_real.to(out_dtype) + (h_in - h_in.detach())
 
-        quantized = flat.new_zeros(B * T, D)
+        quantized = flat.new_zeros(B * T, D, dtype=out_dtype)
         quantized = quantized.index_put((real_flat.nonzero(as_tuple=True)[0],), st_real)
         codes = torch.full((B * T,), -1, dtype=torch.long, device=inputs.device)
         codes[real_flat] = codes_real

@@ -26,6 +26,8 @@ from fairseq.tasks import FairseqTask, register_task
 
 from davam_plugin.data import CodeSequenceDataset
 from davam_plugin.loading import default_device, load_davam
+from davam_plugin.optim.davam_plateau import reload_best_if_pending
+from davam_plugin.tasks.autocast import BF16_AUTOCAST_HELP, II, Bf16AutocastTaskMixin, check_task_precision
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,11 @@ class DavamPriorTaskConfig(FairseqDataclass):
     encode_batch_size: int = field(
         default=256, metadata={"help": "sentences per batch when encoding a split into codes (once per split)"}
     )
+    bf16_autocast: bool = field(default=False, metadata={"help": BF16_AUTOCAST_HELP})
+    bf16: bool = II("common.bf16")  # fairseq fills interpolated task fields from the option of the same name
+    fp16: bool = II("common.fp16")
+    amp: bool = II("common.amp")
+    tpu: bool = II("common.tpu")
 
 
 @torch.no_grad()
@@ -60,7 +67,7 @@ def encode_codes(davam, sentences, batch_size: int, device) -> list:
 
 
 @register_task("davam_prior", dataclass=DavamPriorTaskConfig)
-class DavamPriorTask(FairseqTask):
+class DavamPriorTask(Bf16AutocastTaskMixin, FairseqTask):
     cfg: DavamPriorTaskConfig
 
     def __init__(self, cfg: DavamPriorTaskConfig, davam_task, davam):
@@ -73,6 +80,7 @@ class DavamPriorTask(FairseqTask):
     def setup_task(cls, cfg: DavamPriorTaskConfig, **kwargs):
         if cfg.encode_batch_size < 1:
             raise SystemExit(f"error: --encode-batch-size must be >= 1, got {cfg.encode_batch_size}")
+        check_task_precision(cfg)
         davam_task, davam = load_davam(cfg.davam_path, cfg.data, flag="--davam-path", device=default_device())
         for p in davam.parameters():
             p.requires_grad_(False)
@@ -123,3 +131,8 @@ class DavamPriorTask(FairseqTask):
 
     def max_positions(self):
         return None
+
+    def begin_epoch(self, epoch, model):
+        """--lr-scheduler davam_plateau may ask for checkpoint_best's weights after a decay."""
+        super().begin_epoch(epoch, model)
+        reload_best_if_pending(model)

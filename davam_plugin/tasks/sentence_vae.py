@@ -33,9 +33,12 @@ from fairseq import utils
 from fairseq.data import Dictionary, LanguagePairDataset, ListDataset, data_utils
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II
 
 from davam_plugin.data import TruncateSentenceDataset
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
+from davam_plugin.optim.davam_plateau import reload_best_if_pending
+from davam_plugin.tasks.autocast import BF16_AUTOCAST_HELP, Bf16AutocastTaskMixin, autocast_for, check_task_precision
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,11 @@ class SentenceVAEConfig(FairseqDataclass):
         default=False,
         metadata={"help": "with --store-ema: validate (and pick checkpoint_best) with the averaged weights"},
     )
+    bf16_autocast: bool = field(default=False, metadata={"help": BF16_AUTOCAST_HELP})
+    bf16: bool = II("common.bf16")  # fairseq fills interpolated task fields from the option of the same name
+    fp16: bool = II("common.fp16")
+    amp: bool = II("common.amp")
+    tpu: bool = II("common.tpu")
 
 
 def load_dictionary_or_fail(data: Optional[str]) -> Dictionary:
@@ -98,7 +106,7 @@ def check_prior_sampling_options(cfg) -> None:
 
 
 @register_task("sentence_vae", dataclass=SentenceVAEConfig)
-class SentenceVAETask(FairseqTask):
+class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
     cfg: SentenceVAEConfig
 
     def __init__(self, cfg: SentenceVAEConfig, dictionary: Dictionary):
@@ -112,6 +120,7 @@ class SentenceVAETask(FairseqTask):
         if cfg.max_sentence_length < 1:
             raise SystemExit(f"error: --max-sentence-length must be >= 1, got {cfg.max_sentence_length}")
         check_prior_sampling_options(cfg)
+        check_task_precision(cfg)
         try:
             dictionary = load_dictionary_or_fail(cfg.data)
         except (FileNotFoundError, ValueError) as e:
@@ -248,7 +257,7 @@ class SentenceVAETask(FairseqTask):
             if len(models) != 1:
                 raise SystemExit("error: --sample-from-prior decodes with one model: give a single --path")
             sample = self._prior_sample(models[0], sample)
-        with torch.no_grad():
+        with torch.no_grad(), autocast_for(self.cfg, models[0]):
             return generator.generate(models, sample, prefix_tokens=prefix_tokens, constraints=constraints)
 
     def _prior_sample(self, model, sample):
@@ -327,3 +336,8 @@ class SentenceVAETask(FairseqTask):
         finally:
             for q in quantizers:
                 q.contribute_statistics = True
+
+    def begin_epoch(self, epoch, model):
+        """--lr-scheduler davam_plateau may ask for checkpoint_best's weights after a decay."""
+        super().begin_epoch(epoch, model)
+        reload_best_if_pending(model)
