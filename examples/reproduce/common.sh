@@ -1,0 +1,55 @@
+# Shared settings of the reproduction recipes (sourced, not run).
+#
+# Every recipe is resumable: rerunning the same command continues each fairseq-train from its
+# checkpoint_last.pt and appends to the same log; a stage whose marker file <stage>.done
+# exists is skipped. Save directories live outside the repository (RUNS, default ../runs).
+#
+# Environment (all optional):
+#   PTB=../shared/data/ptb   raw Penn Treebank (Mikolov split: train.txt valid.txt test.txt)
+#   DATA=../data-bin/ptb     binarized corpus (made from PTB on first use)
+#   RUNS=../runs             where each row's save directory and logs go
+#   THREADS=1                OMP threads per training (two runs at once on a 2-core machine)
+#   PRECISION=fp32           fp32 | bf16 (--bf16-autocast: faster only on GPUs and CPUs with
+#                            AVX512-BF16/AMX; emulated and slower on AVX2-only CPUs)
+#   SEED=1
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PTB=${PTB:-$REPO/../shared/data/ptb}
+DATA=${DATA:-$REPO/../data-bin/ptb}
+RUNS=${RUNS:-$REPO/../runs}
+THREADS=${THREADS:-1}
+PRECISION=${PRECISION:-fp32}
+SEED=${SEED:-1}
+VENV_BIN=${VENV_BIN:-$REPO/.venv/bin}
+export PATH="$VENV_BIN:$PATH" OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
+PLUGIN=$REPO/davam_plugin
+
+case "$PRECISION" in
+  fp32) PRECISION_FLAGS=() ;;
+  bf16) PRECISION_FLAGS=(--bf16-autocast) ;;
+  *) echo "error: PRECISION must be fp32 or bf16, got '$PRECISION'" >&2; exit 2 ;;
+esac
+
+log() { echo "[$(date -u +%FT%TZ)] $*"; }
+
+prepare_ptb() {
+  if [ -f "$DATA/dict.txt" ] && [ -f "$DATA/train.bin" ]; then return; fi
+  for f in train valid test; do
+    [ -f "$PTB/$f.txt" ] || { echo "error: $PTB/$f.txt not found: set PTB to the raw Penn Treebank directory" >&2; exit 2; }
+  done
+  log "binarizing $PTB -> $DATA"
+  python "$REPO/scripts/prepare_corpus.py" --trainpref "$PTB/train.txt" --validpref "$PTB/valid.txt" \
+    --testpref "$PTB/test.txt" --destdir "$DATA" --no-tokenize --no-lowercase
+}
+
+# run_stage NAME DIR CMD...: run CMD (appending to DIR/NAME.log) unless DIR/NAME.done exists
+run_stage() {
+  local name=$1 dir=$2; shift 2
+  mkdir -p "$dir"
+  if [ -f "$dir/$name.done" ]; then log "$name: done already ($dir/$name.done)"; return; fi
+  log "$name: $*" | tee -a "$dir/$name.log"
+  echo "$*" > "$dir/$name.cmd"
+  "$@" >> "$dir/$name.log" 2>&1
+  date -u +%FT%TZ > "$dir/$name.done"
+  log "$name: finished"
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# DAVAM on PTB, stage one with the authors' schedule (Fang et al., Table I, PTB row "DAVAM").
+#
+#   examples/reproduce/davam_ptb.sh davam_ptb_k512        # the authors' recipe
+#   nohup examples/reproduce/davam_ptb.sh davam_ptb_k512 > ../runs/davam_ptb_k512.out 2>&1 &
+#
+# Stage one: SGD lr 1.0, clip 5, batch 32, beta 0.15 -> 5 over the first 10 epochs (13,150
+# updates), lr halved after 2 epochs without improvement of validation Rec + commitment
+# from epoch 16 on (fairseq numbering), best weights reloaded at each halving, stop after 5
+# halvings (--lr-scheduler davam_plateau), at most 100 epochs. Rerun the same command to
+# continue after an interruption (see common.sh for the environment variables).
+source "$(dirname "$0")/common.sh"
+ROW=${1:?usage: davam_ptb.sh ROW (davam_ptb_k512)}
+RUN=$RUNS/$ROW
+case "$ROW" in
+  davam_ptb_k512) ROW_FLAGS=(--num-codes 512) ;;
+  *) echo "error: unknown row '$ROW' (known: davam_ptb_k512)" >&2; exit 2 ;;
+esac
+prepare_ptb
+STAGE1=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb --criterion davam
+  "${ROW_FLAGS[@]}" --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch 100
+  --beta-start 0.15 --beta-max 5.0 --beta-warmup-updates 13150
+  --lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5
+  --stop-min-lr 0 --best-checkpoint-metric rec_plus_commitment
+  --save-dir "$RUN/stage1" --no-epoch-checkpoints --log-format json --log-interval 100
+  --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}")
+run_stage stage1 "$RUN" "${STAGE1[@]}"
