@@ -25,6 +25,12 @@ setup(
         "regex",
         "sentencepiece",
         "sacremoses",
+        "matplotlib",
     ],
     extras_require={"test": ["pytest"]},
+    entry_points={
+        "console_scripts": [
+            "davam-plot = davam_plugin.cli.plot:main",
+        ],
+    },
 )
