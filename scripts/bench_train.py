@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
-"""Training throughput of ``davam_ptb`` through the plugin's model and criterion, against a
-minimal plain-PyTorch loop of the same layers.
+"""Training throughput of the plugin's models in float32 and with ``--bf16-autocast``, and of
+a minimal plain-PyTorch loop of ``davam_ptb``'s layers.
 
 Throughput = target tokens (words + EOS) per second of full training steps (forward,
 backward, gradient clipping at 5, SGD update), median over the measured steps after warm-up.
-Batches are PTB-shaped: 32 sentences whose lengths come from fairseq's size-sorted batching
-of a length sample matching PTB's training set (mean 21.1 words, sd 10; or the real lengths
-with ``--data DATA-BIN``), vocabulary 10k. Each variant runs in its own process so that the
-reported peak resident memory (or peak CUDA memory) is its own.
+The plugin's steps run its model and criterion exactly as fairseq-train's task does
+(``--bf16-autocast``: the forward under ``torch.autocast(device, bfloat16)``, the backward
+outside it). Batches are PTB-shaped: 32 sentences whose lengths come from fairseq's
+size-sorted batching of a length sample matching PTB's training set (mean 21.1 words, sd
+10, vocabulary 10k), or the real sentences and vocabulary with ``--data DATA-BIN``. Each
+(model, precision) runs in its own process so that the reported peak resident memory (or
+peak CUDA memory) is its own.
 
-    python scripts/bench_train.py                      # both variants, 2 threads, CPU
-    python scripts/bench_train.py --steps 60 --json out.json
+    python scripts/bench_train.py                                # davam_ptb, awd_ptb x fp32, bf16; plain loop
+    python scripts/bench_train.py --models davam_ptb --precisions fp32 --steps 60 --json out.json
 
-It also counts the matrix-product FLOPs per target token of each variant (torch's flop
-counter, forward + backward) and prints the throughput those FLOPs allow at the measured
-GEMM rate.
+It also counts the matrix-product FLOPs per target token of each run (torch's flop counter,
+forward + backward), measures the GEMM rate of the output layer's shape in float32 and in
+bfloat16, and prints the throughput those FLOPs allow at each rate (the FLOP ceiling).
+bfloat16 is fast on GPUs (Ampere on) and on CPUs with AVX512-BF16/AMX; CPUs with AVX2 only
+emulate it, and the table then shows it slower than float32.
 """
 
 import argparse
@@ -33,6 +38,7 @@ import torch.nn.functional as F
 
 VOCAB = 10_000
 PAD, EOS = 1, 2
+BATCHES_PER_SAMPLE = 400
 
 
 # ----------------------------------------------------------------------------- batches
@@ -41,16 +47,24 @@ def ptb_like_lengths(n, rng):
     return np.clip(np.round(rng.gamma(4.4, 4.8, size=n)), 1, 82).astype(int)
 
 
-def make_batches(args, rng):
+def make_batches(args, n_batches, rng):
+    """``n_batches`` batches and the vocabulary size (a corpus smaller than
+    BATCHES_PER_SAMPLE x batch-size sentences is used whole)."""
     if args.data:
         from fairseq.data import data_utils, Dictionary
 
-        d = Dictionary.load(os.path.join(args.data, "dict.txt"))
+        dict_path = os.path.join(args.data, "dict.txt")
+        if not os.path.isfile(dict_path):
+            raise SystemExit(f"error: --data {args.data}: no dict.txt (a fairseq-preprocess --only-source directory)")
+        d = Dictionary.load(dict_path)
         ds = data_utils.load_indexed_dataset(os.path.join(args.data, "train"), d)
-        sentences = [ds[i] for i in rng.choice(len(ds), size=args.batch_size * 400, replace=False)]
+        if ds is None or len(ds) == 0:
+            raise SystemExit(f"error: --data {args.data}: no train split")
+        n = min(len(ds), args.batch_size * BATCHES_PER_SAMPLE)
+        sentences = [ds[int(i)] for i in rng.choice(len(ds), size=n, replace=False)]
         vocab = len(d)
     else:
-        lengths = ptb_like_lengths(args.batch_size * 400, rng)
+        lengths = ptb_like_lengths(args.batch_size * BATCHES_PER_SAMPLE, rng)
         vocab = VOCAB
         sentences = [
             torch.cat([torch.from_numpy(rng.integers(4, vocab, size=n)), torch.tensor([EOS])]) for n in lengths
@@ -58,7 +72,7 @@ def make_batches(args, rng):
     # fairseq orders by size and cuts consecutive batches of --batch-size
     sentences.sort(key=len)
     chunks = [sentences[i : i + args.batch_size] for i in range(0, len(sentences), args.batch_size)]
-    picked = [chunks[i] for i in rng.choice(len(chunks), size=args.warmup + args.steps, replace=True)]
+    picked = [chunks[i] for i in rng.choice(len(chunks), size=n_batches, replace=True)]
     return [collate(c) for c in picked], vocab
 
 
@@ -137,39 +151,63 @@ class PlainDavam(nn.Module):
 
 
 # ----------------------------------------------------------------------------- runners
-def build_plugin(vocab, device):
+def plugin_dictionary(vocab):
     from fairseq.data import Dictionary
-
-    import davam_plugin  # noqa: F401  (registers everything)
-    from davam_plugin.criterions.davam import DavamCriterion
-    from davam_plugin.models.davam import DavamConfig, DavamModel
 
     d = Dictionary()
     for i in range(vocab - len(d)):
         d.add_symbol(f"w{i}")
+    return d
+
+
+def build_plugin(model_name, vocab, device):
+    """The named arch with its criterion, as fairseq-train builds them."""
+    from argparse import Namespace
+
+    import davam_plugin  # noqa: F401  (registers everything)
+    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+
+    d = plugin_dictionary(vocab)
 
     class Task:
         source_dictionary = target_dictionary = d
 
-    model = DavamModel.build_model(DavamConfig(), Task()).to(device)  # davam_ptb == the defaults
-    criterion = DavamCriterion(Task(), beta_start=0.15, beta_max=5.0, beta_warmup_updates=13150)
+    cfg = Namespace()
+    ARCH_CONFIG_REGISTRY[model_name](cfg)
+    model_cls = ARCH_MODEL_REGISTRY[model_name]
+    config = model_cls.__dataclass(**{k: v for k, v in vars(cfg).items() if k in model_cls.__dataclass.__dataclass_fields__})
+    model = model_cls.build_model(config, Task()).to(device)
+    if model_name.startswith("awd"):
+        from davam_plugin.criterions.awd_elbo import AwdElboCriterion
+
+        criterion = AwdElboCriterion(Task(), kl_weight_start=1.0, kl_weight_max=1.0, kl_warmup_updates=0,
+                                     adversary_lambda=1.0)  # fmt: skip
+    else:
+        from davam_plugin.criterions.davam import DavamCriterion
+
+        criterion = DavamCriterion(Task(), beta_start=0.15, beta_max=5.0, beta_warmup_updates=13150)
+    return model, criterion
+
+
+def build_step(args, vocab, device):
+    from davam_plugin.modules.precision import bf16_autocast
+
+    if args.variant == "plain":
+        model = PlainDavam(vocab).to(device)
+
+        def step(sample):
+            n = sample["net_input"]
+            loss = model(n["src_tokens"], n["prev_output_tokens"], sample["target"])
+            (loss / sample["nsentences"]).backward()
+
+        return model, step
+    model, criterion = build_plugin(args.variant, vocab, device)
+    enabled = args.precision == "bf16"
 
     def step(sample):
-        loss, sample_size, _ = criterion(model, sample)
+        with bf16_autocast(enabled, device.type):  # the forward only, as the task does
+            loss, sample_size, _ = criterion(model, sample)
         (loss / sample_size).backward()
-        return model
-
-    return model, step
-
-
-def build_plain(vocab, device):
-    model = PlainDavam(vocab).to(device)
-
-    def step(sample):
-        n = sample["net_input"]
-        loss = model(n["src_tokens"], n["prev_output_tokens"], sample["target"])
-        (loss / sample["nsentences"]).backward()
-        return model
 
     return model, step
 
@@ -185,8 +223,9 @@ def run_variant(args):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     device = torch.device(args.device)
-    batches, vocab = make_batches(args, rng)
-    model, step = (build_plugin if args.variant == "plugin" else build_plain)(vocab, device)
+    steps, warmup = (args.awd_steps, args.awd_warmup) if args.variant.startswith("awd") else (args.steps, args.warmup)
+    batches, vocab = make_batches(args, warmup + steps, rng)
+    model, step = build_step(args, vocab, device)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     times, tokens = [], []
@@ -201,11 +240,11 @@ def run_variant(args):
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        if i >= args.warmup:
+        if i >= warmup:
             times.append(time.perf_counter() - t0)
             tokens.append(sample["ntokens"])
     tps = [n / t for n, t in zip(tokens, times)]
-    mflop = count_mflop_per_token(step, model, batches[: min(10, len(batches))], device)
+    mflop = count_mflop_per_token(step, model, batches[: min(3, len(batches))], device)
     peak = (
         torch.cuda.max_memory_allocated() / 2**20
         if device.type == "cuda"
@@ -213,6 +252,8 @@ def run_variant(args):
     )
     return {
         "variant": args.variant,
+        "precision": args.precision,
+        "vocab": vocab,
         "tokens_per_s_median": statistics.median(tps),
         "tokens_per_s_aggregate": sum(tokens) / sum(times),
         "mean_tokens_per_batch": statistics.mean(tokens),
@@ -239,68 +280,91 @@ def count_mflop_per_token(step, model, batches, device):
     return flops / tokens / 1e6
 
 
-def output_layer_ceiling(args, tokens=768, features=512, vocab=VOCAB):
-    """fp32 GEMM rate on the output layer's shape here, and the throughput the output layer
-    alone would allow (forward + two backward GEMMs per token, everything else free)."""
+def gemm_rate(args, dtype, tokens=768, features=512, vocab=VOCAB, reps=10):
+    """GEMM rate (GFLOP/s) on the output layer's shape ([tokens x features] x [features x vocab])."""
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    x = torch.randn(tokens, features, device=device)
-    w = torch.randn(vocab, features, device=device)
-    for _ in range(3):
+    x = torch.randn(tokens, features, device=device, dtype=dtype)
+    w = torch.randn(vocab, features, device=device, dtype=dtype)
+    for _ in range(2):
         x @ w.t()
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    for _ in range(10):
+    for _ in range(reps):
         x @ w.t()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    gflops = 2 * tokens * features * vocab * 10 / (time.perf_counter() - t0) / 1e9
-    return gflops, gflops * 1e9 / (3 * 2 * features * vocab)
+    return 2 * tokens * features * vocab * reps / (time.perf_counter() - t0) / 1e9
 
 
-def main():
+def run_child(args, variant, precision):
+    cmd = [sys.executable, os.path.abspath(__file__), "--variant", variant, "--precision", precision,
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--awd-steps", str(args.awd_steps),
+           "--awd-warmup", str(args.awd_warmup), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+           "--device", args.device] + (["--data", args.data] if args.data else [])  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+        raise SystemExit(f"error: the {variant} {precision} run failed (exit {proc.returncode}):\n" + "\n".join(tail))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=40, help="measured steps")
+    p.add_argument("--steps", type=int, default=40, help="measured steps (davam models and the plain loop)")
     p.add_argument("--warmup", type=int, default=5, help="unmeasured warm-up steps")
+    p.add_argument("--awd-steps", type=int, default=6, help="measured steps of the awd models (slow on a CPU)")
+    p.add_argument("--awd-warmup", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--data", default=None, help="fairseq-preprocess'ed data dir: use its real train sentences")
-    p.add_argument("--variant", choices=["plugin", "plain", "both"], default="both")
+    p.add_argument("--models", default="davam_ptb,awd_ptb", help="comma-separated plugin archs")
+    p.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16 (--bf16-autocast)")
+    p.add_argument("--no-plain", action="store_true", help="skip the plain-PyTorch davam_ptb loop")
+    p.add_argument("--variant", default=None, help=argparse.SUPPRESS)  # one child run
+    p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="also write the results here")
-    args = p.parse_args()
-    if args.variant != "both":
+    args = p.parse_args(argv)
+    if args.variant:
         print(json.dumps(run_variant(args)))
         return
-    results = {}
-    for variant in ("plugin", "plain"):
-        cmd = [sys.executable, __file__, "--variant", variant] + [
-            a for a in sys.argv[1:] if not a.startswith("--json") and a != args.json
-        ]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        results[variant] = json.loads(out.strip().splitlines()[-1])
-    ratio = results["plugin"]["tokens_per_s_median"] / results["plain"]["tokens_per_s_median"]
-    print(f"davam_ptb training, batch {args.batch_size}, {args.threads} threads, {args.device}, "
-          f"{args.steps} measured steps after {args.warmup} warm-up; tokens = words + EOS")
-    for v in ("plugin", "plain"):
-        r = results[v]
-        print(f"  {v:7s} {r['tokens_per_s_median']:8.0f} tok/s (median)  {r['tokens_per_s_aggregate']:8.0f} tok/s "
-              f"(aggregate)  peak {r['peak_memory_mib']:.0f} MiB ({r['peak_memory_kind']})")
-    print(f"  ratio plugin/plain: {ratio:.2f}x")
-    gflops, ceiling = output_layer_ceiling(args)
-    print(f"  fp32 GEMM on the output-layer shape here: {gflops:.0f} GFLOP/s -> the 10k-word output layer "
-          f"alone caps training at {ceiling:.0f} tok/s")
-    mflop = results["plugin"]["mflop_per_token"]
-    model_ceiling = gflops * 1e3 / mflop
-    print(f"  matrix-product FLOPs per target token (forward + backward): plugin {mflop:.1f} M, plain "
-          f"{results['plain']['mflop_per_token']:.1f} M; at {gflops:.0f} GFLOP/s the plugin's FLOPs cap training at "
-          f"{model_ceiling:.0f} tok/s, it runs at {100 * results['plugin']['tokens_per_s_median'] / model_ceiling:.0f}%")
+    precisions = [x for x in args.precisions.split(",") if x]
+    for x in precisions:
+        if x not in ("fp32", "bf16"):
+            raise SystemExit(f"error: --precisions takes fp32 and/or bf16, got '{x}'")
+    runs = [(m, x) for m in args.models.split(",") if m for x in precisions]
+    if not args.no_plain:
+        runs.append(("plain", "fp32"))
+    results = [run_child(args, m, x) for m, x in runs]
+    rates = {"fp32": gemm_rate(args, torch.float32), "bf16": gemm_rate(args, torch.bfloat16)}
+    vocab = results[0]["vocab"]
+    print(f"training steps, batch {args.batch_size}, {args.threads} threads, {args.device}, vocabulary {vocab}; "
+          f"median over {args.steps} measured steps ({args.awd_steps} for awd) after warm-up; tokens = words + EOS")
+    print(f"GEMM rate on the output-layer shape [768 x 512] x [512 x {VOCAB}]: fp32 {rates['fp32']:.0f} GFLOP/s, "
+          f"bf16 {rates['bf16']:.0f} GFLOP/s")
+    print(f"{'model':10s} {'precision':9s} {'tok/s':>8s} {'peak MiB':>9s} {'MFLOP/tok':>10s} "
+          f"{'ceiling@fp32':>13s} {'ceiling@bf16':>13s} {'of own ceiling':>15s}")
+    for r in results:
+        ceil32 = rates["fp32"] * 1e3 / r["mflop_per_token"]
+        ceil16 = rates["bf16"] * 1e3 / r["mflop_per_token"]
+        own = ceil16 if r["precision"] == "bf16" else ceil32
+        r.update(ceiling_fp32_tokens_per_s=ceil32, ceiling_bf16_tokens_per_s=ceil16,
+                 fraction_of_ceiling=r["tokens_per_s_median"] / own)  # fmt: skip
+        print(f"{r['variant']:10s} {r['precision']:9s} {r['tokens_per_s_median']:8.0f} {r['peak_memory_mib']:9.0f} "
+              f"{r['mflop_per_token']:10.1f} {ceil32:13.0f} {ceil16:13.0f} {100 * r['fraction_of_ceiling']:14.0f}%")
+    for m in args.models.split(","):
+        by = {r["precision"]: r for r in results if r["variant"] == m}
+        if "fp32" in by and "bf16" in by:
+            print(f"  {m}: bf16/fp32 throughput {by['bf16']['tokens_per_s_median'] / by['fp32']['tokens_per_s_median']:.2f}x")
+    by = {(r["variant"], r["precision"]): r for r in results}
+    if ("plain", "fp32") in by and ("davam_ptb", "fp32") in by:
+        ratio = by[("davam_ptb", "fp32")]["tokens_per_s_median"] / by[("plain", "fp32")]["tokens_per_s_median"]
+        print(f"  davam_ptb fp32 / plain loop: {ratio:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "ratio": ratio, "gemm_gflops": gflops,
-                       "output_layer_ceiling_tokens_per_s": ceiling,
-                       "model_flop_ceiling_tokens_per_s": model_ceiling, "args": vars(args)}, f, indent=2)
+            json.dump({"results": results, "gemm_gflops": rates, "args": vars(args)}, f, indent=2)
 
 
 if __name__ == "__main__":
