@@ -202,6 +202,8 @@ def build_step(args, vocab, device):
 
         return model, step
     model, criterion = build_plugin(args.variant, vocab, device)
+    if args.precision == "fp16":
+        model.half()  # what fairseq's --fp16 does to the model (its fp32 master copy is not timed)
     enabled = args.precision == "bf16"
 
     def step(sample):
@@ -321,7 +323,8 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--data", default=None, help="fairseq-preprocess'ed data dir: use its real train sentences")
     p.add_argument("--models", default="davam_ptb,awd_ptb", help="comma-separated plugin archs")
-    p.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16 (--bf16-autocast)")
+    p.add_argument("--precisions", default="fp32,bf16",
+                   help="comma-separated: fp32, bf16 (--bf16-autocast), fp16 (the model cast of fairseq's --fp16; GPUs)")
     p.add_argument("--no-plain", action="store_true", help="skip the plain-PyTorch davam_ptb loop")
     p.add_argument("--variant", default=None, help=argparse.SUPPRESS)  # one child run
     p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
@@ -332,8 +335,9 @@ def main(argv=None):
         return
     precisions = [x for x in args.precisions.split(",") if x]
     for x in precisions:
-        if x not in ("fp32", "bf16"):
-            raise SystemExit(f"error: --precisions takes fp32 and/or bf16, got '{x}'")
+        if x not in ("fp32", "fp16", "bf16"):
+            raise SystemExit(f"error: --precisions takes fp32, fp16 (the model cast of fairseq's --fp16) and bf16 "
+                             f"(--bf16-autocast), got '{x}'")
     runs = [(m, x) for m in args.models.split(",") if m for x in precisions]
     if not args.no_plain:
         runs.append(("plain", "fp32"))
@@ -349,7 +353,7 @@ def main(argv=None):
     for r in results:
         ceil32 = rates["fp32"] * 1e3 / r["mflop_per_token"]
         ceil16 = rates["bf16"] * 1e3 / r["mflop_per_token"]
-        own = ceil16 if r["precision"] == "bf16" else ceil32
+        own = ceil32 if r["precision"] == "fp32" else ceil16  # fp16 products run at about the bf16 rate
         r.update(ceiling_fp32_tokens_per_s=ceil32, ceiling_bf16_tokens_per_s=ceil16,
                  fraction_of_ceiling=r["tokens_per_s_median"] / own)  # fmt: skip
         print(f"{r['variant']:10s} {r['precision']:9s} {r['tokens_per_s_median']:8.0f} {r['peak_memory_mib']:9.0f} "

@@ -21,6 +21,10 @@ UPDATES=${DEMO_UPDATES:-4000}        # about 2 minutes on 2 free CPU cores
 PRIOR_UPDATES=${DEMO_PRIOR_UPDATES:-600}
 MAX_MINUTES=${DEMO_MAX_MINUTES:-5}   # safety cap for slow machines
 export PYTHONWARNINGS=ignore OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# DEMO_DEVICE="" runs on a GPU when there is one (default: --cpu); DEMO_PRECISION="--bf16-autocast"
+# runs every model under bfloat16 autocast (scripts/gpu_check.sh does both)
+read -r -a DEVICE <<< "${DEMO_DEVICE---cpu}"
+read -r -a PRECISION <<< "${DEMO_PRECISION-}"
 PLUGIN=$(pwd)/davam_plugin
 mkdir -p "$WORK"
 
@@ -37,15 +41,15 @@ rm -rf "$WORK/checkpoints"
   --optimizer adam --lr 0.003 --clip-norm 5 --batch-size 32 \
   --max-update "$UPDATES" --stop-time-hours "$(awk "BEGIN{print $MAX_MINUTES / 60}")" \
   --save-dir "$WORK/checkpoints" --no-epoch-checkpoints --best-checkpoint-metric rec \
-  --cpu --log-format simple --log-interval 50 --seed 1 2>&1 | tee "$WORK/train.log" \
+  "${DEVICE[@]}" "${PRECISION[@]}" --log-format simple --log-interval 50 --seed 1 2>&1 | tee "$WORK/train.log" \
   | grep --line-buffered -E "train_inner|valid on|done training"
 
 echo "== 3. fairseq-validate and fairseq-generate on the test split"
 "$BIN/fairseq-validate" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae \
-  --path "$WORK/checkpoints/checkpoint_best.pt" --valid-subset test --batch-size 64 --cpu \
+  --path "$WORK/checkpoints/checkpoint_best.pt" --valid-subset test --batch-size 64 "${DEVICE[@]}" "${PRECISION[@]}" \
   --log-format json > "$WORK/validate_test.log" 2>&1
 "$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae \
-  --path "$WORK/checkpoints/checkpoint_best.pt" --gen-subset test --beam 5 --batch-size 64 --cpu \
+  --path "$WORK/checkpoints/checkpoint_best.pt" --gen-subset test --beam 5 --batch-size 64 "${DEVICE[@]}" "${PRECISION[@]}" \
   > "$WORK/generate_test.txt" 2>&1
 
 echo "== 4. summary"
@@ -58,17 +62,17 @@ rm -rf "$WORK/prior"
   --davam-path "$WORK/checkpoints/checkpoint_best.pt" --arch davam_prior_tiny --criterion davam_prior \
   --optimizer adam --lr 0.003 --clip-norm 5 --batch-size 64 --max-update "$PRIOR_UPDATES" \
   --stop-time-hours "$(awk "BEGIN{print $MAX_MINUTES / 60}")" \
-  --save-dir "$WORK/prior" --no-epoch-checkpoints --cpu --log-format simple --log-interval 100 --seed 1 2>&1 \
+  --save-dir "$WORK/prior" --no-epoch-checkpoints "${DEVICE[@]}" "${PRECISION[@]}" --log-format simple --log-interval 100 --seed 1 2>&1 \
   | tee "$WORK/prior_train.log" | grep --line-buffered -E "davam_prior: train|valid on|done training"
 
 echo "== 6. scripts/evaluate.py on the test split (nats; tokens = words + EOS)"
 "$BIN/python" scripts/evaluate.py "$WORK/data-bin" --path "$WORK/checkpoints/checkpoint_best.pt" \
-  --prior-path "$WORK/prior/checkpoint_best.pt" --split test --json "$WORK/eval_test.json" --cpu 2>&1 \
+  --prior-path "$WORK/prior/checkpoint_best.pt" --split test --json "$WORK/eval_test.json" "${DEVICE[@]}" "${PRECISION[@]}" 2>&1 \
   | grep -v " | INFO | "
 
 echo "== 7. 100 sentences generated from scratch (fairseq-generate --sample-from-prior 100)"
 "$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae \
   --path "$WORK/checkpoints/checkpoint_best.pt" --prior-path "$WORK/prior/checkpoint_best.pt" \
-  --sample-from-prior 100 --beam 1 --sampling --seed 1 --batch-size 100 --cpu > "$WORK/generate_prior.txt" 2>&1
+  --sample-from-prior 100 --beam 1 --sampling --seed 1 --batch-size 100 "${DEVICE[@]}" "${PRECISION[@]}" > "$WORK/generate_prior.txt" 2>&1
 "$BIN/python" scripts/diversity.py "$WORK/generate_prior.txt" --json "$WORK/diversity.json"
 grep -P "^H-[0-4]\t" "$WORK/generate_prior.txt" | cut -f3 | sed 's/^/  /'

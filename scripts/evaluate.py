@@ -58,6 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", default=None, help="write the results here (default: eval_<split>.json next to --path)")
     p.add_argument("--cpu", action="store_true", help="do not use a GPU even if there is one")
+    p.add_argument("--bf16-autocast", action="store_true",
+                   help="run the model under torch.autocast(bfloat16) on its device (as the tasks' --bf16-autocast)")
     return p.parse_args(argv)
 
 
@@ -103,8 +105,6 @@ def main(argv=None):
     import torch
 
     import davam_plugin  # noqa: F401  (registers the plugin, safe checkpoint loading)
-    from davam_plugin.evaluation import evaluate_split
-    from davam_plugin.loading import check_prior_matches, load_prior
 
     for name in ("batch_size", "iw_samples", "iw_chunk", "iw_max_sentences"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -118,7 +118,24 @@ def main(argv=None):
         args.path, args.data, "--path", device, use_ema=args.use_ema, expect=(DavamModel, AwdModel)
     )
     sentences = task.load_sentences(args.split)
-    header = {"split": args.split, "path": args.path, "use_ema": args.use_ema}
+    header = {"split": args.split, "path": args.path, "use_ema": args.use_ema,
+              "precision": "bf16-autocast" if args.bf16_autocast else str(next(model.parameters()).dtype)}
+    from davam_plugin.modules.precision import bf16_autocast
+
+    with bf16_autocast(args.bf16_autocast, device.type):
+        result, lines = evaluate(args, task, model, sentences, header, device)
+    out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.path)), f"eval_{args.split}.json")
+    write_json(out, result)
+    print("\n".join(lines))
+    print(f"wrote {out}")
+    return result
+
+
+def evaluate(args, task, model, sentences, header, device):
+    from davam_plugin.evaluation import evaluate_split
+    from davam_plugin.loading import check_prior_matches, load_prior
+    from davam_plugin.models.davam import DavamModel
+
     if isinstance(model, DavamModel) and getattr(model.encoder, "gaussian", False):
         from davam_plugin.evaluation import evaluate_gaussian_sequence_split
 
@@ -142,11 +159,7 @@ def main(argv=None):
         )
         result = {**header, "conventions": GAUSSIAN_CONVENTIONS, **summary}
         lines = gaussian_lines(args.split, summary)
-    out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.path)), f"eval_{args.split}.json")
-    write_json(out, result)
-    print("\n".join(lines))
-    print(f"wrote {out}")
-    return result
+    return result, lines
 
 
 if __name__ == "__main__":
