@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Write results/<row>.json and results/<row>.png for one reproduction row from its run
+directory (logs, commands, evaluation JSON), finished or not.
+
+    python examples/reproduce/results.py davam_ptb_k512 [--runs ../runs] [--out results]
+
+JSON: the evaluation JSON (when the row's evaluation has run) plus epochs, updates,
+train_hours (sum of fairseq's per-epoch train_wall: training time, validation excluded),
+threads, precision, seed, the commands, the commit, and the per-epoch validation curves.
+PNG: validation curves per epoch (DAVAM: Rec, commitment, codes used, and the information the
+codes carry measured against a plain LSTM LM of the same size, LM valid NLL - Rec, nats per
+sentence; AWD: -ELBO, Rec, KL), the paper's value as a dotted line where it exists.
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from davam_plugin.cli import training_logs as tl
+from davam_plugin.cli.plot import draw
+
+PAPER = {  # the paper's value of the plotted validation metric (test-set numbers; see README)
+    "davam_ptb_k512": {"rec": (60.16, "paper test Rec")},
+    "awd_ptb_none": {"neg_elbo": (102.6, "paper -ELBO"), "kl": (1.1, "paper KL")},
+    "awd_ptb_uniform": {"neg_elbo": (101.4, "paper -ELBO"), "kl": (5.1, "paper KL")},
+    "awd_ptb_adversarial": {"neg_elbo": (99.7, "paper -ELBO"), "kl": (5.1, "paper KL")},
+}
+
+
+def valid_curve(log):
+    records = tl.read_log(log)
+    return tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
+
+
+def lm_valid_nll_per_sentence(runs, data):
+    """Best validation NLL (nats per sentence) of the lstm_lm_ptb baseline, or None."""
+    log = runs / "lstm_lm_ptb" / "train.log"
+    if not log.is_file():
+        return None
+    points, _ = valid_curve(log)
+    losses = [r.metrics["loss"] for _, r in points if "loss" in r.metrics]
+    if not losses:
+        return None
+    from fairseq.data import Dictionary, data_utils
+
+    d = Dictionary.load(os.path.join(data, "dict.txt"))
+    dataset = data_utils.load_indexed_dataset(os.path.join(data, "valid"), d)
+    tokens, sentences = int(dataset.sizes.sum()), len(dataset)  # words + EOS (copied while the mmap is open)
+    del dataset
+    return min(losses) * math.log(2) * tokens / sentences, len(losses)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("row")
+    repo = Path(__file__).resolve().parents[2]
+    p.add_argument("--runs", default=str(repo.parent / "runs"))
+    p.add_argument("--data", default=str(repo.parent / "data-bin" / "ptb"))
+    p.add_argument("--out", default=str(repo / "results"))
+    args = p.parse_args(argv)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    run = Path(args.runs) / args.row
+    stage = "stage1" if (run / "stage1.log").is_file() else "train"
+    log = run / f"{stage}.log"
+    if not log.is_file():
+        sys.exit(f"error: {log} not found: has the row been started?")
+    valid, train = valid_curve(log)
+    if not valid:
+        sys.exit(f"error: {log} has no validation record yet (wait for the end of the first epoch)")
+    davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
+    metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]
+    curves = {m: tl.metric_series(valid, m) for m in metrics}
+    lm = lm_valid_nll_per_sentence(Path(args.runs), args.data) if davam else None
+    if lm is not None:
+        xs, rec = curves["rec"]
+        curves["info_vs_lm"] = (xs, [lm[0] - r for r in rec])
+        metrics.append("info_vs_lm")
+    data = {args.row: {"log": str(log), "splits": {"valid": {m: {"x": x, "y": y} for m, (x, y) in curves.items()}}}}
+    hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in PAPER.get(args.row, {}).items()}
+    if lm is not None:
+        hlines.setdefault("info_vs_lm", []).append({"value": 0.0, "label": "codes carry nothing"})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    draw(data, metrics, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=f"{args.row} (validation, per epoch)")
+    last = valid[-1][1]
+    result = {
+        "row": args.row,
+        "status": "finished" if (run / f"{stage}.done").is_file() else "training (interrupted or running)",
+        "epochs": valid[-1][0],
+        "updates": last.num_updates,
+        "train_hours": round(sum(r.metrics.get("train_wall", 0.0) for _, r in train) / 3600, 3),
+        "threads": int(os.environ.get("THREADS", "1")),
+        "precision": "bf16-autocast" if "--bf16-autocast" in (run / f"{stage}.cmd").read_text() else "fp32",
+        "seed": int(os.environ.get("SEED", "1")),
+        "commands": {f.stem: f.read_text().strip() for f in sorted(run.glob("*.cmd"))},
+        "commit": subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "lm_baseline_valid_nll_per_sentence": None if lm is None else round(lm[0], 3),
+        "lm_baseline_epochs": None if lm is None else lm[1],
+        "valid_curves": {m: {"epoch": x, "value": y} for m, (x, y) in curves.items()},
+        "last_valid": {k: v for k, v in last.metrics.items()},
+        "conventions": "nats per sentence; tokens = words + EOS; curves are validation-set values per epoch",
+    }
+    for name in ("eval.json", "eval_test.json"):
+        if (run / name).is_file():
+            result["evaluation"] = json.loads((run / name).read_text())
+    tmp = out / f".{args.row}.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, out / f"{args.row}.json")
+    print(f"wrote {out / (args.row + '.json')} and {out / (args.row + '.png')}: {result['epochs']} epochs, "
+          f"{result['train_hours']} h, last valid " + ", ".join(f"{m}={curves[m][1][-1]:.2f}" for m in metrics))
+
+
+if __name__ == "__main__":
+    main()
