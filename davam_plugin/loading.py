@@ -15,6 +15,8 @@ import torch
 from fairseq import checkpoint_utils
 from fairseq.models import ARCH_MODEL_REGISTRY
 
+from davam_plugin.atomic_checkpoint import UnreadableCheckpointError
+
 
 def _read_checkpoint(path: Optional[str], flag: str):
     if not path:
@@ -23,6 +25,8 @@ def _read_checkpoint(path: Optional[str], flag: str):
         raise SystemExit(f"error: {flag} {path}: no such file")
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    except UnreadableCheckpointError as e:  # empty or cut short: say so, with the flag
+        raise SystemExit(f"error: {flag} {path} {e.reason}") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
         raise SystemExit(f"error: {flag} {path} is not a readable fairseq checkpoint ({type(e).__name__})") from None
     cfg = state.get("cfg") if isinstance(state, dict) else None

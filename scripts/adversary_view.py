@@ -6,7 +6,9 @@
 
 For each sentence x_1..x_n (tokenized as the training data) the adversary of a checkpoint
 trained with ``--word-dropout-mode adversarial`` gives score distributions
-N(mu_i, sigma_i^2); exactly K = round(R n) inputs with the lowest scores are dropped. The page
+N(mu_i, sigma_i^2) to the decoder's word inputs (<s> x_1..x_n with the authors' <s> step, <s>
+shown first; x_1..x_n for ``--decoder-no-bos-step``); exactly K = round(R T) of the T inputs,
+those with the lowest scores, are dropped. The page
 colours every word by its drop probability P(i is among the K lowest), estimated from
 ``--num-samples`` score draws, and marks (struck through, bold) the words dropped in one
 seeded draw, i.e. what a training step would drop. Probabilities are also written to the
@@ -19,7 +21,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _script_setup import write_json  # noqa: E402  (import path, logging)
+from _script_setup import atomic_open, write_json  # noqa: E402  (import path, logging)
 
 
 def drop_probabilities(model, dictionary, sentence, num_samples, generator):
@@ -31,6 +33,10 @@ def drop_probabilities(model, dictionary, sentence, num_samples, generator):
     adversary = model.decoder.adversary
     words = sentence.split()
     tokens = dictionary.encode_line(sentence, add_if_not_exist=False, append_eos=False).long().unsqueeze(0)
+    # the decoder's word inputs: <s> (fairseq's BOS, the EOS id) x_1..x_n with the <s> step
+    tokens = model.decoder.word_inputs(torch.cat([tokens.new_full((1, 1), dictionary.eos()), tokens], 1))
+    if tokens.size(1) > len(words):
+        words = ["<s>"] + words
     device = next(model.parameters()).device
     tokens = tokens.to(device)
     n = tokens.size(1)
@@ -101,7 +107,7 @@ def main(argv=None):
         sys.exit(f"error: --path {args.path} was trained with --word-dropout-mode {model.decoder.mode}: it has no adversary")
     gen = torch.Generator().manual_seed(args.seed)
     rows = [drop_probabilities(model, task.source_dictionary, s, args.num_samples, gen) for s in sentences]
-    with open(args.out, "w", encoding="utf-8") as f:
+    with atomic_open(args.out) as f:
         f.write(render(rows, model.decoder.rate))
     write_json(args.json, [{"words": w, "p_drop": pr, "dropped": d, "k": k, "score_mean": m} for w, pr, d, k, m in rows])
     print(f"wrote {args.out} ({len(rows)} sentences)")

@@ -518,10 +518,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
 
+    from _script_setup import atomic_open  # (scripts/ is sys.path[0] when run as a script)
+
     os.makedirs(args.out_dir, exist_ok=True)
     for split, sents in corpus.items():
         path = os.path.join(args.out_dir, f"{split}.txt")
-        with open(path, "w", encoding="utf-8") as f:
+        with atomic_open(path) as f:
             f.writelines(s + "\n" for s in sents)
 
     vocab_size, mean_len = corpus_stats(corpus)

@@ -21,6 +21,8 @@ Pipeline, applied to every given split (train, and optionally valid/test):
    binary datasets ``DESTDIR/{train,valid,test}.{bin,idx}``.
 
 Empty input lines are kept as empty lines (each split keeps its line count).
+Input that is not UTF-8 (reported with its line), a training text without a single word and
+a dictionary without word types are refused with a one-line error.
 Intermediate text files go to ``--workdir`` (default: a directory next to
 DESTDIR named after it with a ``.tok`` suffix, e.g. ``data-bin/ptb.tok`` for
 ``data-bin/ptb``).
@@ -145,6 +147,15 @@ def validate_args(parser: argparse.ArgumentParser,
             continue
         if not os.path.isfile(path):
             parser.error(f"--{split}pref: file not found: {path}")
+        invalid, n_lines, has_words = scan_text(path, args.max_lines)
+        if invalid is not None:
+            line, column, reason = invalid
+            parser.error(f"--{split}pref: {path} is not valid UTF-8: line {line}, "
+                         f"byte {column} ({reason})")
+        if split == "train" and not has_words:
+            first = f"the first {n_lines} lines" if args.max_lines else f"all {n_lines} lines"
+            parser.error(f"--trainpref: {path} has no words ({first} are "
+                         "empty): nothing to train on")
         inputs[split] = path
 
     if os.path.exists(args.destdir) and not os.path.isdir(args.destdir):
@@ -167,6 +178,24 @@ def validate_args(parser: argparse.ArgumentParser,
         if value is not None and value < 0:
             parser.error(f"--{opt} must be >= 0")
     return inputs
+
+
+def scan_text(path: str, max_lines: int | None,
+              ) -> tuple[tuple[int, int, str] | None, int, bool]:
+    """(first invalid UTF-8 as (line, byte in line, reason) or None, lines read,
+    whether any line has a word); lines and bytes count from 1."""
+    n_lines, has_words = 0, False
+    with open(path, "rb") as f:
+        for n_lines, raw in enumerate(f, start=1):
+            if max_lines is not None and n_lines > max_lines:
+                n_lines -= 1
+                break
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return (n_lines, exc.start + 1, exc.reason), n_lines, has_words
+            has_words = has_words or bool(line.split())
+    return None, n_lines, has_words
 
 
 def default_workdir(args: argparse.Namespace) -> str:
@@ -239,9 +268,11 @@ def read_lines(path: str, max_lines: int | None) -> Iterator[str]:
 
 
 def write_lines(path: str, lines: Iterable[str]) -> tuple[int, int, int]:
-    """Write lines; return (number of lines, tokens, empty lines)."""
+    """Write lines (atomically); return (number of lines, tokens, empty lines)."""
+    from _script_setup import atomic_open  # scripts/ is sys.path[0] when run as a script
+
     n_lines = n_tokens = n_empty = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for line in lines:
             f.write(line + "\n")
             n_lines += 1
@@ -420,6 +451,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     n_entries, n_madeup = dictionary_size(args.destdir)
+    if n_entries == n_madeup:
+        print(f"{parser.prog}: error: {os.path.join(args.destdir, DICT_FILE)} "
+              "has no word types (--nwordssrc/--thresholdsrc left none): "
+              "nothing to train on", file=sys.stderr)
+        return 1
     print(f"done in {time.time() - start:.1f}s: {args.destdir}")
     for split, (n_lines, n_tokens, n_empty) in stats.items():
         print(f"  {split}: {n_lines} lines ({n_empty} empty), "

@@ -80,3 +80,13 @@ def tiny_checkpoint(tiny_data, tmp_path_factory):
     save = tmp_path_factory.mktemp("ckpt")
     run_cli("fairseq-train", tiny_data, *TRAIN_TINY, "--max-update", "20", "--save-dir", save)
     return save / "checkpoint_last.pt"
+
+
+@pytest.fixture(scope="session")
+def fork_cli(tmp_path_factory):
+    """fairseq's tools forked from one warm interpreter (tests/forked_cli.py): no import cost per run."""
+    from forked_cli import ForkServer
+
+    server = ForkServer(tmp_path_factory.mktemp("forked-cli"), SUBPROCESS_ENV)
+    yield server
+    server.close()

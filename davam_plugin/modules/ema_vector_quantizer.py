@@ -68,7 +68,8 @@ class EMAVectorQuantizer(nn.Module):
             (instead of the N(0, 1) random initialisation).
         dead_code_threshold: if > 0, after each update every code whose EMA cluster size
             is below this value is restarted at a randomly chosen input vector of the
-            current batch (rank 0's choice is broadcast to all workers). 0 disables it.
+            current batch (the choice of the lowest-ranked worker whose batch contributes is
+            broadcast to all workers; with none, nothing changes). 0 disables it.
     """
 
     def __init__(
@@ -220,14 +221,33 @@ class EMAVectorQuantizer(nn.Module):
             self._restart_dead_codes(h, contribute)
 
     @torch.no_grad()
-    def _random_rows(self, h: Tensor, n: int, contribute: bool) -> Tensor:
-        """``n`` rows sampled from ``h`` (with replacement, small noise), identical on all workers."""
+    def _source_rank(self, has_data: bool) -> Optional[int]:
+        """The lowest rank whose batch has data (one process: 0), None if no worker's has.
+
+        A worker on fairseq's dummy batch (``contribute=False``) has none: taking rows from it
+        would restart codes at its zero placeholders. Every worker joins the collective."""
+        world = _distributed_world_size()
+        if world == 1:
+            return 0 if has_data else None
+        flag = torch.tensor([dist.get_rank() if has_data else world], dtype=torch.long, device=self.codebook.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        src = int(flag.item())
+        return src if src < world else None
+
+    @torch.no_grad()
+    def _random_rows(self, h: Tensor, n: int, contribute: bool) -> Optional[Tensor]:
+        """``n`` rows sampled from ``h`` (with replacement, small noise), identical on all workers:
+        those of the lowest-ranked worker whose batch contributes; None if no worker's does."""
+        has_data = contribute and h.size(0) > 0
+        src = self._source_rank(has_data)
+        if src is None:
+            return None
         out = torch.zeros(n, self.code_dim, device=self.codebook.device)
-        if contribute and h.size(0) > 0:
+        if has_data:
             idx = torch.randint(0, h.size(0), (n,), device=h.device)
             out = h[idx] + 0.01 * torch.randn(n, self.code_dim, device=h.device)
         if _distributed_world_size() > 1:
-            dist.broadcast(out, src=0)
+            dist.broadcast(out, src=src)
         return out
 
     @torch.no_grad()
@@ -237,15 +257,23 @@ class EMAVectorQuantizer(nn.Module):
         if n_dead == 0:
             return
         new = self._random_rows(h, n_dead, contribute)
+        if new is None:
+            return  # no worker has data to restart codes at
         self.codebook[dead] = new
         self.cluster_sum[dead] = new * self.dead_code_threshold
         self.cluster_size[dead] = self.dead_code_threshold
 
     @torch.no_grad()
     def _kmeans_initialise(self, h: Tensor, contribute: bool) -> None:
-        """k-means++ seeding then Lloyd iterations on this batch (rank 0's result is broadcast)."""
+        """k-means++ seeding then Lloyd iterations on this batch; the result of the lowest-ranked
+        worker whose batch contributes is broadcast. With no such worker nothing changes (the
+        initialisation waits for the next batch)."""
+        has_data = contribute and h.size(0) > 0
+        src = self._source_rank(has_data)
+        if src is None:
+            return
         centers = torch.zeros(self.num_codes, self.code_dim, device=self.codebook.device)
-        if contribute and h.size(0) > 0:
+        if has_data:
             centers[0] = h[torch.randint(0, h.size(0), (1,)).item()]
             d2 = ((h - centers[0]) ** 2).sum(1)
             for k in range(1, self.num_codes):
@@ -262,11 +290,11 @@ class EMAVectorQuantizer(nn.Module):
                 filled = counts > 0
                 centers[filled] = sums[filled] / counts[filled, None]
         counts = torch.ones(self.num_codes, device=centers.device)
-        if contribute and h.size(0) > 0:
+        if has_data:
             counts = torch.bincount(torch.cdist(h, centers).argmin(1), minlength=self.num_codes).float()
         stats = torch.cat([centers, counts.clamp_min(1.0).unsqueeze(1)], dim=1)
         if _distributed_world_size() > 1:
-            dist.broadcast(stats, src=0)
+            dist.broadcast(stats, src=src)
         centers, counts = stats[:, :-1], stats[:, -1]
         # consistent EMA statistics: cluster sums = centre * size, so e_k stays at its centre
         self.codebook.copy_(centers)

@@ -8,6 +8,9 @@ words + EOS. Empty lines become the one-token sentence ``EOS``.
 Lines longer than ``--max-sentence-length`` tokens (EOS included) are truncated to that
 length, keeping the final EOS; the number truncated is logged per split. Truncation (rather
 than skipping) keeps one output per input line in validation and generation.
+``fairseq-interactive`` logs each typed line it truncates and skips empty lines (logged).
+A training split without words, a dictionary without word types, foreign ``.bin``/``.idx``
+files and ``--beam`` below 1 are one-line errors (:mod:`davam_plugin.input_checks`).
 
 Validation and generation never drop a partial last batch: for every dataset except the one
 fairseq's trainer loads for training (with ``combine=True``), the batch-size multiple is
@@ -36,6 +39,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
 from davam_plugin.data import TruncateSentenceDataset
+from davam_plugin.input_checks import check_beam, check_binary_split, check_training_data
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
 from davam_plugin.optim.davam_plateau import reload_best_if_pending
 from davam_plugin.tasks.autocast import BF16_AUTOCAST_HELP, Bf16AutocastTaskMixin, autocast_for, check_task_precision
@@ -186,12 +190,15 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
         """The split's sentences (token tensors ending in EOS), truncated, as a dataset."""
         paths = utils.split_paths(self.cfg.data)
         data_path = paths[(epoch - 1) % len(paths)]
+        check_binary_split(os.path.join(data_path, split))
         dataset = data_utils.load_indexed_dataset(os.path.join(data_path, split), self.dictionary, combine=combine)
         if dataset is None:
             raise SystemExit(
                 f"error: sentence_vae: split '{split}' not found in {data_path} (expected {split}.bin and "
                 f"{split}.idx from fairseq-preprocess --only-source; check --train-subset/--valid-subset/--gen-subset)"
             )
+        if combine:  # the training split (see load_dataset)
+            check_training_data(dataset, self.dictionary, data_path, split)
         dataset = TruncateSentenceDataset(dataset, self.cfg.max_sentence_length)
         logger.info(
             f"{split}: {len(dataset)} sentences, {int(dataset.sizes.sum())} tokens (words + EOS); "
@@ -227,10 +234,32 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
         self.datasets[split] = dataset
 
     def build_dataset_for_inference(self, src_tokens, src_lengths, **kwargs):
-        """Datasets for fairseq-interactive (typed sentences, truncated like the corpus)."""
+        """Datasets for fairseq-interactive (typed sentences, truncated like the corpus; empty
+        lines are skipped). Each over-long or empty line is logged with the id fairseq gives it."""
         sizes = np.array([len(t) for t in src_tokens], dtype=np.int64)
-        dataset = TruncateSentenceDataset(ListDataset(src_tokens, sizes), self.cfg.max_sentence_length)
-        return self._pair_dataset(dataset, dataset.sizes, shuffle=False)
+        first = getattr(self, "_inputs_seen", 0)  # fairseq-interactive numbers inputs across buffers
+        self._inputs_seen = first + len(sizes)
+        max_len = self.cfg.max_sentence_length
+        for i in np.flatnonzero(sizes > max_len):
+            logger.warning(
+                f"input {first + i}: {sizes[i]} tokens (words + EOS) truncated to --max-sentence-length {max_len}"
+            )
+        for i in np.flatnonzero(sizes <= 1):
+            logger.info(f"input {first + i} is an empty line: skipped (no sentence to reconstruct)")
+        dataset = TruncateSentenceDataset(ListDataset(src_tokens, sizes), max_len)
+        pairs = self._pair_dataset(dataset, dataset.sizes, shuffle=False)
+        pairs.empty_inputs = np.flatnonzero(sizes <= 1)  # left out by filter_indices_by_size
+        return pairs
+
+    def filter_indices_by_size(self, indices, dataset, max_positions=None, ignore_invalid_inputs=False):
+        empty = getattr(dataset, "empty_inputs", None)
+        if empty is not None and len(empty):
+            indices = indices[~np.isin(indices, empty)]
+        return super().filter_indices_by_size(indices, dataset, max_positions, ignore_invalid_inputs)
+
+    def build_generator(self, models, args, **kwargs):
+        check_beam(args)
+        return super().build_generator(models, args, **kwargs)
 
     def get_batch_iterator(self, dataset, *args, required_batch_size_multiple=1, **kwargs):
         if not getattr(dataset, "for_training", False):

@@ -1,0 +1,206 @@
+"""fairseq's command-line tools in processes forked from one warm interpreter (for fast tests).
+
+Starting a fairseq tool costs 8-12 s of imports on the project's 2-core machine, longer than
+most of what the bad-input and kill tests run. :class:`ForkServer` starts this file once as a
+server: it imports fairseq's CLI modules and the plugin (exactly as ``--user-dir
+davam_plugin`` does) and then, per request, forks a child that runs the tool's console-script
+entry point (``fairseq_cli.train:cli_main`` for ``fairseq-train``, ...; ``python SCRIPT``
+runs the script as ``__main__``) with ``sys.argv`` set to the command line, fairseq's
+logging set up as its CLI modules do, stdin from a file (or /dev/null) and stdout + stderr in
+a log file. The child ends as the interpreter would: exit status 0, the ``SystemExit`` code,
+or 1 with ``SystemExit``'s message / the traceback of any other exception on stderr, after
+running the ``atexit`` handlers. Children are real processes: the tests SIGKILL them.
+
+Protocol (one JSON object per line): ``{"start": [tool, args...], "log": path, "input":
+path|null}`` -> ``{"pid": N}``; ``{"wait": N}`` -> ``{"rc": code}`` (``-signal`` if killed).
+"""
+
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+PLUGIN = str(REPO / "davam_plugin")
+
+
+class CliResult:
+    def __init__(self, returncode, output):
+        self.returncode, self.output = returncode, output
+
+
+class ForkServer:
+    """Client side: ``run(tool, *args)`` -> CliResult; ``start``/``wait`` for runs to kill."""
+
+    def __init__(self, workdir, env):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._stderr = open(self.workdir / "server.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._stderr, env=env, cwd=REPO,
+        )  # fmt: skip
+        self._n = 0
+
+    def _ask(self, request, timeout=None):
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"fork server died:\n{(self.workdir / 'server.log').read_text()[-3000:]}")
+        return json.loads(line)
+
+    def start(self, tool, *args, input=None, log=None):
+        """Fork ``tool args``; return (pid, log path)."""
+        self._n += 1
+        log = Path(log or self.workdir / f"run{self._n}.log")
+        log.unlink(missing_ok=True)
+        stdin = None
+        if input is not None:
+            stdin = self.workdir / f"run{self._n}.in"
+            stdin.write_text(input, encoding="utf-8")
+        reply = self._ask({"start": [tool, *map(str, args)], "log": str(log), "input": stdin and str(stdin)}, 300)
+        if reply is None:
+            raise RuntimeError("fork server did not answer (still warming up after 300 s?)")
+        return reply["pid"], log
+
+    def wait(self, pid, timeout=300):
+        """Exit status of ``pid`` (``-signal`` if killed); SIGKILL it after ``timeout`` s."""
+        reply = self._ask({"wait": pid}, timeout)
+        if reply is None:
+            os.kill(pid, signal.SIGKILL)
+            reply = json.loads(self.proc.stdout.readline())
+            raise TimeoutError(f"pid {pid} ran over {timeout} s and was killed")
+        return reply["rc"]
+
+    def run(self, tool, *args, input=None, timeout=300):
+        pid, log = self.start(tool, *args, input=input)
+        rc = self.wait(pid, timeout)
+        return CliResult(rc, log.read_text(errors="replace"))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+
+
+# ----------------------------------------------------------------------------- server side
+def _entry_points():
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group="console_scripts") if ep.name.startswith("fairseq")}
+
+
+def _script_entry(argv):
+    """``python SCRIPT ARGS...``: run SCRIPT as __main__ with its directory first on sys.path."""
+    import runpy
+
+    script = argv[0]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    return lambda: runpy.run_path(script, run_name="__main__")
+
+
+def _run_child(entry, argv, log, stdin_path):
+    import atexit
+    import io
+    import traceback
+
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
+    os.dup2(fd, 0)
+    os.close(fd)
+    # fresh stdin (the server's has read ahead); line-buffered output, as a test watches it
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # the logging every fairseq_cli module sets up on import (the server's first import won)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    logging.basicConfig(
+        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", datefmt="%Y-%m-%d %H:%M:%S",
+        level=os.environ.get("LOGLEVEL", "INFO").upper(), stream=sys.stdout,
+    )  # fmt: skip
+    if entry is None:  # python SCRIPT ...
+        argv = argv[1:]
+        main = _script_entry(argv)
+    else:
+        main = entry.load()
+    sys.argv = argv
+    code = 0
+    try:
+        main()
+    except SystemExit as e:  # what the interpreter does with an uncaught SystemExit
+        if e.code is None:
+            code = 0
+        elif isinstance(e.code, int):
+            code = e.code
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    except BaseException:  # noqa: BLE001 - printed as the interpreter would
+        traceback.print_exc()
+        code = 1
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def serve():
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints of the server go to its log, not into the protocol
+    from argparse import Namespace
+
+    import fairseq_cli.generate  # noqa: F401  (each configures logging on import)
+    import fairseq_cli.interactive  # noqa: F401
+    import fairseq_cli.preprocess  # noqa: F401
+    import fairseq_cli.train  # noqa: F401
+    import fairseq_cli.validate  # noqa: F401
+    import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: 3-4 s)
+    from fairseq import utils
+
+    utils.import_user_module(Namespace(user_dir=PLUGIN))  # as --user-dir does
+    entries = _entry_points()
+    for line in proto_in:
+        request = json.loads(line)
+        if "start" in request:
+            tool, *args = request["start"]
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                proto_in.close()
+                proto_out.close()
+                _run_child(None if tool == "python" else entries[tool], [tool, *args], request["log"], request.get("input"))
+            reply = {"pid": pid}
+        else:
+            _, status = os.waitpid(request["wait"], 0)
+            reply = {"rc": os.waitstatus_to_exitcode(status)}
+        proto_out.write((json.dumps(reply) + "\n").encode())
+        proto_out.flush()
+    os._exit(0)  # the client is gone; skip the slow interpreter teardown
+
+
+if __name__ == "__main__":
+    serve()
