@@ -11,7 +11,11 @@ import davam_plugin.models.awd as awd_module
 from davam_plugin.criterions.awd_elbo import AwdElboCriterion
 from davam_plugin.models.awd import AwdConfig, AwdModel
 
-from helpers import SENTENCES, TinyTask, make_batch, make_dictionary
+from helpers import SENTENCES, TinyTask, assert_incremental_matches_full, make_batch, make_dictionary
+
+
+# the behaviour of models built before the decoder options existed
+LEGACY = dict(decoder_no_bos_step=True, separate_decoder_embeddings=True, uniform_dropout_unit="token")
 
 
 def tiny_awd(mode="adversarial", seed=0, **overrides):
@@ -30,58 +34,120 @@ def criterion(d, **kw):
     return AwdElboCriterion(TinyTask(d), **args)
 
 
-def reference_loss(model, sample, eps, score_eps, kl_weight, lam):
-    """The paper's equations step by step in float64 with nn.LSTMCell (no fused arrangement)."""
+def reference_loss(model, sample, eps, score_eps, kl_weight, lam, bos_step, shared, uniform_noise=None,
+                   timestep_unit=True, unk=False):  # fmt: skip
+    """The paper's equations step by step in float64 with nn.LSTMCell (no fused arrangement).
+
+    Word inputs: <s> x_1..x_n with ``bos_step`` (targets y_1..y_n EOS predicted from the states
+    after each input), else x_1..x_n (y_1 from h_0). ``shared``: the decoder reads the encoder's
+    table. Uniform word dropout from ``uniform_noise`` (one value per step of the padded batch
+    if ``timestep_unit``, else (B, T) per token): dropped where noise < R; dropped inputs are the
+    <unk> embedding if ``unk`` else zero."""
     enc, dec = model.encoder, model.decoder
+    table = enc.embed_tokens if shared else dec.embed_tokens
     total = torch.zeros((), dtype=torch.float64)
     for b in range(sample["target"].size(0)):
         tgt = sample["target"][b][sample["target"][b].ne(1)]
-        n = len(tgt) - 1  # word inputs x_1..x_n
+        n = len(tgt) - 1  # words x_1..x_n
         states, _ = enc.lstm(enc.embed_tokens(tgt.unsqueeze(0)))
         mu, logvar = enc.to_posterior(states[0, -1]).chunk(2)
         z = mu + torch.exp(0.5 * logvar) * eps[b]
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum()
-        words = tgt[:n]
-        keep = torch.ones(n, dtype=torch.float64)
+        inputs = torch.cat([torch.tensor([2]), tgt[:n]]) if bos_step else tgt[:n]  # 2 = EOS, fairseq's BOS
+        T = len(inputs)
+        keep = torch.ones(T, dtype=torch.float64)
         score_kl = torch.zeros((), dtype=torch.float64)
-        if model.decoder.adversary is not None and n > 0:
+        if model.decoder.adversary is not None and T > 0:
             adv = dec.adversary
-            mu_s = adv.to_score(adv.lstm(adv.embed_tokens(words.unsqueeze(0)))[0])[0, :, 0]
-            s = mu_s + score_eps[b, :n]
-            k = math.floor(0.3 * n + 0.5)
+            mu_s = adv.to_score(adv.lstm(adv.embed_tokens(inputs.unsqueeze(0)))[0])[0, :, 0]
+            s = mu_s + score_eps[b, :T]
+            k = math.floor(0.3 * T + 0.5)
             keep[torch.argsort(s, stable=True)[:k]] = 0.0
             score_kl = 0.5 * mu_s.pow(2).sum()
+        if uniform_noise is not None:
+            noise = uniform_noise[:T] if timestep_unit else uniform_noise[b, :T]
+            keep = (noise >= 0.3).double()
         h, c = dec.z_to_state(z), torch.zeros(dec.hidden_dim, dtype=torch.float64)
-        rec = -F.log_softmax(dec.output_layer(h), -1)[tgt[0]]
-        for i in range(n):
+        rec = torch.zeros((), dtype=torch.float64)
+        if not bos_step:
+            rec = rec - F.log_softmax(dec.output_layer(h), -1)[tgt[0]]
+        for i in range(T):
             h, c = dec.predict_cell(z.unsqueeze(0), (h.unsqueeze(0), c.unsqueeze(0)))
-            x = torch.cat([dec.embed_tokens(words[i]) * keep[i], z]).unsqueeze(0)
-            h, c = dec.update_cell(x, (h, c))
+            e = table(inputs[i]) * keep[i] + (table.weight[3] * (1 - keep[i]) if unk else 0)  # 3 = <unk>
+            h, c = dec.update_cell(torch.cat([e, z]).unsqueeze(0), (h, c))
             h, c = h[0], c[0]
-            rec = rec - F.log_softmax(dec.output_layer(h), -1)[tgt[i + 1]]
+            rec = rec - F.log_softmax(dec.output_layer(h), -1)[tgt[i + 1 if not bos_step else i]]
         total = total + rec + kl_weight * kl + lam * score_kl
     return total
 
 
+OPTION_CASES = {
+    "authors": {},
+    "legacy": LEGACY,
+    "bos-step, separate tables": dict(separate_decoder_embeddings=True),
+    "no bos-step, shared table": dict(decoder_no_bos_step=True),
+}
+
+
 @pytest.mark.parametrize("mode", ["adversarial", "none"])
-def test_loss_equals_the_equations_on_a_fixed_batch(mode, monkeypatch):
-    model, d = tiny_awd(mode)
+@pytest.mark.parametrize("case", OPTION_CASES)
+def test_loss_and_gradients_equal_the_equations_on_a_fixed_batch(mode, case, monkeypatch):
+    model, d = tiny_awd(mode, **OPTION_CASES[case])
     model = model.double().train()
+    bos_step = not model.cfg.decoder_no_bos_step
+    shared = not model.cfg.separate_decoder_embeddings
+    assert model.decoder.bos_step == bos_step
+    assert (model.decoder.input_embed is model.encoder.embed_tokens) == shared
+    assert ("decoder.embed_tokens.weight" in model.state_dict()) != shared
     sample = make_batch(d, SENTENCES, extra_pad=2)
     B, L = sample["target"].shape
     eps = torch.randn(B, 3, dtype=torch.float64)
     score_eps = torch.randn(B, L, dtype=torch.float64)
     # feed the model the same noise as the reference: z's eps, then the scores' eps
-    noise = iter([eps, score_eps[:, : L - 1]])
+    noise = iter([eps, score_eps[:, : L if bos_step else L - 1]])
     monkeypatch.setattr(awd_module.torch, "randn_like", lambda t: next(noise).to(t.dtype).reshape(t.shape))
     crit = criterion(d)
     model.set_num_updates(40)  # kl weight 0.25 + 0.75 * 0.4 = 0.55
     loss, sample_size, log = crit(model, sample)
     monkeypatch.undo()
-    expected = reference_loss(model, sample, eps, score_eps, 0.55, 0.5 if mode == "adversarial" else 0.0)
+    expected = reference_loss(model, sample, eps, score_eps, 0.55, 0.5 if mode == "adversarial" else 0.0,
+                              bos_step, shared)  # fmt: skip
     assert sample_size == B
     assert torch.allclose(loss, expected, rtol=1e-10), (loss.item(), expected.item())
     assert math.isclose(log["kl_weight"] / B, 0.55)
+    # every VAE gradient too (the adversary's comes through the relaxed top-K, not in the reference)
+    params = [(n, p) for n, p in model.named_parameters() if ".adversary." not in n]
+    got = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
+    want = torch.autograd.grad(expected, [p for _, p in params], allow_unused=True)
+    for (name, _), g, w in zip(params, got, want):
+        assert g is not None and w is not None, name
+        assert torch.allclose(g, w, rtol=1e-10, atol=1e-12), name
+
+
+@pytest.mark.parametrize(
+    "unit, dropped, case", [("timestep", "unk", "authors"), ("token", "zero", "legacy"), ("timestep", "zero", "legacy"),
+                            ("token", "unk", "authors")]
+)  # fmt: skip
+def test_uniform_word_dropout_loss_equals_the_equations(unit, dropped, case, monkeypatch):
+    opts = dict(OPTION_CASES[case], uniform_dropout_unit=unit, dropped_input=dropped)
+    model, d = tiny_awd("uniform", **opts)
+    model = model.double().train()
+    bos_step = not model.cfg.decoder_no_bos_step
+    sample = make_batch(d, SENTENCES, extra_pad=2)
+    B, L = sample["target"].shape
+    T = L if bos_step else L - 1
+    eps = torch.randn(B, 3, dtype=torch.float64)
+    uniform = torch.rand(T if unit == "timestep" else (B, T), dtype=torch.float64)
+    monkeypatch.setattr(awd_module.torch, "randn_like", lambda t: eps.to(t.dtype).reshape(t.shape))
+    monkeypatch.setattr(awd_module.torch, "rand", lambda *shape, **kw: uniform.to(torch.float32).reshape(*shape))
+    loss, _, log = criterion(d)(model, sample)
+    monkeypatch.undo()
+    expected = reference_loss(model, sample, eps, None, 0.25, 0.0, bos_step, case == "authors",
+                              uniform_noise=uniform.to(torch.float32).double(), timestep_unit=unit == "timestep",
+                              unk=dropped == "unk")  # fmt: skip
+    assert torch.allclose(loss, expected, rtol=1e-10), (loss.item(), expected.item())
+    valid = sample["net_input"]["prev_output_tokens"][:, 0 if bos_step else 1 :].ne(1)
+    assert log["n_dropped"] == int(((uniform < 0.3).expand(B, T) & valid).sum()) and log["n_inputs"] == int(valid.sum())
 
 
 def test_exactly_k_inputs_dropped_per_sentence():
@@ -105,16 +171,26 @@ def test_exactly_k_inputs_dropped_per_sentence():
 
 
 def test_uniform_mode_drops_at_rate_r_and_none_drops_nothing():
-    model, d = tiny_awd("uniform", word_dropout_rate=0.3)
+    model, d = tiny_awd("uniform", word_dropout_rate=0.3, uniform_dropout_unit="token")
     model.train()
     torch.manual_seed(3)
     words = torch.randint(4, 20, (400, 50))
+    words[:, 45:] = 1  # padding is never "kept"
     keep, _ = model.decoder.keep_mask(words)
-    assert abs((1 - keep.mean().item()) - 0.3) < 0.01
+    assert abs((1 - keep[:, :45].mean().item()) - 0.3) < 0.01 and (keep[:, 45:] == 0).all()
+    # the authors' unit: one draw per time step for the whole batch
+    model, d = tiny_awd("uniform", word_dropout_rate=0.3)
+    model.train()
+    words = torch.randint(4, 20, (5, 20000))
+    words[0, 10000:] = 1
+    keep, _ = model.decoder.keep_mask(words)
+    assert (keep[1:] == keep[1]).all() and torch.equal(keep[0, :10000], keep[1, :10000])
+    assert (keep[0, 10000:] == 0).all()
+    assert abs((1 - keep[1].mean().item()) - 0.3) < 0.01
     none, d = tiny_awd("none")
     none.train()
     keep, stats = none.decoder.keep_mask(words)
-    assert keep.min() == 1 and stats == {} and none.decoder.adversary is None
+    assert torch.equal(keep, words.ne(1).float()) and stats == {} and none.decoder.adversary is None
 
 
 def test_gradient_into_the_adversary_is_reversed(monkeypatch):
@@ -179,8 +255,9 @@ def test_adversary_plays_no_role_at_evaluation(monkeypatch):
     assert torch.equal(a, b) and (extra["keep"][extra["valid_inputs"]] == 1).all()
 
 
-def test_padding_and_incremental_decoding_change_nothing():
-    model, d = tiny_awd("adversarial")
+@pytest.mark.parametrize("case", OPTION_CASES)
+def test_padding_and_incremental_decoding_change_nothing(case):
+    model, d = tiny_awd("adversarial", **OPTION_CASES[case])
     model.eval()
     model.encoder.use_posterior_mean = True
     batch = make_batch(d, SENTENCES, extra_pad=3)
@@ -197,6 +274,12 @@ def test_padding_and_incremental_decoding_change_nothing():
     state = {}
     steps = [model.decoder(prev[:, : t + 1], enc, incremental_state=state)[0][:, -1] for t in range(prev.size(1))]
     assert torch.allclose(torch.stack(steps, 1), full[:1, : prev.size(1)], atol=1e-6)
+    # in float64, a batch, reordered after every step as beam search does
+    model.double()
+    full, _ = model(**batch["net_input"])
+    enc = model.encoder(batch["net_input"]["src_tokens"])
+    assert_incremental_matches_full(model, enc, batch["net_input"]["prev_output_tokens"], full,
+                                    torch.tensor([2, 0, 0, 3]), atol=1e-13)  # fmt: skip
 
 
 def test_evaluation_is_batch_invariant_and_iw_subset_matches_a_shorter_split():
@@ -233,3 +316,135 @@ def test_negative_criterion_settings_are_refused(kw, message):
     with pytest.raises(SystemExit) as e:
         criterion(make_dictionary(), **kw)
     assert str(e.value) == message
+
+
+@pytest.mark.parametrize("arch", ["awd", "awd_tiny"])
+def test_checkpoint_saved_before_the_options_loads_with_its_old_behaviour(arch):
+    """fairseq builds a checkpoint's model from its saved config: for ``_name: awd`` merged
+    with today's defaults (the authors' behaviour; the fields the saved config lacks switch it
+    back when the weights are loaded), for a named arch after the arch function filled in what
+    is missing (it leaves the newer options unset)."""
+    from fairseq.models import build_model
+    from omegaconf import OmegaConf
+
+    old, d = tiny_awd("uniform", **LEGACY)  # trained before the options existed
+    saved = OmegaConf.structured(old.cfg)
+    saved = OmegaConf.create({k: v for k, v in OmegaConf.to_container(saved).items() if k not in LEGACY})
+    saved["_name"] = arch
+    del saved["adversary_embed_init_scale"]
+    model = build_model(saved, TinyTask(d), from_checkpoint=True)
+    if arch == "awd":  # merged with the defaults
+        assert model.decoder.bos_step and model.decoder.input_embed is model.encoder.embed_tokens
+    else:
+        assert "decoder_no_bos_step" not in saved and not model.decoder.bos_step
+    model.load_state_dict(old.state_dict(), strict=True, model_cfg=saved)
+    assert not model.decoder.bos_step and model.decoder.dropout_unit == "token"
+    assert model.decoder.input_embed is model.decoder.embed_tokens is not model.encoder.embed_tokens
+    assert model.state_dict().keys() == old.state_dict().keys()
+    sample = make_batch(d, SENTENCES, extra_pad=1)
+    for m in (old, model):
+        m.eval()
+        m.encoder.use_posterior_mean = True
+    assert torch.equal(old(**sample["net_input"])[0], model(**sample["net_input"])[0])
+    losses = []
+    for m in (old, model):
+        m.train()
+        torch.manual_seed(5)
+        losses.append(criterion(d)(m, sample)[0])
+    assert torch.equal(losses[0], losses[1])
+    # resuming such a checkpoint under today's defaults (the trainer passes its own config) is refused
+    new, _ = tiny_awd("uniform")
+    with pytest.raises(SystemExit, match="pass --separate-decoder-embeddings"):
+        new.load_state_dict(old.state_dict(), strict=True)
+    with pytest.raises(SystemExit, match="drop --separate-decoder-embeddings"):
+        old.load_state_dict(new.state_dict(), strict=True)
+    # a current checkpoint keeps its (authors') behaviour
+    again, _ = tiny_awd("uniform", seed=3)
+    again.load_state_dict(new.state_dict(), strict=True, model_cfg=OmegaConf.structured(new.cfg))
+    assert again.decoder.bos_step and again.decoder.input_embed is again.encoder.embed_tokens
+    assert again.decoder.dropout_unit == "timestep"
+
+
+def test_adversary_embedding_initialisation():
+    model, _ = tiny_awd("adversarial")  # authors: U(-0.01, 0.01)
+    w = model.decoder.adversary.embed_tokens.weight
+    assert 0.009 < w.abs().max() <= 0.01
+    model, _ = tiny_awd("adversarial", adversary_embed_init_scale=0.2)
+    assert 0.19 < model.decoder.adversary.embed_tokens.weight.abs().max() <= 0.2
+    # configs written before the option: like the other embeddings, U(-embed_init_scale, embed_init_scale)
+    from argparse import Namespace
+
+    assert awd_module.awd_opt(Namespace(embed_init_scale=0.5), "adversary_embed_init_scale") == 0.5
+    assert awd_module.awd_opt(Namespace(embed_init_scale=0.5, adversary_embed_init_scale=None),
+                              "adversary_embed_init_scale") == 0.5  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ["authors", "legacy"])
+def test_a_batch_of_empty_lines_trains(case, monkeypatch):
+    """Only EOS targets: without the <s> step there is no word input at all (the adversary's
+    LSTM used to fail on zero steps), with it the one input <s> (K = round(0.3) = 0)."""
+    model, d = tiny_awd("adversarial", **OPTION_CASES[case])
+    model = model.double().train()
+    bos_step = case == "authors"
+    sample = make_batch(d, [[], []])
+    eps = torch.randn(2, 3, dtype=torch.float64)
+    score_eps = torch.randn(2, 1, dtype=torch.float64)
+    noise = iter([eps, score_eps])
+    monkeypatch.setattr(awd_module.torch, "randn_like", lambda t: next(noise).to(t.dtype).reshape(t.shape))
+    loss, n, log = criterion(d)(model, sample)
+    monkeypatch.undo()
+    expected = reference_loss(model, sample, eps, score_eps, 0.25, 0.5, bos_step, bos_step)
+    assert torch.allclose(loss, expected, rtol=1e-10), (loss.item(), expected.item())
+    assert n == 2 and log["n_dropped"] == 0 and log["n_inputs"] == (2 if bos_step else 0)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert model.encoder.to_posterior.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["adversarial", "none"])
+def test_training_step_under_bfloat16_autocast(mode):
+    """Under CPU bf16 autocast (the LSTMs of encoder and adversary run in float32 outside it:
+    oneDNN has no bf16 LSTM here) a training step gives float32 gradients; without the adversary's
+    choices in play the loss is within 1% and every gradient within 5% (of its largest entry) of
+    the float32 step's."""
+    model, d = tiny_awd(mode)
+    model.train()
+    sample = make_batch(d, SENTENCES)
+
+    def step(autocast):
+        model.zero_grad()
+        torch.manual_seed(7)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss, _, log = criterion(d)(model, sample)
+        loss.backward()
+        return loss, {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
+
+    loss16, grads16 = step(True)
+    loss32, grads32 = step(False)
+    assert loss16.dtype == torch.float32 and grads16.keys() == grads32.keys()
+    assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads16.values())
+    if mode == "none":
+        assert abs(loss16.item() - loss32.item()) < 0.01 * abs(loss32.item())
+        for k in grads32:
+            assert (grads16[k] - grads32[k]).abs().max() <= 0.05 * grads32[k].abs().max(), k
+
+
+def test_named_archs_leave_the_newer_options_to_the_dataclass_defaults():
+    """On the command line (a Namespace without the options) a named arch leaves them unset:
+    fairseq's conversion to its config then gives them the dataclass defaults, the authors'."""
+    from argparse import Namespace
+
+    from fairseq.dataclass.utils import _override_attr
+
+    ns = Namespace(embed_dim=16)
+    awd_module.awd_ptb(ns)
+    assert ns.embed_dim == 16 and ns.decoder_hidden_dim == 2048 and ns.word_dropout_rate == 0.2
+    assert all(not hasattr(ns, name) for name in awd_module.NEWER_OPTIONS)
+    overrides = dict(o.split("=", 1) for o in _override_attr("model", AwdConfig, ns))
+    assert overrides["model.decoder_no_bos_step"] == "False"
+    assert overrides["model.separate_decoder_embeddings"] == "False"
+    assert overrides["model.uniform_dropout_unit"] == "'timestep'"
+    assert overrides["model.adversary_embed_init_scale"] == "0.01"
+    ns = Namespace(decoder_no_bos_step=True)  # given on the command line: kept
+    awd_module.awd_tiny(ns)
+    assert ns.decoder_no_bos_step is True

@@ -5,35 +5,48 @@ Miladinovic et al., "Learning to Drop Out: An Adversarial Approach to Training S
 Encoder: x_1..x_n EOS -> embeddings -> LSTM -> last state h -> Linear(H -> 2Z, no bias)
 -> [mu; log sigma^2], q(z|x) = N(mu, diag sigma^2), z = mu + sigma * eps; prior N(0, I).
 
-Double-LSTM decoder (authors' code): the state starts at (h_0, c_0) = (W_z z, 0) (no bias) and
+Double-LSTM decoder (authors' code): the state starts at (h_0, c_0) = (W_z z, 0) (no bias); each
+word input x_i moves it on by two cells,
 
-    p(y_1 | z)            = softmax(W_o dropout(h_0))
-    (h', c')  = LSTM_predict(z, (h_{i-1}, c_{i-1}))                       ("predict" cell)
+    (h', c')   = LSTM_predict(z, (h_{i-1}, c_{i-1}))                      ("predict" cell)
     (h_i, c_i) = LSTM_update([keep_i * emb(x_i); z], (h', c'))            ("update" cell)
-    p(y_{i+1} | y_<=i, z) = softmax(W_o dropout(h_i))
+    p(next word | inputs so far, z) = softmax(W_o dropout(h_i))
 
-so the first token is predicted from z alone and every later one after consuming the
-previous word x_i. The word inputs x_1..x_n (T = n per sentence, EOS is never an input)
-are subject to word dropout during training, ``--word-dropout-mode``:
+With the authors' <s> step (the default) the word inputs are x_0 = <s>, x_1..x_n (fairseq's
+BOS symbol, the EOS id at prev_output_tokens[:, 0]): y_1 is predicted from h_1, the state after
+consuming <s>, and y_{i+1} (x_{i+1} or the final EOS) from h_{i+1}; h_0 itself is never an output
+state. With ``--decoder-no-bos-step`` (how this project's AWD worked before the option existed)
+the inputs are x_1..x_n and y_1 is predicted straight from h_0. EOS is never an input. The
+recurrence runs in :func:`davam_plugin.modules.double_lstm_recurrence.double_lstm_recurrence`.
 
-* ``adversarial``: an adversary (own embedding and LSTM over x_1..x_n, Linear -> mean mu_s,
-  optionally a log-variance) samples scores s_i = mu_s,i + sigma_s,i * eps; the K = round(R T)
+The authors' encoder and decoder read one embedding table (``--separate-decoder-embeddings``
+gives the decoder its own). The word inputs (<s> included when it is one) are subject to word
+dropout during training, ``--word-dropout-mode``:
+
+* ``adversarial``: an adversary (own embedding and LSTM over the word inputs, Linear -> mean
+  mu_s, optionally a log-variance) samples scores s_i = mu_s,i + sigma_s,i * eps; the K = round(R T)
   lowest-scored inputs of each sentence are dropped (keep_i = 0) with a straight-through
   hard mask whose backward is the capped-simplex projection
   (:func:`davam_plugin.modules.relaxed_topk.drop_lowest_k`), and the gradient into the
   adversary is reversed (:func:`davam_plugin.modules.gradient_reversal.grad_reverse`), so
   the adversary *minimises* the ELBO the VAE maximises. Its regulariser
   sum_i KL(N(mu_s,i, sigma_s,i^2) || N(0, 1)) is returned for the criterion (weight lambda).
-* ``uniform``: each input dropped independently with probability R (classic word dropout).
+* ``uniform``: classic word dropout with probability R, drawn once per time step for the whole
+  batch (``--uniform-dropout-unit timestep``, authors) or for each input
+  (``--uniform-dropout-unit token``).
 * ``none``: the unregularised VAE.
 
-A dropped input becomes the zero embedding (``--dropped-input zero``, authors) or the
-embedding of <unk> (``--dropped-input unk``). The adversary plays no role in eval mode:
-validation, generation and evaluation never drop inputs.
+A dropped input becomes the zero embedding (``--dropped-input zero``, the authors' adversary)
+or the embedding of <unk> (``--dropped-input unk``, the authors' uniform word dropout). The
+adversary plays no role in eval mode: validation, generation and evaluation never drop inputs.
 
 Because keep_i is a scalar per position, keep_i * emb(x_i) W^T = keep_i * (emb(x_i) W^T): the
 input products of all words and the z products are computed once per batch; the recurrence
 only adds h W_hh^T per cell.
+
+Checkpoints saved before ``--decoder-no-bos-step``, ``--separate-decoder-embeddings`` and
+``--uniform-dropout-unit`` existed (their config lacks the fields) load and behave as they did:
+no <s> step, separate tables, per-token uniform dropout (:meth:`AwdModel.load_state_dict`).
 """
 
 from dataclasses import dataclass, field
@@ -51,15 +64,19 @@ from fairseq.models import (
 )
 from torch import Tensor
 
+from davam_plugin.metrics import at_least_fp32
 from davam_plugin.models.davam import output_mask
 from davam_plugin.models.base import SentenceVAEBaseModel, set_arch_defaults
+from davam_plugin.modules.double_lstm_recurrence import double_lstm_recurrence
 from davam_plugin.modules.gradient_reversal import grad_reverse
 from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
 from davam_plugin.modules.mask_dropout import MaskDropout
+from davam_plugin.modules.precision import run_lstm
 from davam_plugin.modules.relaxed_topk import drop_lowest_k, k_per_sentence
 
 WORD_DROPOUT_MODES = ChoiceEnum(["adversarial", "uniform", "none"])
 DROPPED_INPUTS = ChoiceEnum(["zero", "unk"])
+UNIFORM_DROPOUT_UNITS = ChoiceEnum(["timestep", "token"])
 
 
 @dataclass
@@ -79,8 +96,24 @@ class AwdConfig(FairseqDataclass):
     dropped_input: DROPPED_INPUTS = field(
         default="zero", metadata={"help": "a dropped input becomes the zero embedding or the <unk> embedding"}
     )
+    uniform_dropout_unit: UNIFORM_DROPOUT_UNITS = field(
+        default="timestep",
+        metadata={"help": "--word-dropout-mode uniform: drop each time step for the whole batch (authors) "
+                          "or each token"},  # fmt: skip
+    )
+    decoder_no_bos_step: bool = field(
+        default=False,
+        metadata={"help": "predict the first word from h_0 = W_z z instead of after feeding <s> through one "
+                          "Double-LSTM step (authors: the <s> step)"},  # fmt: skip
+    )
+    separate_decoder_embeddings: bool = field(
+        default=False, metadata={"help": "the decoder gets its own input embedding table (authors: the encoder's)"}
+    )
     adversary_embed_dim: int = field(default=512, metadata={"help": "adversary embedding dimension"})
     adversary_hidden_dim: int = field(default=1024, metadata={"help": "adversary LSTM hidden size"})
+    adversary_embed_init_scale: float = field(
+        default=0.01, metadata={"help": "adversary embedding ~ U(-s, s) (authors: 0.01)"}
+    )
     adversary_learned_variance: bool = field(
         default=False, metadata={"help": "the adversary also predicts log sigma^2 of each score (authors: sigma = 1)"}
     )
@@ -105,6 +138,24 @@ def check_awd_config(cfg) -> None:
         raise SystemExit(f"error: --word-dropout-rate must be in [0, 1), got {cfg.word_dropout_rate}")
     if cfg.relaxation_temperature <= 0:
         raise SystemExit(f"error: --relaxation-temperature must be > 0, got {cfg.relaxation_temperature}")
+    if awd_opt(cfg, "adversary_embed_init_scale") < 0:
+        raise SystemExit(f"error: --adversary-embed-init-scale must be >= 0, got {cfg.adversary_embed_init_scale}")
+
+
+# what AWD did before these options existed: configs saved then lack the fields
+LEGACY_BEHAVIOUR = {"decoder_no_bos_step": True, "separate_decoder_embeddings": True, "uniform_dropout_unit": "token"}
+
+
+def awd_opt(cfg, name: str):
+    """A config value; a config written before the field existed (missing or None) gets what
+    AWD did then (``LEGACY_BEHAVIOUR``; the adversary's embedding was initialised like the
+    others, U(+-embed_init_scale))."""
+    value = getattr(cfg, name, None)
+    if value is not None:
+        return value
+    if name == "adversary_embed_init_scale":
+        return cfg.embed_init_scale
+    return LEGACY_BEHAVIOUR[name]
 
 
 def _init_authors(module: nn.Module, scale: float) -> None:
@@ -113,12 +164,6 @@ def _init_authors(module: nn.Module, scale: float) -> None:
             p.data.uniform_(-scale, scale)
         else:
             p.data.zero_()
-
-
-def _lstm_step(gates: Tensor, c: Tensor):
-    i, f, g, o = gates.chunk(4, dim=-1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 class AwdEncoder(FairseqEncoder):
@@ -146,9 +191,9 @@ class AwdEncoder(FairseqEncoder):
         if src_tokens.eq(self.padding_idx)[:, 0].any():
             src_tokens = utils.convert_padding_direction(src_tokens, self.padding_idx, left_to_right=True)
         lengths = src_tokens.ne(self.padding_idx).sum(1)
-        states, _ = self.lstm(self.embed_tokens(src_tokens))
+        states = run_lstm(self.lstm, self.embed_tokens(src_tokens))[0]  # float32 where no bf16 LSTM
         last = states[torch.arange(states.size(0), device=states.device), (lengths - 1).clamp_min(0)]
-        mu, logvar = self.to_posterior(last).chunk(2, dim=-1)
+        mu, logvar = at_least_fp32(self.to_posterior(last)).chunk(2, dim=-1)
         return mu, logvar
 
     def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, z: Optional[Tensor] = None, **kwargs):
@@ -182,8 +227,12 @@ class AwdAdversary(nn.Module):
         _init_authors(self, cfg.init_scale)
 
     def forward(self, words: Tensor, valid: Tensor):
-        """words (B, T) right-padded; returns scores (B, T), per-sentence KL (B,), mu (B, T)."""
-        params = self.to_score(self.lstm(self.embed_tokens(words))[0])
+        """words (B, T) right-padded; returns scores (B, T), per-sentence KL (B,), mu (B, T)
+        (T = 0, a batch of empty sentences without the <s> step: nothing to score)."""
+        if words.size(1) == 0:
+            mu = self.to_score.weight.new_zeros(words.shape)
+            return mu, mu.sum(1), mu
+        params = at_least_fp32(self.to_score(run_lstm(self.lstm, self.embed_tokens(words))[0]))
         mu = params[..., 0]
         logvar = params[..., 1] if self.learned_variance else torch.zeros_like(mu)
         scores = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
@@ -194,7 +243,9 @@ class AwdAdversary(nn.Module):
 class AwdDecoder(FairseqIncrementalDecoder):
     """Double-LSTM decoder with (adversarial / uniform) word dropout; see the module docstring."""
 
-    def __init__(self, cfg: AwdConfig, dictionary):
+    def __init__(self, cfg: AwdConfig, dictionary, shared_embed: Optional[nn.Embedding] = None):
+        """``shared_embed``: the encoder's embedding table, read for the word inputs too
+        (authors); None: the decoder has its own (``--separate-decoder-embeddings``)."""
         super().__init__(dictionary)
         E, H, Z = cfg.embed_dim, cfg.decoder_hidden_dim, cfg.latent_dim
         self.embed_dim, self.hidden_dim = E, H
@@ -203,8 +254,11 @@ class AwdDecoder(FairseqIncrementalDecoder):
         self.mode = cfg.word_dropout_mode
         self.rate = cfg.word_dropout_rate
         self.dropped_input = cfg.dropped_input
+        self.dropout_unit = str(awd_opt(cfg, "uniform_dropout_unit"))
+        self.bos_step = not awd_opt(cfg, "decoder_no_bos_step")
         self.tau = cfg.relaxation_temperature
-        self.embed_tokens = nn.Embedding(len(dictionary), E, self.padding_idx)
+        self._shared_embed = ()
+        self.set_shared_embedding(shared_embed)
         self.dropout_in = MaskDropout(cfg.decoder_dropout_in)
         self.dropout_out = MaskDropout(cfg.decoder_dropout_out)
         self.z_to_state = nn.Linear(Z, H, bias=False)
@@ -214,25 +268,58 @@ class AwdDecoder(FairseqIncrementalDecoder):
         self.register_buffer("output_mask", output_mask(dictionary), persistent=False)
         self.adversary = AwdAdversary(cfg, len(dictionary), self.padding_idx) if self.mode == "adversarial" else None
         self.max_target_positions = cfg.max_target_positions
-        _init_authors(self, cfg.init_scale)
-        self.embed_tokens.weight.data.uniform_(-cfg.embed_init_scale, cfg.embed_init_scale)
+        _init_authors(self, cfg.init_scale)  # a shared table is the encoder's, not a submodule here
+        if shared_embed is None:
+            self.embed_tokens.weight.data.uniform_(-cfg.embed_init_scale, cfg.embed_init_scale)
         if self.adversary is not None:
-            self.adversary.embed_tokens.weight.data.uniform_(-cfg.embed_init_scale, cfg.embed_init_scale)
+            scale = awd_opt(cfg, "adversary_embed_init_scale")
+            self.adversary.embed_tokens.weight.data.uniform_(-scale, scale)
             for p in self.adversary.parameters():
                 p.param_group = "adversary"  # for fairseq's composite optimizer (README)
 
+    # ------------------------------------------------------------------ embeddings
+    @property
+    def input_embed(self) -> nn.Embedding:
+        """The table the word inputs are looked up in: the encoder's when shared, else own."""
+        return self._shared_embed[0] if self._shared_embed else self.embed_tokens
+
+    def set_shared_embedding(self, shared_embed: Optional[nn.Embedding]) -> None:
+        """Read the word inputs from ``shared_embed`` (the encoder's table, kept out of this
+        module's parameters and state dict), or from an own table when None (a fresh one if
+        the decoder was sharing; its values are for the caller to set or load)."""
+        if shared_embed is not None:
+            if "embed_tokens" in self._modules:
+                del self._modules["embed_tokens"]
+            self._shared_embed = (shared_embed,)
+        elif self._shared_embed or "embed_tokens" not in self._modules:
+            template = self._shared_embed[0].weight if self._shared_embed else None
+            self._shared_embed = ()
+            self.embed_tokens = nn.Embedding(len(self.dictionary), self.embed_dim, self.padding_idx)
+            if template is not None:
+                self.embed_tokens.to(device=template.device, dtype=template.dtype)
+
     # ------------------------------------------------------------------ word dropout
+    def word_inputs(self, prev_output_tokens: Tensor) -> Tensor:
+        """The decoder's word inputs (B, T): BOS x_1..x_n with the <s> step, else x_1..x_n."""
+        return prev_output_tokens if self.bos_step else prev_output_tokens[:, 1:]
+
     def keep_mask(self, words: Tensor):
         """Keep mask (B, T) for the word inputs and the adversary's outputs (training only)."""
         valid = words.ne(self.padding_idx)
+        dtype = self.input_embed.weight.dtype
         stats: Dict[str, Tensor] = {}
         if not self.training or self.mode == "none" or self.rate == 0.0:
-            return valid.to(self.embed_tokens.weight.dtype), stats
+            return valid.to(dtype), stats
         if self.mode == "uniform":
-            keep = (torch.rand(words.shape, device=words.device) >= self.rate) & valid
-            return keep.to(self.embed_tokens.weight.dtype), stats
+            if self.dropout_unit == "timestep":  # one draw per step for the whole batch (authors)
+                keep = (torch.rand(words.size(1), device=words.device) >= self.rate).unsqueeze(0) & valid
+            else:
+                keep = (torch.rand(words.shape, device=words.device) >= self.rate) & valid
+            return keep.to(dtype), stats
         k = k_per_sentence(valid.sum(1), self.rate)
-        scores, kl, mu = self.adversary(words, valid.to(self.embed_tokens.weight.dtype))
+        scores, kl, mu = self.adversary(words, valid.to(dtype))
+        if words.size(1) == 0:  # nothing to drop (empty sentences without the <s> step)
+            return valid.to(dtype), {"score_kl": kl, "score_mu": mu, "scores": scores, "k": k}
         keep = drop_lowest_k(scores.float(), k, valid, self.tau).to(scores.dtype)
         stats = {"score_kl": kl, "score_mu": mu, "scores": scores.detach(), "k": k}
         # the adversary minimises what the VAE maximises: reverse its gradient
@@ -252,20 +339,18 @@ class AwdDecoder(FairseqIncrementalDecoder):
 
     def _consume(self, words: Tensor, keep: Tensor, state: Dict[str, Tensor]) -> Tensor:
         """Run predict+update over word inputs (B, T); returns h_1..h_T (B, T, H)."""
-        emb = self.dropout_in(self.embed_tokens(words))
+        embed = self.input_embed
+        emb = self.dropout_in(embed(words))
         w_in = self.update_cell.weight_ih[:, : self.embed_dim]
         gates_in = F.linear(emb, w_in) * keep.unsqueeze(-1)
         if self.dropped_input == "unk" and self.training and self.mode != "none":
-            unk = F.linear(self.embed_tokens.weight[self.unk_idx], w_in)
+            unk = F.linear(embed.weight[self.unk_idx], w_in)
             gates_in = gates_in + (1.0 - keep).unsqueeze(-1) * unk * words.ne(self.padding_idx).unsqueeze(-1)
-        h, c = state["h"], state["c"]
-        out = []
-        for t in range(words.size(1)):
-            h, c = _lstm_step(state["z_predict"] + F.linear(h, self.predict_cell.weight_hh), c)
-            h, c = _lstm_step(gates_in[:, t] + state["z_update"] + F.linear(h, self.update_cell.weight_hh), c)
-            out.append(h)
-        state["h"], state["c"] = h, c
-        return torch.stack(out, 1) if out else state["h"].new_zeros(words.size(0), 0, self.hidden_dim)
+        hs, state["h"], state["c"] = double_lstm_recurrence(
+            gates_in, state["z_predict"], state["z_update"], state["h"], state["c"],
+            self.predict_cell.weight_hh, self.update_cell.weight_hh,
+        )  # fmt: skip
+        return hs
 
     def forward(self, prev_output_tokens, encoder_out=None, incremental_state=None, features_only=False, **kwargs):
         x, extra = self.extract_features(prev_output_tokens, encoder_out, incremental_state)
@@ -274,30 +359,31 @@ class AwdDecoder(FairseqIncrementalDecoder):
         return x, extra
 
     def extract_features(self, prev_output_tokens, encoder_out=None, incremental_state=None, **kwargs):
-        """prev_output_tokens = BOS(EOS) x_1 .. x_{L-1}; features (B, L, H) = dropout(h_0 .. h_{L-1})."""
+        """prev_output_tokens = BOS(EOS) x_1 .. x_{L-1}; features (B, L, H) = dropout(h_1 .. h_L)
+        with the <s> step (BOS consumed first), dropout(h_0 .. h_{L-1}) without."""
         extra: Dict[str, object] = {"attn": [None]}  # no attention (fairseq's search reads the key)
         if incremental_state is not None:
             state = self.get_incremental_state(incremental_state, "state")
             if state is None:
                 state = self._init_state(encoder_out["z"][0])
-                words = prev_output_tokens[:, 1:]
-                first = [state["h"]] if words.size(1) == 0 else []
+                words = self.word_inputs(prev_output_tokens)
             else:
                 words = prev_output_tokens[:, -1:]
-                first = []
-            hs = self._consume(words, words.ne(self.padding_idx).to(state["h"].dtype), state)
-            h = first[0].unsqueeze(1) if first else hs[:, -1:]
+            h0 = state["h"]
+            hs = self._consume(words, words.ne(self.padding_idx).to(self.input_embed.weight.dtype), state)
+            h = hs[:, -1:] if hs.size(1) > 0 else h0.unsqueeze(1)  # no input yet: h_0 (no <s> step)
             self.set_incremental_state(incremental_state, "state", state)
             return self.dropout_out(h), extra
         state = self._init_state(encoder_out["z"][0])
         h0 = state["h"]
-        words = prev_output_tokens[:, 1:]
+        words = self.word_inputs(prev_output_tokens)
         keep, stats = self.keep_mask(words)
         hs = self._consume(words, keep, state)
         extra.update(stats)
         extra["keep"] = keep.detach()
         extra["valid_inputs"] = words.ne(self.padding_idx)
-        return self.dropout_out(torch.cat([h0.unsqueeze(1), hs], 1)), extra
+        features = hs if self.bos_step else torch.cat([h0.unsqueeze(1).to(hs.dtype), hs], 1)
+        return self.dropout_out(features), extra
 
     def output_layer(self, features: Tensor) -> Tensor:
         return F.linear(features, self.output_projection.weight, self.output_mask.to(features.dtype))
@@ -326,7 +412,31 @@ class AwdModel(SentenceVAEBaseModel):
     def build_model(cls, cfg: AwdConfig, task):
         check_awd_config(cfg)
         d = task.source_dictionary
-        return cls(cfg, AwdEncoder(cfg, d), AwdDecoder(cfg, d))
+        encoder = AwdEncoder(cfg, d)
+        shared = None if awd_opt(cfg, "separate_decoder_embeddings") else encoder.embed_tokens
+        return cls(cfg, encoder, AwdDecoder(cfg, d, shared_embed=shared))
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        """Load weights; ``model_cfg`` is the configuration they were saved with (fairseq's
+        loaders and the plugin's pass the checkpoint's own). fairseq builds the model from that
+        configuration merged with today's defaults, so a checkpoint saved before the decoder
+        options existed arrives in a model with the authors' behaviour; the missing fields of
+        ``model_cfg`` switch it back to what such checkpoints did (``awd_opt``)."""
+        if model_cfg is not None:
+            self.decoder.bos_step = not awd_opt(model_cfg, "decoder_no_bos_step")
+            self.decoder.dropout_unit = str(awd_opt(model_cfg, "uniform_dropout_unit"))
+            separate = awd_opt(model_cfg, "separate_decoder_embeddings")
+            self.decoder.set_shared_embedding(None if separate else self.encoder.embed_tokens)
+        own_table = "decoder.embed_tokens.weight" in state_dict
+        if strict and own_table == bool(self.decoder._shared_embed):
+            raise SystemExit(
+                "error: the checkpoint's decoder " + ("has its own" if own_table else "shares the encoder's")
+                + " embedding table, the model " + ("shares the encoder's" if own_table else "has its own")
+                + ": " + ("pass --separate-decoder-embeddings (checkpoints saved before that option existed also "
+                          "need --decoder-no-bos-step --uniform-dropout-unit token to train as they did)"
+                          if own_table else "drop --separate-decoder-embeddings")
+            )  # fmt: skip
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     def forward(self, src_tokens, src_lengths, prev_output_tokens, features_only: bool = False, **kwargs):
         encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
@@ -337,6 +447,22 @@ class AwdModel(SentenceVAEBaseModel):
 
 HIDDEN_2048 = dict(encoder_hidden_dim=2048, decoder_hidden_dim=2048, adversary_hidden_dim=2048)
 
+# options added after AWD checkpoints had been saved
+NEWER_OPTIONS = tuple(LEGACY_BEHAVIOUR) + ("adversary_embed_init_scale",)
+
+
+def set_awd_arch_defaults(cfg, **values) -> None:
+    """``set_arch_defaults`` that leaves NEWER_OPTIONS unset. fairseq calls a named arch on the
+    command line (a new run: fairseq's conversion of the command line then gives the unset
+    options their dataclass defaults, the authors' behaviour) and again on the config stored in
+    a checkpoint when it loads one (an old checkpoint's config lacks them: ``awd_opt`` then
+    keeps the behaviour it was trained with)."""
+    unset = [name for name in NEWER_OPTIONS if not hasattr(cfg, name)]
+    set_arch_defaults(cfg, AwdConfig, **values)
+    for name in unset:
+        delattr(cfg, name)
+
+
 # arch ``awd`` = the AwdConfig defaults (SNLI-sized: hidden 1024, R 0.2)
 
 
@@ -344,29 +470,29 @@ HIDDEN_2048 = dict(encoder_hidden_dim=2048, decoder_hidden_dim=2048, adversary_h
 def awd_ptb(cfg):
     """PTB: hidden 2048 (the paper increased the decoder LSTM from 1024 to 2048 except on
     SNLI; the authors' code uses one hidden size for all LSTMs), R = 0.2 (best on PTB)."""
-    set_arch_defaults(cfg, AwdConfig, **HIDDEN_2048, word_dropout_rate=0.2)
+    set_awd_arch_defaults(cfg, **HIDDEN_2048, word_dropout_rate=0.2)
 
 
 @register_model_architecture("awd", "awd_snli")
 def awd_snli(cfg):
     """SNLI: hidden 1024, R = 0.3."""
-    set_arch_defaults(cfg, AwdConfig, word_dropout_rate=0.3)
+    set_awd_arch_defaults(cfg, word_dropout_rate=0.3)
 
 
 @register_model_architecture("awd", "awd_yahoo")
 def awd_yahoo(cfg):
     """Yahoo: hidden 2048, R = 0.3."""
-    set_arch_defaults(cfg, AwdConfig, **HIDDEN_2048, word_dropout_rate=0.3)
+    set_awd_arch_defaults(cfg, **HIDDEN_2048, word_dropout_rate=0.3)
 
 
 @register_model_architecture("awd", "awd_yelp")
 def awd_yelp(cfg):
     """Yelp: hidden 2048, R = 0.3."""
-    set_arch_defaults(cfg, AwdConfig, **HIDDEN_2048, word_dropout_rate=0.3)
+    set_awd_arch_defaults(cfg, **HIDDEN_2048, word_dropout_rate=0.3)
 
 
 @register_model_architecture("awd", "awd_tiny")
 def awd_tiny(cfg):
     """A small model for tests and the demo."""
-    set_arch_defaults(cfg, AwdConfig, embed_dim=32, encoder_hidden_dim=64, decoder_hidden_dim=64, latent_dim=8,
-                      adversary_embed_dim=32, adversary_hidden_dim=64, decoder_dropout_out=0.3)  # fmt: skip
+    set_awd_arch_defaults(cfg, embed_dim=32, encoder_hidden_dim=64, decoder_hidden_dim=64, latent_dim=8,
+                          adversary_embed_dim=32, adversary_hidden_dim=64, decoder_dropout_out=0.3)  # fmt: skip
