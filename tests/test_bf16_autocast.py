@@ -176,3 +176,17 @@ def test_cli_refuses_fairseq_bf16_without_tpu(tiny_data, tmp_path, flags, messag
                   check=False)  # fmt: skip
     text = out.stdout + out.stderr
     assert out.returncode != 0 and message in text and "Traceback" not in text
+
+
+def test_task_config_built_outside_the_cli_is_not_taken_for_bf16():
+    """The plugin's tools build SentenceVAEConfig directly: its fields interpolated from
+    fairseq's common options stay unresolved strings, which mean 'not given'."""
+    from davam_plugin.tasks.autocast import check_task_precision
+    from davam_plugin.tasks.sentence_vae import SentenceVAEConfig
+
+    cfg = SentenceVAEConfig(data="x")
+    assert isinstance(cfg.bf16, str) and cfg.bf16.startswith("${")
+    check_task_precision(cfg)  # no SystemExit
+    cfg.bf16 = True
+    with pytest.raises(SystemExit, match="use --bf16-autocast"):
+        check_task_precision(cfg)

@@ -31,15 +31,25 @@ BF16_AUTOCAST_HELP = (
 )
 
 
+def _common_flag(cfg, name: str) -> bool:
+    """A task field interpolated from fairseq's common options (``II("common.bf16")``); a task
+    config built outside fairseq's CLI (e.g. by the plugin's tools) keeps the unresolved
+    ``"${common.bf16}"`` string, which means the option was not given."""
+    value = getattr(cfg, name, False)
+    if isinstance(value, str):
+        return False
+    return bool(value)
+
+
 def check_task_precision(cfg) -> None:
     """One-line errors for impossible precision flags; a warning for slow CPU bfloat16."""
-    enabled = bool(getattr(cfg, "bf16_autocast", False))
+    enabled = _common_flag(cfg, "bf16_autocast")
     check_precision_flags(
         enabled,
-        bool(getattr(cfg, "bf16", False)),
-        bool(getattr(cfg, "fp16", False)),
-        bool(getattr(cfg, "amp", False)),
-        bool(getattr(cfg, "tpu", False)),
+        _common_flag(cfg, "bf16"),
+        _common_flag(cfg, "fp16"),
+        _common_flag(cfg, "amp"),
+        _common_flag(cfg, "tpu"),
     )
     if enabled and not torch.cuda.is_available() and not cpu_has_fast_bf16():
         logger.warning(
