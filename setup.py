@@ -27,7 +27,7 @@ setup(
         "sacremoses",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "pytest-xdist"]},
     entry_points={
         "console_scripts": [
             "davam-plot = davam_plugin.cli.plot:main",

@@ -14,7 +14,7 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_VERSION=2.13.0
 FAIRSEQ_PKG="ve-fairseq==0.12.3"
-DEPS=("hydra-core>=1.3.2" omegaconf "numpy<2" bitarray scikit-learn tqdm "sacrebleu>=1.4.12" regex sentencepiece sacremoses matplotlib pytest)
+DEPS=("hydra-core>=1.3.2" omegaconf "numpy<2" bitarray scikit-learn tqdm "sacrebleu>=1.4.12" regex sentencepiece sacremoses matplotlib pytest pytest-xdist)
 
 stamp_content() { cat "$0" setup.py | sha256sum | cut -d' ' -f1; }
 STAMP="$VENV/.davam_plugin_env"

@@ -192,7 +192,7 @@ def bad_paths(tiny_data, prior_run, tmp_path_factory):
     "case, message",
     [
         ("missing", "error: --davam-path {missing}: no such file"),
-        ("garbage", "error: --davam-path {garbage} is not a readable fairseq checkpoint"),
+        ("garbage", "error: --davam-path {garbage} is not a PyTorch checkpoint"),
         ("prior", "error: --davam-path {prior} holds a 'davam_prior_tiny' model, not a stage-one DAVAM"),
         ("other_dict", "error: the dictionary of DATA"),
     ],
