@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Where each reproduction row stands: running or not, finished stages, last validation epoch.
+#   examples/reproduce/status.sh            # then rerun the command of each row that is not
+#                                           # running and not done (it resumes)
+source "$(dirname "$0")/common.sh"
+[ -d "$RUNS" ] || { echo "no runs yet: $RUNS does not exist"; exit 0; }
+for run in "$RUNS"/*/; do
+  row=$(basename "$run")
+  stages=""
+  for cmd in "$run"*.cmd; do
+    [ -e "$cmd" ] || continue
+    stage=$(basename "$cmd" .cmd)
+    if [ -f "$run$stage.done" ]; then state=done
+    elif pgrep -f -- "${run%/}/" >/dev/null; then state=running  # a process with the row's directory in its command
+    else state=stopped; fi
+    last=$(grep -o '"epoch": [0-9]*, "valid_' "$run$stage.log" 2>/dev/null | tail -1 | grep -o '[0-9]*')
+    stages="$stages $stage=$state${last:+ (last valid epoch $last)}"
+  done
+  echo "$row:$stages"
+done
