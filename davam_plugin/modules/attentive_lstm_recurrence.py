@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from davam_plugin.modules.bahdanau_attention import attention_softmax
+from davam_plugin.modules.lstm_cell_backward import lstm_gate_grads
 from davam_plugin.modules.precision import accumulate_dtype, matmul_dtype
 
 
@@ -137,21 +138,10 @@ class AttentiveLSTMRecurrence(torch.autograd.Function):
         for i in reversed(range(L)):
             if d_hs is not None:
                 dh = dh + d_hs[:, i]
-            gi, gf, gg, go = acts[i].chunk(4, dim=1)
+            gf, go = acts[i, :, H : 2 * H], acts[i, :, 3 * H :]
             tc = torch.tanh(cs[i])
             dc = dc + torch.ops.aten.tanh_backward(dh * go, tc)
-            c_prev = cs[i - 1] if i > 0 else c0
-            dg = d_x[i]
-            torch.cat(
-                [
-                    torch.ops.aten.sigmoid_backward(dc * gg, gi),
-                    torch.ops.aten.sigmoid_backward(dc * c_prev, gf),
-                    torch.ops.aten.tanh_backward(dc * gi, gg),
-                    torch.ops.aten.sigmoid_backward(dh * tc, go),
-                ],
-                dim=1,
-                out=dg,
-            )
+            dg = lstm_gate_grads(d_x[i], acts[i], cs[i - 1] if i > 0 else c0, tc, dh, dc)
             dc = dc * gf
             # ctx feeds the output (d_ctxs) and the gates through W_c
             if mixed:

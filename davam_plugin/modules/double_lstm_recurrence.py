@@ -40,6 +40,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from davam_plugin.modules.lstm_cell_backward import lstm_gate_grads
 from davam_plugin.modules.precision import accumulate_dtype, matmul_dtype, mm
 
 # row blocks of the recurrent weights for the per-step products on CPU
@@ -81,21 +82,6 @@ def _cell(gates: Tensor, c_prev: Tensor, act: Tensor, h_out: Tensor) -> Tuple[Te
     i, f, g, o = act.chunk(4, dim=1)
     c = torch.addcmul(f * c_prev, i, g)
     return torch.mul(o, torch.tanh(c), out=h_out), c
-
-
-def _gate_grads(out: Tensor, act: Tensor, c_prev: Tensor, tanh_c: Tensor, dh: Tensor, dc: Tensor) -> Tensor:
-    """d(gate pre-activations) of one cell into ``out``, given dh and the total dc of its output."""
-    i, f, g, o = act.chunk(4, dim=1)
-    return torch.cat(
-        [
-            torch.ops.aten.sigmoid_backward(dc * g, i),
-            torch.ops.aten.sigmoid_backward(dc * c_prev, f),
-            torch.ops.aten.tanh_backward(dc * i, g),
-            torch.ops.aten.sigmoid_backward(dh * tanh_c, o),
-        ],
-        dim=1,
-        out=out,
-    )
 
 
 def _forward(x, p, u, h0, c0, w_p, w_u, mm_dtype: torch.dtype, save: bool):
@@ -159,13 +145,13 @@ class DoubleLSTMRecurrence(torch.autograd.Function):
             # update cell: h_t, c_t from (X_t + U + W_u h'_t, c'_t)
             tanh_c = torch.tanh(cs[t])
             dc = dc + torch.ops.aten.tanh_backward(dh * act_u[t, :, 3 * H :], tanh_c)
-            dg = _gate_grads(d_gu[t], act_u[t], cps[t], tanh_c, dh, dc)
+            dg = lstm_gate_grads(d_gu[t], act_u[t], cps[t], tanh_c, dh, dc)
             dc = dc * act_u[t, :, H : 2 * H]
             dh = _product(hs.new_empty(B, H), dg.to(mm_dtype), blocks_ut)
             # predict cell: h'_t, c'_t from (P + W_p h_{t-1}, c_{t-1})
             tanh_c = torch.tanh(cps[t])
             dc = dc + torch.ops.aten.tanh_backward(dh * act_p[t, :, 3 * H :], tanh_c)
-            dg = _gate_grads(d_gp[t], act_p[t], cs[t - 1] if t > 0 else c0, tanh_c, dh, dc)
+            dg = lstm_gate_grads(d_gp[t], act_p[t], cs[t - 1] if t > 0 else c0, tanh_c, dh, dc)
             dc = dc * act_p[t, :, H : 2 * H]
             dh = _product(hs.new_empty(B, H), dg.to(mm_dtype), blocks_pt)
         h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]], dim=0)
