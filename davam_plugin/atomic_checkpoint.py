@@ -27,6 +27,9 @@ module attributes of ``fairseq.checkpoint_utils``, and nothing else:
   with one warning naming both files; with none it stops with a one-line error. An
   unreadable file named by ``--restore-file``, ``--continue-once`` or
   ``--finetune-from-model`` stops with a one-line error naming the flag and the file.
+  A checkpoint already at ``--max-update`` ends the run with status 0 and one log line:
+  fairseq's loop tests ``--max-update`` only after a step, so rerunning a finished command
+  would train one update past it and overwrite the final checkpoints.
 * ``load_checkpoint_to_cpu``: an unreadable file stops with a one-line error naming it
   (:class:`UnreadableCheckpointError`, a ``SystemExit``: fairseq's tools print no traceback
   for it) instead of torch's exception. Complete files go to fairseq's function unchanged,
@@ -196,7 +199,21 @@ def newest_readable_checkpoint(save_dir: str, suffix: str = "", exclude=()) -> O
 
 
 def load_checkpoint(cfg, trainer, **passthrough_args):
-    """fairseq's ``load_checkpoint`` (resume), falling back from an unreadable checkpoint_last."""
+    """fairseq's ``load_checkpoint`` (resume), falling back from an unreadable checkpoint_last,
+    and ending the run cleanly when the checkpoint is already at ``--max-update``."""
+    result = _resume(cfg, trainer, **passthrough_args)
+    max_update = trainer.cfg.optimization.max_update
+    if max_update and trainer.get_num_updates() >= max_update:
+        # fairseq_cli.train would take one more step (it tests --max-update only after a step)
+        logger.info(
+            f"the checkpoint is at {trainer.get_num_updates()} updates and --max-update is {max_update}: "
+            f"training is already finished, nothing to do (raise --max-update to train on)"
+        )
+        raise SystemExit(0)
+    return result
+
+
+def _resume(cfg, trainer, **passthrough_args):
     suffix = trainer.checkpoint_suffix or ""
     path, flag = _restore_target(cfg, suffix)
     if path is None or not _is_local(path) or not os.path.isfile(path):

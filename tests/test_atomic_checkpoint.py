@@ -24,7 +24,10 @@ import davam_plugin  # noqa: F401  (installs the patch; allow-lists fairseq's ch
 from conftest import TRAIN_TINY
 from davam_plugin import atomic_checkpoint
 
-SAVE_EVERY, MAX_UPDATE, N_KILLS = 2, 12, 4
+SAVE_EVERY, N_KILLS = 2, 4
+# A run is killed in its second save, so each kill advances checkpoint_last.pt by at most two
+# saves: the kills never reach the end, and the last rerun always has updates left to train.
+MAX_UPDATE = 2 * SAVE_EVERY * N_KILLS + SAVE_EVERY
 
 
 def num_updates(path):
@@ -209,3 +212,17 @@ def test_resume_past_a_cut_short_checkpoint_last(killed_and_finished, tiny_data,
     assert f"Loaded checkpoint {newest} (epoch 1 @ {MAX_UPDATE} updates)" in out
     assert train_inner_updates(out) == [MAX_UPDATE + 1, MAX_UPDATE + 2]
     assert num_updates(last) == MAX_UPDATE + 2
+
+
+def test_rerunning_a_finished_run_trains_nothing(killed_and_finished, tiny_data, fork_cli, tmp_path):
+    """fairseq's loop tests --max-update only after a step: without the plugin, rerunning the
+    finished command trains update MAX_UPDATE + 1 and overwrites the final checkpoints."""
+    save = tmp_path / "ckpt"
+    shutil.copytree(killed_and_finished[0], save)
+    before = {p.name: p.read_bytes() for p in save.glob("*.pt")}
+    args = [tiny_data, *TRAIN_TINY, "--max-update", MAX_UPDATE, "--save-interval-updates", SAVE_EVERY]
+    run = fork_cli.run("fairseq-train", *args, "--save-dir", save)
+    assert run.returncode == 0, run.output[-3000:]
+    assert f"is at {MAX_UPDATE} updates and --max-update is {MAX_UPDATE}: training is already finished" in run.output
+    assert train_inner_updates(run.output) == [] and "Traceback" not in run.output
+    assert {p.name: p.read_bytes() for p in save.glob("*.pt")} == before
