@@ -14,7 +14,18 @@ import torch
 import torch.nn.functional as F
 from fairseq.data.data_utils import collate_tokens
 
-from davam_plugin.metrics import code_perplexity, code_usage, davam_bound_summary
+from davam_plugin.metrics import (
+    active_units,
+    code_perplexity,
+    code_usage,
+    davam_bound_summary,
+    gaussian_kl,
+    iw_log_likelihood,
+    log_normal_diag,
+    mutual_information,
+    mutual_information_minibatch,
+    perplexity,
+)
 
 
 def _reconstruction(davam, src_tokens, encoder_out):
@@ -100,11 +111,6 @@ def evaluate_gaussian_split(model, sentences, iw_samples=500, iw_chunk=50, batch
     ELBO sample, one for the importance samples), so ``batch_size``, ``iw_chunk`` and
     ``iw_max_sentences`` never change any sentence's numbers.
     """
-    from davam_plugin.metrics import (
-        active_units, gaussian_kl, iw_log_likelihood, log_normal_diag, mutual_information,
-        mutual_information_minibatch,
-    )  # fmt: skip
-
     model.eval()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     iw_gen = torch.Generator(device="cpu").manual_seed(seed + 1)
@@ -171,8 +177,6 @@ def evaluate_gaussian_split(model, sentences, iw_samples=500, iw_chunk=50, batch
 
 
 def perplexity_from(nll_sum, tokens):
-    from davam_plugin.metrics import perplexity
-
     return perplexity(nll_sum, tokens)
 
 

@@ -49,6 +49,10 @@ class AwdElboConfig(FairseqDataclass):
 
 @register_criterion("awd_elbo", dataclass=AwdElboConfig)
 class AwdElboCriterion(KLWeightSchedule, FairseqCriterion):
+    # the archs whose models name this criterion (``criterion_name``): the task refuses other
+    # models with "--criterion NAME needs {arch_family} arch"
+    arch_family = "an awd*"
+
     def __init__(self, task, kl_weight_start, kl_weight_max, kl_warmup_updates, adversary_lambda):
         super().__init__(task)
         self.init_kl_schedule(kl_weight_start, kl_weight_max, kl_warmup_updates)

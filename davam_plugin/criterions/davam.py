@@ -83,6 +83,10 @@ def reconstruction_nll(model, features, target, padding_idx):
 
 @register_criterion("davam", dataclass=DavamCriterionConfig)
 class DavamCriterion(KLWeightSchedule, FairseqCriterion):
+    # the archs whose models name this criterion (``criterion_name``): the task refuses other
+    # models with "--criterion NAME needs {arch_family} arch"
+    arch_family = "a davam*, gavam*, davam_q* or vae_attn*"
+
     def __init__(
         self, task, beta_start, beta_max, beta_warmup_updates, kl_weight_start=1.0, kl_weight_max=1.0, kl_warmup_updates=0
     ):

@@ -30,6 +30,9 @@ def prior_nll(model, codes):
 
 @register_criterion("davam_prior", dataclass=FairseqDataclass)
 class DavamPriorCriterion(FairseqCriterion):
+    trained_with_task = "davam_prior"  # other tasks refuse it (--task sentence_vae)
+    purpose = "fits the stage-two prior"
+
     def forward(self, model, sample, reduce=True):
         nll = prior_nll(model, sample["net_input"]["codes"])
         ntokens = sample["ntokens"]

@@ -55,6 +55,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,
@@ -66,7 +67,7 @@ from torch import Tensor
 
 from davam_plugin.metrics import at_least_fp32
 from davam_plugin.models.davam import output_mask
-from davam_plugin.models.base import SentenceVAEBaseModel, set_arch_defaults
+from davam_plugin.models.base import PriorSampling, SentenceVAEBaseModel, set_arch_defaults
 from davam_plugin.modules.double_lstm_recurrence import double_lstm_recurrence
 from davam_plugin.modules.gradient_reversal import grad_reverse
 from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
@@ -186,8 +187,6 @@ class AwdEncoder(FairseqEncoder):
 
     def posterior(self, src_tokens: Tensor):
         """(mu, logvar), each (B, Z), from right-padded tokens x_1..x_n EOS."""
-        from fairseq import utils
-
         if src_tokens.eq(self.padding_idx)[:, 0].any():
             src_tokens = utils.convert_padding_direction(src_tokens, self.padding_idx, left_to_right=True)
         lengths = src_tokens.ne(self.padding_idx).sum(1)
@@ -407,6 +406,7 @@ class AwdModel(SentenceVAEBaseModel):
     """AWD sequence VAE (see the module docstring)."""
 
     MODEL_NAME = "this AWD"
+    criterion_name = "awd_elbo"
 
     @classmethod
     def build_model(cls, cfg: AwdConfig, task):
@@ -443,6 +443,13 @@ class AwdModel(SentenceVAEBaseModel):
         x, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, features_only=features_only)
         extra["mu"], extra["logvar"], extra["z"] = encoder_out["mu"][0], encoder_out["logvar"][0], encoder_out["z"][0]
         return x, extra
+
+    def prior_net_input(self, bsz: int, sampling: PriorSampling) -> Dict:
+        """One z per sentence from the prior N(0, I), scaled by the temperature:
+        z = temperature * eps, eps ~ N(0, I)."""
+        param = next(self.parameters())
+        z = torch.randn(bsz, self.encoder.latent_dim, device=param.device) * sampling.temperature
+        return {"z": z.to(param.dtype)}
 
 
 HIDDEN_2048 = dict(encoder_hidden_dim=2048, decoder_hidden_dim=2048, adversary_hidden_dim=2048)

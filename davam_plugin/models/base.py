@@ -4,9 +4,15 @@ An encoder-decoder model that keeps its update counter (schedules in the criteri
 ``model.num_updates``, which fairseq sets every step and when a checkpoint is restored) and
 checks that checkpoints are loaded with the dictionary they were trained with
 (:mod:`davam_plugin.models.dictionary_version`).
+
+Each model class owns what the task needs to know about it (the task has no per-model table):
+``criterion_name`` (the registered criterion it trains with); and :meth:`SentenceVAEBaseModel.prior_net_input`, the latents that
+``--sample-from-prior`` decodes, drawn from the model's prior with the task's
+:class:`PriorSampling` settings.
 """
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from typing import Callable, Dict
 
 from fairseq.models import FairseqEncoderDecoderModel
 
@@ -24,7 +30,26 @@ def set_arch_defaults(cfg, config_cls, **values) -> None:
             setattr(cfg, f.name, f.default)
 
 
+@dataclass
+class PriorSampling:
+    """What the task provides to :meth:`SentenceVAEBaseModel.prior_net_input`:
+
+    * ``temperature`` (``--prior-temperature``), ``topk`` (``--prior-topk``) and ``max_len``
+      (at most this many latents: ``--prior-max-len`` or ``--max-sentence-length``);
+    * ``training_lengths(n)``: n sentence lengths (words + EOS) drawn from the training split;
+    * ``stage_two_prior(model)``: the ``--prior-path`` prior on the model's device, checked
+      against its codebook (a one-line error when there is none)."""
+
+    temperature: float
+    topk: int
+    max_len: int
+    training_lengths: Callable
+    stage_two_prior: Callable
+
+
 class SentenceVAEBaseModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):
+    criterion_name: str = ""  # the registered criterion this model trains with
+
     def __init__(self, cfg, encoder, decoder):
         super().__init__(encoder, decoder)
         self.cfg = cfg
@@ -37,3 +62,8 @@ class SentenceVAEBaseModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):
 
     def max_positions(self):
         return (self.encoder.max_positions(), self.decoder.max_positions())
+
+    def prior_net_input(self, bsz: int, sampling: PriorSampling) -> Dict:
+        """``net_input`` entries that make the encoder output ``bsz`` latents drawn from the
+        model's prior (``--sample-from-prior``); each model class says how."""
+        raise SystemExit(f"error: --sample-from-prior does not know the prior of {type(self).__name__}")

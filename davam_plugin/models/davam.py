@@ -17,7 +17,8 @@ The decoder reads the input only through the quantized codes: the encoder's LSTM
 (final state included) never reach it.
 
 Efficient arrangement (same maths as the equations above; the tests compare values and all
-parameter gradients with the plain ``nn.LSTMCell`` path, ``DavamDecoder.forward_unfused``):
+parameter gradients with the plain ``nn.LSTMCell`` path, ``AttentiveLatentDecoder.forward_unfused``;
+the decoders live in :mod:`davam_plugin.modules.latent_decoders`):
 the attention keys W_m m + b and the LSTM input products of all embeddings (W_e emb(y)) and
 of h_0 (W_0 h_0 + biases) are computed once per batch; inside the recurrence only
 h_{i-1} [W_q; W_hh]^T, the attention and ctx_i W_c^T remain, with a hand-written backward
@@ -51,26 +52,27 @@ from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,
-    FairseqIncrementalDecoder,
     register_model,
     register_model_architecture,
 )
 from torch import Tensor
 
-from davam_plugin.modules.attentive_lstm_recurrence import attentive_lstm_recurrence
-from davam_plugin.modules.bahdanau_attention import BahdanauAttention
-from davam_plugin.modules.linear_cross_entropy import linear_cross_entropy
+from davam_plugin.modules.latent_decoders import (  # noqa: F401 - output_mask: also davam_plugin.models.davam's
+    AttentionFreeLatentDecoder,
+    AttentiveLatentDecoder,
+    init_uniform,
+    output_mask,
+)
 from davam_plugin.modules.mask_dropout import MaskDropout
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
 from davam_plugin.modules.precision import run_lstm
 from davam_plugin.modules.gaussian_conv_prior import GaussianConvPrior
 from davam_plugin.metrics import at_least_fp32 as _fp32, gaussian_kl, gaussian_kl_diag
-from davam_plugin.models.base import SentenceVAEBaseModel, set_arch_defaults
+from davam_plugin.models.base import PriorSampling, SentenceVAEBaseModel, set_arch_defaults
 
 LATENT_TYPES = ChoiceEnum(["discrete", "gaussian"])
 LATENT_POSITIONS = ChoiceEnum(["all", "last"])
@@ -131,15 +133,6 @@ def is_gaussian(cfg) -> bool:
     return str(_opt(cfg, "latent_type")) == "gaussian"
 
 
-def _init_uniform(module: nn.Module, scale: float, embed_scale: float) -> None:
-    """The authors' initialisation: U(-scale, scale) everywhere, U(-embed_scale, ..) for embeddings."""
-    for p in module.parameters():
-        p.data.uniform_(-scale, scale)
-    for m in module.modules():
-        if isinstance(m, nn.Embedding):
-            m.weight.data.uniform_(-embed_scale, embed_scale)
-
-
 def check_config(cfg: DavamConfig) -> None:
     """One-line errors (SystemExit, no traceback in fairseq's CLIs) for impossible settings."""
     positive = ("encoder_embed_dim", "encoder_hidden_dim", "encoder_layers", "decoder_embed_dim",
@@ -168,17 +161,6 @@ def check_config(cfg: DavamConfig) -> None:
                     raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1, got {_opt(cfg, name)}")
     elif str(_opt(cfg, "gaussian_prior")) != "pixelcnn":
         raise SystemExit("error: --gaussian-prior needs --latent-type gaussian (a discrete DAVAM's prior is trained in stage two)")
-
-
-def output_mask(dictionary) -> Tensor:
-    """Additive output bias: 0 for real symbols, -inf for <pad>, <s> and the ``madeupword``
-    entries fairseq-preprocess adds to round the vocabulary up, so that no search or sampler
-    can emit them and probabilities are normalised over symbols that can occur."""
-    mask = torch.zeros(len(dictionary))
-    for i, sym in enumerate(dictionary.symbols):
-        if i in (dictionary.pad(), dictionary.bos()) or sym.startswith("madeupword"):
-            mask[i] = float("-inf")
-    return mask
 
 
 class DavamEncoder(FairseqEncoder):
@@ -216,7 +198,7 @@ class DavamEncoder(FairseqEncoder):
                 dead_code_threshold=cfg.codebook_dead_code_threshold,
             )
         self.max_source_positions = cfg.max_source_positions
-        _init_uniform(self, cfg.init_scale, cfg.embed_init_scale)
+        init_uniform(self, cfg.init_scale, cfg.embed_init_scale)
         # the jointly trained Gaussian prior keeps PyTorch's initialisation (like the stage-two prior)
         self.gaussian_prior = None
         if self.gaussian and str(_opt(cfg, "gaussian_prior")) == "pixelcnn":
@@ -362,173 +344,15 @@ class DavamEncoder(FairseqEncoder):
         return self.max_source_positions
 
 
-class DavamDecoder(FairseqIncrementalDecoder):
-    """Attentive LSTM decoder over the quantized sequence (see the module docstring); with
-    ``no_decoder_attention`` a plain LSTM decoder initialised from the last latent."""
+def build_decoder(cfg: DavamConfig, dictionary):
+    """The attentive decoder, or with ``no_decoder_attention`` (DAVAM-q) the attention-free one
+    (:mod:`davam_plugin.modules.latent_decoders`)."""
+    if bool(_opt(cfg, "no_decoder_attention")):
+        return AttentionFreeLatentDecoder(cfg, dictionary)
+    return AttentiveLatentDecoder(cfg, dictionary)
 
-    def __init__(self, cfg: DavamConfig, dictionary):
-        super().__init__(dictionary)
-        E, H, A = cfg.decoder_embed_dim, cfg.decoder_hidden_dim, cfg.decoder_attention_dim
-        self.attention_free = bool(_opt(cfg, "no_decoder_attention"))
-        self.hidden_dim = H
-        self.embed_dim = E
-        self.padding_idx = dictionary.pad()
-        self.embed_tokens = nn.Embedding(len(dictionary), E, self.padding_idx)
-        self.dropout_in = MaskDropout(cfg.decoder_dropout_in)
-        self.dropout_out = MaskDropout(cfg.decoder_dropout_out)
-        self.code_to_memory = nn.Linear(cfg.code_dim, H, bias=False)
-        if self.attention_free:
-            # input = [emb(y_{i-1}); h_0]; output layer on h_i only
-            self.lstm = nn.LSTM(E + H, H, batch_first=True)
-            self.output_projection = nn.Linear(H, len(dictionary), bias=False)
-        else:
-            self.attention = BahdanauAttention(H, H, A)
-            # input = [emb(y_{i-1}); ctx_i; h_0]
-            self.cell = nn.LSTMCell(E + 2 * H, H)
-            self.output_projection = nn.Linear(2 * H, len(dictionary), bias=False)
-        self.register_buffer("output_mask", output_mask(dictionary), persistent=False)
-        self.max_target_positions = cfg.max_target_positions
-        _init_uniform(self, cfg.init_scale, cfg.embed_init_scale)
 
-    # ---------------------------------------------------------------- per-batch precomputation
-    def _prepare(self, encoder_out: Dict[str, List[Tensor]]) -> Dict[str, Tensor]:
-        """Everything that depends on the codes only, computed once per batch."""
-        E, H = self.embed_dim, self.hidden_dim
-        quantized = encoder_out["quantized"][0]
-        padding_mask = encoder_out["encoder_padding_mask"][0]
-        lengths = encoder_out["src_lengths"][0]
-        # the memory is also the initial cell state c_0: computed outside autocast (a K = D product)
-        with torch.autocast(quantized.device.type, enabled=False):
-            memory = self.code_to_memory(quantized.to(self.code_to_memory.weight.dtype))
-        last = (lengths - 1).clamp_min(0)
-        c0 = memory[torch.arange(memory.size(0), device=memory.device), last]
-        h0 = torch.tanh(c0)
-        w_h0 = self.cell.weight_ih[:, E + H :]
-        return {
-            "h": h0,
-            "c": c0,
-            "gates_const": F.linear(h0, w_h0, self.cell.bias_ih + self.cell.bias_hh),
-            "keys": self.attention.project_memory(memory),
-            "memory": memory,
-            "mask_bias": torch.zeros_like(padding_mask, dtype=memory.dtype).masked_fill(padding_mask, float("-inf")),
-        }
-
-    def _recurrence(self, gates_in: Tensor, state: Dict[str, Tensor]):
-        """Run the cell over pre-projected inputs ``gates_in`` (B, L, 4H); updates ``state``.
-
-        Returns h_1..h_L (B, L, H), ctx_1..ctx_L (B, L, H) and attention (B, L, T)."""
-        E, H = self.embed_dim, self.hidden_dim
-        w_qhh = torch.cat([self.attention.query_proj.weight, self.cell.weight_hh], dim=0)
-        hs, ctxs, attn, state["h"], state["c"] = attentive_lstm_recurrence(
-            gates_in + state["gates_const"].unsqueeze(1),
-            state["h"],
-            state["c"],
-            state["keys"],
-            state["memory"],
-            state["mask_bias"],
-            w_qhh,
-            self.cell.weight_ih[:, E : E + H],
-            self.attention.v,
-        )
-        return hs, ctxs, attn
-
-    # ---------------------------------------------------------------- fairseq API
-    def forward(
-        self,
-        prev_output_tokens: Tensor,
-        encoder_out: Optional[Dict[str, List[Tensor]]] = None,
-        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
-        features_only: bool = False,
-        **kwargs,
-    ):
-        x, extra = self.extract_features(prev_output_tokens, encoder_out, incremental_state)
-        if not features_only:
-            x = self.output_layer(x)
-        return x, extra
-
-    def extract_features(self, prev_output_tokens, encoder_out=None, incremental_state=None, **kwargs):
-        """Returns features [dropout(h_i); ctx_i] (B, L, 2H) and {"attn": [(B, L, T)]}
-        (without attention: dropout(h_i) (B, L, H) and {"attn": [None]})."""
-        if self.attention_free:
-            return self._extract_features_no_attention(prev_output_tokens, encoder_out, incremental_state)
-        state = None
-        if incremental_state is not None:
-            state = self.get_incremental_state(incremental_state, "state")
-            prev_output_tokens = prev_output_tokens[:, -1:]
-        if state is None:
-            state = self._prepare(encoder_out)
-        emb = self.dropout_in(self.embed_tokens(prev_output_tokens))
-        gates_in = F.linear(emb, self.cell.weight_ih[:, : self.embed_dim])
-        hs, ctxs, attn = self._recurrence(gates_in, state)
-        if incremental_state is not None:
-            self.set_incremental_state(incremental_state, "state", state)
-        features = torch.cat([self.dropout_out(hs), ctxs], dim=-1)
-        return features, {"attn": [attn]}
-
-    # ---------------------------------------------------------------- without attention (DAVAM-q)
-    def _prepare_no_attention(self, encoder_out: Dict[str, List[Tensor]]) -> Dict[str, Tensor]:
-        """c_0 = m_T = Linear(D -> H)(latent at the last real position), h_0 = tanh(c_0); only
-        that position is read, so the other latents cannot influence the decoder."""
-        quantized = encoder_out["quantized"][0]
-        last = (encoder_out["src_lengths"][0] - 1).clamp_min(0)
-        z_last = quantized[torch.arange(quantized.size(0), device=quantized.device), last]
-        c0 = self.code_to_memory(z_last.to(self.code_to_memory.weight.dtype))
-        h0 = torch.tanh(c0)
-        return {"h": h0, "c": c0, "h0": h0}
-
-    def _extract_features_no_attention(self, prev_output_tokens, encoder_out, incremental_state):
-        state = None
-        if incremental_state is not None:
-            state = self.get_incremental_state(incremental_state, "state")
-            prev_output_tokens = prev_output_tokens[:, -1:]
-        if state is None:
-            state = self._prepare_no_attention(encoder_out)
-        emb = self.dropout_in(self.embed_tokens(prev_output_tokens))
-        h0 = state["h0"].unsqueeze(1).expand(-1, emb.size(1), -1)
-        hs, (h, c) = run_lstm(
-            self.lstm,
-            torch.cat([emb, h0.to(emb.dtype)], dim=-1),
-            (state["h"].unsqueeze(0).contiguous(), state["c"].unsqueeze(0).contiguous()),
-        )
-        if incremental_state is not None:
-            self.set_incremental_state(incremental_state, "state", {"h": h[0], "c": c[0], "h0": state["h0"]})
-        return self.dropout_out(hs), {"attn": [None]}
-
-    def output_nll(self, features: Tensor, target: Tensor) -> Tensor:
-        """Summed -log p(target) for rows of ``features`` (N, 2H): the output layer and the
-        cross-entropy fused (see :mod:`davam_plugin.modules.linear_cross_entropy`)."""
-        return linear_cross_entropy(features, self.output_projection.weight, self.output_mask, target)
-
-    def output_layer(self, features: Tensor) -> Tensor:
-        """Logits W_o [h; ctx]; symbols that never occur in data get -inf (see output_mask)."""
-        return F.linear(features, self.output_projection.weight, self.output_mask.to(features.dtype))
-
-    def reorder_incremental_state(self, incremental_state, new_order: Tensor):
-        state = self.get_incremental_state(incremental_state, "state")
-        if state is None:
-            return
-        state = {k: v.index_select(0, new_order) for k, v in state.items()}
-        self.set_incremental_state(incremental_state, "state", state)
-
-    def max_positions(self):
-        return self.max_target_positions
-
-    # ---------------------------------------------------------------- reference path (tests)
-    def forward_unfused(self, prev_output_tokens: Tensor, encoder_out: Dict[str, List[Tensor]]):
-        """The equations step by step with ``nn.LSTMCell`` and unfused attention (slow)."""
-        quantized = encoder_out["quantized"][0]
-        mask = encoder_out["encoder_padding_mask"][0]
-        lengths = encoder_out["src_lengths"][0]
-        memory = self.code_to_memory(quantized)
-        c = memory[torch.arange(memory.size(0)), lengths - 1]
-        h = h0 = torch.tanh(c)
-        emb = self.dropout_in(self.embed_tokens(prev_output_tokens))
-        feats = []
-        for i in range(prev_output_tokens.size(1)):
-            ctx, _ = self.attention(h, memory, mask)
-            h, c = self.cell(torch.cat([emb[:, i], ctx, h0], dim=-1), (h, c))
-            feats.append(torch.cat([self.dropout_out(h), ctx], dim=-1))
-        return self.output_layer(torch.stack(feats, 1))
+DavamDecoder = AttentiveLatentDecoder  # the decoder's name before the attention-free one was split off
 
 
 @register_model("davam", dataclass=DavamConfig)
@@ -536,6 +360,7 @@ class DavamModel(SentenceVAEBaseModel):
     """DAVAM stage one (see the module docstring)."""
 
     MODEL_NAME = "this DAVAM"
+    criterion_name = "davam"
 
     @classmethod
     def build_model(cls, cfg: DavamConfig, task):
@@ -543,7 +368,7 @@ class DavamModel(SentenceVAEBaseModel):
         d = task.source_dictionary
         if task.target_dictionary is not d and len(task.target_dictionary) != len(d):
             raise ValueError("davam: source and target dictionaries must be the same")
-        return cls(cfg, DavamEncoder(cfg, d), DavamDecoder(cfg, d))
+        return cls(cfg, DavamEncoder(cfg, d), build_decoder(cfg, d))
 
     def forward(self, src_tokens, src_lengths, prev_output_tokens, features_only: bool = False, **kwargs):
         encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
@@ -553,6 +378,30 @@ class DavamModel(SentenceVAEBaseModel):
             if key in encoder_out:
                 extra[key] = encoder_out[key][0]
         return x, extra
+
+    def prior_net_input(self, bsz: int, sampling: PriorSampling) -> Dict:
+        """Latents from the prior:
+
+        * Gaussian latent sequences (GAVAM, VAE+Attn): a length T per sentence drawn from the
+          training split's sentence lengths (words + EOS: one latent per token), then z_1..z_T
+          from the jointly trained PixelCNN prior, or z_t = temperature * eps_t, eps_t ~ N(0, I);
+        * discrete codes (DAVAM, DAVAM-q): code sequences from the stage-two prior (--prior-path)."""
+        param = next(self.parameters())
+        encoder = self.encoder
+        t = sampling.temperature
+        if encoder.gaussian:
+            lengths = sampling.training_lengths(bsz).to(param.device)
+            if encoder.gaussian_prior is not None:
+                z = encoder.gaussian_prior.sample(lengths, t)
+            else:
+                D = encoder.to_posterior.out_features // 2
+                z = torch.randn(bsz, int(lengths.max()), D, device=param.device) * t
+                beyond = torch.arange(z.size(1), device=z.device).unsqueeze(0) >= lengths.unsqueeze(1)
+                z = z.masked_fill(beyond.unsqueeze(-1), 0.0)
+            return {"src_latents": z.to(param.dtype), "src_code_lengths": lengths}
+        prior = sampling.stage_two_prior(self)
+        codes, lengths = prior.sample(bsz, sampling.max_len, t, sampling.topk)
+        return {"src_codes": codes, "src_code_lengths": lengths}
 
 
 @register_model_architecture("davam", "davam_ptb")

@@ -62,6 +62,9 @@ def check_prior_config(cfg) -> None:
 class DavamPriorModel(BaseFairseqModel):
     """PixelCNN prior over DAVAM code sequences (see module docstring)."""
 
+    trained_with_task = "davam_prior"  # other tasks refuse it (--task sentence_vae)
+    description = "the stage-two prior"
+
     def __init__(self, cfg: DavamPriorConfig, codebook: Tensor):
         super().__init__()
         check_prior_config(cfg)

@@ -9,7 +9,7 @@ For a query q_i (the decoder's previous hidden state) and memory vectors m_1..m_
 This is DAVAM's Eq. 3 with the concatenation ``W [q; m] + b`` of the authors' code written
 as two projections, so that ``W_m m + b`` (the "keys") can be computed once per batch instead
 of once per decoder step, and ``W_q q`` can be fused with other matrix products of the same
-query (see :class:`davam_plugin.models.davam.DavamDecoder`).
+query (see :class:`davam_plugin.modules.latent_decoders.AttentiveLatentDecoder`).
 """
 
 from typing import Optional, Tuple

@@ -24,10 +24,14 @@ from fairseq.data.data_utils import collate_tokens
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
+from davam_plugin.checkpoint_reading import default_device
+from davam_plugin.criterions.davam_prior import DavamPriorCriterion
 from davam_plugin.data import CodeSequenceDataset
-from davam_plugin.loading import default_device, load_davam
+from davam_plugin.models.davam import DavamModel
+from davam_plugin.models.davam_prior import DavamPriorModel
 from davam_plugin.optim.davam_plateau import reload_best_if_pending
 from davam_plugin.tasks.autocast import BF16_AUTOCAST_HELP, II, Bf16AutocastTaskMixin, check_task_precision
+from davam_plugin.tasks.sentence_vae import STAGE_ONE_DAVAM, load_sentence_vae_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +85,9 @@ class DavamPriorTask(Bf16AutocastTaskMixin, FairseqTask):
         if cfg.encode_batch_size < 1:
             raise SystemExit(f"error: --encode-batch-size must be >= 1, got {cfg.encode_batch_size}")
         check_task_precision(cfg)
-        davam_task, davam = load_davam(cfg.davam_path, cfg.data, flag="--davam-path", device=default_device())
+        davam_task, davam = load_sentence_vae_checkpoint(
+            cfg.davam_path, cfg.data, "--davam-path", default_device(), expect=(DavamModel,), expect_text=STAGE_ONE_DAVAM
+        )
         for p in davam.parameters():
             p.requires_grad_(False)
         K = davam.encoder.quantizer.num_codes
@@ -114,16 +120,12 @@ class DavamPriorTask(Bf16AutocastTaskMixin, FairseqTask):
         )
 
     def build_model(self, cfg, from_checkpoint=False):
-        from davam_plugin.models.davam_prior import DavamPriorModel
-
         model = super().build_model(cfg, from_checkpoint)
         if not isinstance(model, DavamPriorModel):
             raise SystemExit("error: --task davam_prior trains a prior: use --arch davam_prior or davam_prior_tiny")
         return model
 
     def build_criterion(self, cfg):
-        from davam_plugin.criterions.davam_prior import DavamPriorCriterion
-
         criterion = super().build_criterion(cfg)
         if not isinstance(criterion, DavamPriorCriterion):
             raise SystemExit("error: --task davam_prior needs --criterion davam_prior")

@@ -35,11 +35,23 @@ import torch
 from fairseq import utils
 from fairseq.data import Dictionary, LanguagePairDataset, ListDataset, data_utils
 from fairseq.dataclass import FairseqDataclass
+from fairseq.criterions import CRITERION_REGISTRY
+from fairseq.models import ARCH_MODEL_REGISTRY
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
+from davam_plugin.checkpoint_reading import (
+    check_model_class,
+    check_prior_matches,
+    checkpoint_num_updates,
+    checkpoint_weights,
+    load_prior,
+    read_checkpoint,
+)
 from davam_plugin.data import TruncateSentenceDataset
+from davam_plugin.data.preprocessing import raw_text_encoder
 from davam_plugin.input_checks import check_beam, check_binary_split, check_training_data
+from davam_plugin.models.base import PriorSampling
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
 from davam_plugin.optim.davam_plateau import reload_best_if_pending
 from davam_plugin.tasks.autocast import BF16_AUTOCAST_HELP, Bf16AutocastTaskMixin, autocast_for, check_task_precision
@@ -77,6 +89,11 @@ class SentenceVAEConfig(FairseqDataclass):
     validate_with_ema: bool = field(
         default=False,
         metadata={"help": "with --store-ema: validate (and pick checkpoint_best) with the averaged weights"},
+    )
+    no_stored_preprocessing: bool = field(
+        default=False,
+        metadata={"help": "fairseq-interactive: do not apply the corpus preparation stored with the data "
+                          "(DATA/preprocessing.json of davam-prepare-corpus) to typed lines: they are already prepared"},
     )
     bf16_autocast: bool = field(default=False, metadata={"help": BF16_AUTOCAST_HELP})
     bf16: bool = II("common.bf16")  # fairseq fills interpolated task fields from the option of the same name
@@ -133,14 +150,15 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
         return cls(cfg, dictionary)
 
     # ------------------------------------------------------------------ model/criterion pairing
+    # Each model or criterion class says what it goes with (no table here): a model's
+    # ``criterion_name``, a plugin criterion's ``arch_family`` (the archs that name it, for the
+    # error) and ``trained_with_task`` for the stage-two prior's model and criterion.
     def build_model(self, cfg, from_checkpoint=False):
-        from fairseq.models import ARCH_MODEL_REGISTRY
-
-        from davam_plugin.models.davam_prior import DavamPriorModel
-
         arch = getattr(cfg, "arch", None) or getattr(cfg, "_name", None)
-        if ARCH_MODEL_REGISTRY.get(arch) is DavamPriorModel:
-            raise SystemExit(f"error: --arch {arch} is the stage-two prior: train it with --task davam_prior")
+        model_class = ARCH_MODEL_REGISTRY.get(arch)
+        other_task = getattr(model_class, "trained_with_task", "sentence_vae")
+        if other_task != "sentence_vae":
+            raise SystemExit(f"error: --arch {arch} is {model_class.description}: train it with --task {other_task}")
         model = super().build_model(cfg, from_checkpoint)
         # fairseq-train builds the model before the criterion, which is checked against it
         self._model_class, self._model_arch = type(model), arch or type(model).__name__
@@ -150,29 +168,21 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
         """Refuse a plugin model with another plugin criterion (a KeyError deep in the first
         step otherwise): davam* and the ablation archs take --criterion davam, awd* takes
         --criterion awd_elbo. fairseq's own models with fairseq's own criteria are left alone."""
-        from davam_plugin.criterions.awd_elbo import AwdElboCriterion
-        from davam_plugin.criterions.davam import DavamCriterion
-        from davam_plugin.criterions.davam_prior import DavamPriorCriterion
-        from davam_plugin.models.awd import AwdModel
-        from davam_plugin.models.davam import DavamModel
-
         criterion = super().build_criterion(cfg, from_checkpoint)
-        if isinstance(criterion, DavamPriorCriterion):
-            raise SystemExit("error: --criterion davam_prior fits the stage-two prior: use it with --task davam_prior")
+        name = _registered_name(criterion)
+        other_task = getattr(criterion, "trained_with_task", "sentence_vae")
+        if other_task != "sentence_vae":
+            raise SystemExit(f"error: --criterion {name} {criterion.purpose}: use it with --task {other_task}")
         model_class = getattr(self, "_model_class", None)
         if model_class is None:
             return criterion
         arch = self._model_arch
-        pairs = (
-            (DavamModel, DavamCriterion, "davam", "a davam*, gavam*, davam_q* or vae_attn*"),
-            (AwdModel, AwdElboCriterion, "awd_elbo", "an awd*"),
-        )
-        for model_type, criterion_type, name, _ in pairs:
-            if issubclass(model_class, model_type) and not isinstance(criterion, criterion_type):
-                raise SystemExit(f"error: --arch {arch} trains with --criterion {name}")
-        for model_type, criterion_type, name, family in pairs:
-            if isinstance(criterion, criterion_type) and not issubclass(model_class, model_type):
-                raise SystemExit(f"error: --criterion {name} needs {family} arch, got --arch {arch}")
+        wanted = getattr(model_class, "criterion_name", "")
+        if wanted and not isinstance(criterion, CRITERION_REGISTRY[wanted]):
+            raise SystemExit(f"error: --arch {arch} trains with --criterion {wanted}")
+        family = getattr(criterion, "arch_family", None)  # a plugin criterion: only for models that name it
+        if family is not None and wanted != name:
+            raise SystemExit(f"error: --criterion {name} needs {family} arch, got --arch {arch}")
         return criterion
 
     @property
@@ -233,6 +243,18 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
         dataset.for_training = combine
         self.datasets[split] = dataset
 
+    def get_interactive_tokens_and_lengths(self, lines, encode_fn):
+        """fairseq-interactive: each typed line first gets the corpus preparation stored with the
+        data (DATA/preprocessing.json of davam-prepare-corpus: Moses tokenizer, lower-casing,
+        sentencepiece; nothing for data without it, or with --no-stored-preprocessing), then
+        fairseq's own --tokenizer/--bpe."""
+        if self.cfg.no_stored_preprocessing:
+            return super().get_interactive_tokens_and_lengths(lines, encode_fn)
+        if not hasattr(self, "_prepare_raw_text"):
+            self._prepare_raw_text = raw_text_encoder(utils.split_paths(self.cfg.data)[0])
+        prepare = self._prepare_raw_text
+        return super().get_interactive_tokens_and_lengths(lines, lambda line: encode_fn(prepare(line)))
+
     def build_dataset_for_inference(self, src_tokens, src_lengths, **kwargs):
         """Datasets for fairseq-interactive (typed sentences, truncated like the corpus; empty
         lines are skipped). Each over-long or empty line is logged with the id fairseq gives it."""
@@ -270,8 +292,6 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
 
     def prior_for(self, model):
         """The --prior-path prior on ``model``'s device, checked against its codebook (loaded once)."""
-        from davam_plugin.loading import check_prior_matches, load_prior
-
         if self._prior is None:
             prior = load_prior(self.cfg.prior_path, flag="--prior-path")
             check_prior_matches(prior, model, "--prior-path", "--path")
@@ -290,43 +310,28 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
             return generator.generate(models, sample, prefix_tokens=prefix_tokens, constraints=constraints)
 
     def _prior_sample(self, model, sample):
-        """Replace the placeholder inputs by latents drawn from the model's prior:
-        * AWD (one Gaussian z): z ~ N(0, temperature^2 I);
-        * DAVAM-family Gaussian latent sequences (GAVAM, VAE+Attn): a length T drawn from the
-          training split's sentence lengths (words + EOS: one latent per token), then
-          z_1..z_T from the jointly trained PixelCNN prior or N(0, I);
-        * discrete DAVAM / DAVAM-q: code sequences from the --prior-path prior (stage two)."""
+        """Replace the placeholder inputs by latents the model draws from its prior
+        (``prior_net_input``: AWD's one z, the Gaussian latent sequences of GAVAM and VAE+Attn,
+        DAVAM's code sequences from the --prior-path prior)."""
         net_input = sample["net_input"]
-        bsz = net_input["src_tokens"].size(0)
-        param = next(model.parameters())
-        encoder = model.encoder
-        t = self.cfg.prior_temperature
-        from davam_plugin.models.awd import AwdModel
-        from davam_plugin.models.davam import DavamModel
-
-        if not isinstance(model, (AwdModel, DavamModel)):
+        if not hasattr(model, "prior_net_input"):
             raise SystemExit(f"error: --sample-from-prior does not know the prior of {type(model).__name__}")
-        if isinstance(model, AwdModel):  # one z, prior N(0, I)
-            z = torch.randn(bsz, encoder.latent_dim, device=param.device) * t
-            return dict(sample, net_input=dict(net_input, z=z.to(param.dtype)))
-        if getattr(encoder, "gaussian", False):
-            lengths = self._sample_training_lengths(bsz).to(param.device)
-            if encoder.gaussian_prior is not None:
-                z = encoder.gaussian_prior.sample(lengths, t)
-            else:
-                D = encoder.to_posterior.out_features // 2
-                z = torch.randn(bsz, int(lengths.max()), D, device=param.device) * t
-                beyond = torch.arange(z.size(1), device=z.device).unsqueeze(0) >= lengths.unsqueeze(1)
-                z = z.masked_fill(beyond.unsqueeze(-1), 0.0)
-            return dict(sample, net_input=dict(net_input, src_latents=z.to(param.dtype), src_code_lengths=lengths))
+        sampling = PriorSampling(
+            temperature=self.cfg.prior_temperature,
+            topk=self.cfg.prior_topk,
+            max_len=self.cfg.prior_max_len or self.cfg.max_sentence_length,
+            training_lengths=self._sample_training_lengths,
+            stage_two_prior=self._stage_two_prior,
+        )
+        latents = model.prior_net_input(net_input["src_tokens"].size(0), sampling)
+        return dict(sample, net_input=dict(net_input, **latents))
+
+    def _stage_two_prior(self, model):
         if not self.cfg.prior_path:
             raise SystemExit(
                 "error: --sample-from-prior needs --prior-path for DAVAM (a checkpoint of fairseq-train --task davam_prior)"
             )
-        prior = self.prior_for(model)
-        max_len = self.cfg.prior_max_len or self.cfg.max_sentence_length
-        codes, lengths = prior.sample(bsz, max_len, self.cfg.prior_temperature, self.cfg.prior_topk)
-        return dict(sample, net_input=dict(net_input, src_codes=codes, src_code_lengths=lengths))
+        return self.prior_for(model)
 
     def _sample_training_lengths(self, n: int):
         """n sentence lengths (tokens, words + EOS) drawn from the training split of DATA."""
@@ -370,3 +375,35 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
         """--lr-scheduler davam_plateau may ask for checkpoint_best's weights after a decay."""
         super().begin_epoch(epoch, model)
         reload_best_if_pending(model)
+
+
+def _registered_name(criterion) -> str:
+    """The --criterion name of a criterion object (its class name if not registered)."""
+    for name, cls in CRITERION_REGISTRY.items():
+        if type(criterion) is cls:
+            return name
+    return type(criterion).__name__
+
+
+STAGE_ONE_DAVAM = "stage-one DAVAM (--arch davam*)"
+
+
+def load_sentence_vae_checkpoint(path: Optional[str], data: Optional[str], flag: str = "--path", device="cpu",
+                                 use_ema: bool = False, expect: Optional[tuple] = None, expect_text: str = ""):  # fmt: skip
+    """(SentenceVAETask, model) from a ``--task sentence_vae`` checkpoint (DAVAM, AWD, ...), with
+    one-line errors naming ``flag``; :func:`davam_plugin.loading.load_sentence_model` documents it."""
+    state, cfg = read_checkpoint(path, flag)
+    check_model_class(cfg, path, flag, expect, expect_text)
+    saved_task = cfg.get("task") or {}
+    if saved_task.get("_name") not in (None, "sentence_vae"):
+        raise SystemExit(f"error: {flag} {path} was trained with --task {saved_task.get('_name')}, not sentence_vae")
+    task_cfg = SentenceVAEConfig(
+        data=data if data is not None else saved_task.get("data"),
+        max_sentence_length=saved_task.get("max_sentence_length", SentenceVAEConfig.max_sentence_length),
+    )
+    task = SentenceVAETask.setup_task(task_cfg)
+    model = task.build_model(cfg.model)
+    weights = checkpoint_weights(state, path, flag, use_ema)
+    model.load_state_dict(weights, strict=True, model_cfg=cfg.model)
+    model.set_num_updates(checkpoint_num_updates(state))
+    return task, model.eval().to(device)
