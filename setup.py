@@ -30,7 +30,16 @@ setup(
     extras_require={"test": ["pytest", "pytest-xdist"]},
     entry_points={
         "console_scripts": [
+            "davam-prepare-corpus = davam_plugin.cli.prepare_corpus:main",
+            "davam-demo-corpus = davam_plugin.cli.demo_corpus:main",
+            "davam-evaluate = davam_plugin.cli.evaluate:main",
+            "davam-diversity = davam_plugin.cli.diversity:main",
+            "davam-fluency = davam_plugin.cli.fluency:main",
+            "davam-latent = davam_plugin.cli.latent:main",
+            "davam-adversary-view = davam_plugin.cli.adversary_view:main",
             "davam-plot = davam_plugin.cli.plot:main",
+            "davam-sweep = davam_plugin.cli.sweep:main",
+            "davam-augment = davam_plugin.cli.augment:main",
         ],
     },
 )

@@ -4,7 +4,12 @@
 are imported here because fairseq does not import them for user dirs.
 """
 
-from davam_plugin import atomic_checkpoint, clean_exit
+import logging
+
+# fairseq's text_to_speech task logs "Please install tensorboardX" at INFO on import
+logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
+
+from davam_plugin import atomic_checkpoint, clean_exit  # noqa: E402
 from davam_plugin.checkpoint_safety import allow_fairseq_checkpoint_types
 
 allow_fairseq_checkpoint_types()

@@ -18,7 +18,7 @@ import os
 import numpy as np
 from fairseq.data import indexed_dataset
 
-PREPROCESS_HINT = "make it with fairseq-preprocess --only-source (or scripts/prepare_corpus.py)"
+PREPROCESS_HINT = "make it with fairseq-preprocess --only-source (or davam-prepare-corpus)"
 
 
 def check_binary_split(prefix: str) -> None:

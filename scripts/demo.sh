@@ -10,9 +10,9 @@
 #   4. print a summary
 #   5. stage two: fit the PixelCNN prior to the frozen model's codes (fairseq-train --task
 #      davam_prior, davam_prior_tiny, PRIOR_UPDATES updates, about 40 seconds)
-#   6. evaluate with the prior (scripts/evaluate.py: both KL conventions and the true bound)
+#   6. evaluate with the prior (davam-evaluate: both KL conventions and the true bound)
 #   7. generate 100 sentences from scratch (fairseq-generate --sample-from-prior) and
-#      measure their diversity (scripts/diversity.py); print a few
+#      measure their diversity (davam-diversity); print a few
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
@@ -27,11 +27,13 @@ read -r -a DEVICE <<< "${DEMO_DEVICE---cpu}"
 read -r -a PRECISION <<< "${DEMO_PRECISION-}"
 PLUGIN=$(pwd)/davam_plugin
 mkdir -p "$WORK"
+# fairseq logs a tensorboardX notice when the davam-* commands import it: not the demo's business
+no_notice() { grep -v "^INFO:fairseq.tasks.text_to_speech" || true; }
 
 echo "== 1. demo corpus -> $WORK/data-bin"
-"$BIN/python" scripts/make_demo_corpus.py --out-dir "$WORK/raw" --seed 1
-"$BIN/python" scripts/prepare_corpus.py --trainpref "$WORK/raw/train.txt" --validpref "$WORK/raw/valid.txt" \
-  --testpref "$WORK/raw/test.txt" --destdir "$WORK/data-bin" --no-tokenize --overwrite --quiet
+"$BIN/davam-demo-corpus" --out-dir "$WORK/raw" --seed 1 2>&1 | no_notice
+"$BIN/davam-prepare-corpus" --trainpref "$WORK/raw/train.txt" --validpref "$WORK/raw/valid.txt" \
+  --testpref "$WORK/raw/test.txt" --destdir "$WORK/data-bin" --no-tokenize --overwrite --quiet 2>&1 | no_notice
 
 echo "== 2. fairseq-train davam_tiny for $UPDATES updates (about 2 minutes on CPU; at most $MAX_MINUTES)"
 rm -rf "$WORK/checkpoints"
@@ -65,14 +67,14 @@ rm -rf "$WORK/prior"
   --save-dir "$WORK/prior" --no-epoch-checkpoints "${DEVICE[@]}" "${PRECISION[@]}" --log-format simple --log-interval 100 --seed 1 2>&1 \
   | tee "$WORK/prior_train.log" | grep --line-buffered -E "davam_prior: train|valid on|done training"
 
-echo "== 6. scripts/evaluate.py on the test split (nats; tokens = words + EOS)"
-"$BIN/python" scripts/evaluate.py "$WORK/data-bin" --path "$WORK/checkpoints/checkpoint_best.pt" \
+echo "== 6. davam-evaluate on the test split (nats; tokens = words + EOS)"
+"$BIN/davam-evaluate" "$WORK/data-bin" --path "$WORK/checkpoints/checkpoint_best.pt" \
   --prior-path "$WORK/prior/checkpoint_best.pt" --split test --json "$WORK/eval_test.json" "${DEVICE[@]}" "${PRECISION[@]}" 2>&1 \
-  | grep -v " | INFO | "
+  | grep -v " | INFO | \|^INFO:fairseq.tasks.text_to_speech"
 
 echo "== 7. 100 sentences generated from scratch (fairseq-generate --sample-from-prior 100)"
 "$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$PLUGIN" --task sentence_vae \
   --path "$WORK/checkpoints/checkpoint_best.pt" --prior-path "$WORK/prior/checkpoint_best.pt" \
   --sample-from-prior 100 --beam 1 --sampling --seed 1 --batch-size 100 "${DEVICE[@]}" "${PRECISION[@]}" > "$WORK/generate_prior.txt" 2>&1
-"$BIN/python" scripts/diversity.py "$WORK/generate_prior.txt" --json "$WORK/diversity.json"
+"$BIN/davam-diversity" "$WORK/generate_prior.txt" --json "$WORK/diversity.json" 2>&1 | no_notice
 grep -P "^H-[0-4]\t" "$WORK/generate_prior.txt" | cut -f3 | sed 's/^/  /'

@@ -4,10 +4,12 @@ Starting a fairseq tool costs 8-12 s of imports on the project's 2-core machine,
 most of what the bad-input and kill tests run. :class:`ForkServer` starts this file once as a
 server: it imports fairseq's CLI modules and the plugin (exactly as ``--user-dir
 davam_plugin`` does) and then, per request, forks a child that runs the tool's console-script
-entry point (``fairseq_cli.train:cli_main`` for ``fairseq-train``, ...; ``python SCRIPT``
-runs the script as ``__main__``) with ``sys.argv`` set to the command line, fairseq's
+entry point (``fairseq_cli.train:cli_main`` for ``fairseq-train``, ...,
+``davam_plugin.cli.evaluate:main`` for ``davam-evaluate``, ...; ``python SCRIPT`` runs the
+script as ``__main__``) with ``sys.argv`` set to the command line, fairseq's
 logging set up as its CLI modules do, stdin from a file (or /dev/null) and stdout + stderr in
-a log file. The child ends as the interpreter would: exit status 0, the ``SystemExit`` code,
+a log file. The child ends as the interpreter would: exit status 0 (or the integer a
+``davam-*`` ``main`` returns), the ``SystemExit`` code,
 or 1 with ``SystemExit``'s message / the traceback of any other exception on stderr, after
 running the ``atexit`` handlers. Children are real processes: the tests SIGKILL them.
 
@@ -101,7 +103,7 @@ class ForkServer:
 def _entry_points():
     from importlib.metadata import entry_points
 
-    return {ep.name: ep for ep in entry_points(group="console_scripts") if ep.name.startswith("fairseq")}
+    return {ep.name: ep for ep in entry_points(group="console_scripts") if ep.name.startswith(("fairseq", "davam-"))}
 
 
 def _script_entry(argv):
@@ -146,7 +148,9 @@ def _run_child(entry, argv, log, stdin_path):
     sys.argv = argv
     code = 0
     try:
-        main()
+        status = main()
+        if isinstance(status, int):  # a main(argv=None) that returns the exit status (davam-*)
+            code = status
     except SystemExit as e:  # what the interpreter does with an uncaught SystemExit
         if e.code is None:
             code = 0

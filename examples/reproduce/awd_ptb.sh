@@ -37,6 +37,6 @@ TRAIN=(fairseq-hydra-train --config-dir "$REPO/examples/reproduce" --config-name
   model.adversary_hidden_dim="$HIDDEN" "${MODE_ARGS[@]}" "${EXTRA[@]}")
 run_stage train "$RUN" "${TRAIN[@]}"
 [ -n "${MAX_UPDATE:-}" ] && IW_ARGS=(--iw-max-sentences 20 --iw-samples 4 --split valid) || IW_ARGS=(--iw-samples "$IW_SAMPLES" --split test)
-EVAL=(python "$REPO/scripts/evaluate.py" "$DATA" --path "$RUN/train/checkpoint_best.pt" --use-ema
+EVAL=(davam-evaluate "$DATA" --path "$RUN/train/checkpoint_best.pt" --use-ema
   --json "$RUN/eval.json" --seed "$SEED" "${IW_ARGS[@]}")
 run_stage eval "$RUN" "${EVAL[@]}"

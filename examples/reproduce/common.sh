@@ -38,7 +38,7 @@ prepare_ptb() {
     [ -f "$PTB/$f.txt" ] || { echo "error: $PTB/$f.txt not found: set PTB to the raw Penn Treebank directory" >&2; exit 2; }
   done
   log "binarizing $PTB -> $DATA"
-  python "$REPO/scripts/prepare_corpus.py" --trainpref "$PTB/train.txt" --validpref "$PTB/valid.txt" \
+  davam-prepare-corpus --trainpref "$PTB/train.txt" --validpref "$PTB/valid.txt" \
     --testpref "$PTB/test.txt" --destdir "$DATA" --no-tokenize --no-lowercase
 }
 

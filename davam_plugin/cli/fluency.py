@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
-"""Fluency of sentences under a fairseq language model, per length bucket (DAVAM Table IV).
+"""``davam-fluency``: fluency of sentences under a fairseq language model, per length bucket (DAVAM Table IV).
 
-    python scripts/fluency.py SAMPLES --lm-path LM.pt [--lm-data DATA] \
+    davam-fluency SAMPLES --lm-path LM.pt [--lm-data DATA] \
         [--buckets 10,20,30,40,50] [--json OUT.json] [--batch-size 64] [--cpu]
 
 SAMPLES is a fairseq-generate output (its H- lines) or one sentence per line. LM.pt is any
@@ -16,7 +15,9 @@ starts with EOS, or BOS if the LM was trained with --add-bos-token):
 Reported overall and per bucket of n (words, EOS not counted): the mean of nll(s) over the
 bucket's sentences (the paper's number), and PPL = exp(sum of token NLLs / tokens). Bucket
 "10" holds n <= 10, "20" holds 10 < n <= 20, ..., and ">50" holds longer ones.
-Out-of-vocabulary words are scored as <unk>; their count is reported.
+Out-of-vocabulary words are scored as <unk>; their count is reported. A progress bar with
+the time left is shown on stderr when stderr is a terminal (``--no-progress`` hides it).
+The numbers are printed; ``--json`` also writes them to a file (nothing is written otherwise).
 """
 
 import argparse
@@ -24,8 +25,9 @@ import math
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _script_setup import write_json  # noqa: E402  (import path, logging)
+from davam_plugin.cli.common import device_for, progress, setup_logging, write_json
+
+PROG = "davam-fluency"
 
 
 def bucket_name(n_words, edges):
@@ -51,14 +53,16 @@ def load_lm(path, data, device):
     return model, task.target_dictionary, bool(getattr(cfg.task, "add_bos_token", False))
 
 
-def score_sentences(model, dictionary, sentences, add_bos=False, batch_size=64, device="cpu"):
-    """Per-sentence (summed NLL in nats, tokens scored = words + EOS, unk count)."""
+def score_sentences(model, dictionary, sentences, add_bos=False, batch_size=64, device="cpu", show_progress=False):
+    """Per-sentence (summed NLL in nats, tokens scored = words + EOS, unk count);
+    ``show_progress``: a progress bar on stderr (a terminal only)."""
     import torch
 
     start_symbol = dictionary.bos() if add_bos else dictionary.eos()
     pad = dictionary.pad()
     encoded = [dictionary.encode_line(s, add_if_not_exist=False, append_eos=True).long() for s in sentences]
     results = []
+    bar = progress(len(encoded), "scoring", unit="sentences") if show_progress else None
     with torch.no_grad():
         for b in range(0, len(encoded), batch_size):
             batch = encoded[b : b + batch_size]
@@ -76,6 +80,10 @@ def score_sentences(model, dictionary, sentences, add_bos=False, batch_size=64, 
             tok = tok.masked_fill(target.eq(pad), 0.0)
             for i, t in enumerate(batch):
                 results.append((float(tok[i].sum()), len(t), int(t.eq(dictionary.unk()).sum())))
+            if bar is not None:
+                bar.update(len(batch))
+    if bar is not None:
+        bar.close()
     return results
 
 
@@ -103,8 +111,8 @@ def summarise(sentences, scores, edges):
     return result
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description="mean token NLL of sentences under a fairseq LM, per length bucket")
+def build_parser():
+    p = argparse.ArgumentParser(prog=PROG, description="mean token NLL of sentences under a fairseq LM, per length bucket")
     p.add_argument("samples", help="fairseq-generate output or one sentence per line")
     p.add_argument("--lm-path", required=True, help="fairseq language-model checkpoint")
     p.add_argument("--lm-data", default=None, help="directory with the LM's dict.txt (default: from the checkpoint)")
@@ -112,22 +120,35 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", default=None, help="also write the numbers here")
     p.add_argument("--cpu", action="store_true")
-    args = p.parse_args(argv)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal only)")
+    return p
+
+
+def main(argv=None):
+    """Console script ``davam-fluency``: 0, or an error line and a non-zero status."""
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    run(args)
+    return 0
+
+
+def run(args):
+    """Score, print, write the JSON; return the results."""
     try:
         edges = sorted(int(x) for x in args.buckets.split(","))
     except ValueError:
         sys.exit(f"error: --buckets must be comma-separated integers, got {args.buckets!r}")
+    if args.batch_size < 1:
+        sys.exit(f"error: --batch-size must be >= 1, got {args.batch_size}")
     if not os.path.isfile(args.samples):
         sys.exit(f"error: {args.samples}: no such file (SAMPLES)")
-    import torch
-
-    import davam_plugin  # noqa: F401  (safe checkpoint loading)
     from davam_plugin.generated_text import read_sentences
 
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    device = device_for(args.cpu)
     sentences = read_sentences(args.samples)
     model, dictionary, add_bos = load_lm(args.lm_path, args.lm_data, device)
-    scores = score_sentences(model, dictionary, sentences, add_bos, args.batch_size, device)
+    scores = score_sentences(model, dictionary, sentences, add_bos, args.batch_size, device,
+                             show_progress=not args.no_progress)
     result = summarise(sentences, scores, edges)
     o = result["overall"]
     print(f"{o['sentences']} sentences, {o['tokens']} tokens (words + EOS), {result['unk_tokens']} <unk>")
@@ -139,4 +160,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

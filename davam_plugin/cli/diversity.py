@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
-"""Diversity of generated sentences: Ent, Dist-1, Dist-2 (DAVAM paper, Table V).
+"""``davam-diversity``: diversity of generated sentences: Ent, Dist-1, Dist-2 (DAVAM paper, Table V).
 
-    python scripts/diversity.py SAMPLES [--json OUT.json]
+    davam-diversity SAMPLES [--json OUT.json]
 
 SAMPLES is a fairseq-generate output (its H- lines are used) or a text file with one
 sentence per line. Tokens are whitespace-separated words (no EOS). Over all sentences
@@ -9,24 +8,31 @@ concatenated:
     Dist-1 = distinct unigrams / unigrams
     Dist-2 = distinct bigrams / bigrams (bigrams within a sentence)
     Ent    = entropy of the unigram distribution, natural log (nats)
+The numbers are printed; ``--json`` also writes them to a file (nothing is written otherwise).
 """
 
 import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _script_setup import write_json  # noqa: E402  (import path, logging)
+from davam_plugin.cli.common import setup_logging, write_json
 
-from davam_plugin.generated_text import read_sentences  # noqa: E402
-from davam_plugin.metrics import ngram_diversity  # noqa: E402
+PROG = "davam-diversity"
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog=PROG, description="Ent, Dist-1, Dist-2 of generated sentences")
+    p.add_argument("samples", help="fairseq-generate output or one sentence per line")
+    p.add_argument("--json", default=None, help="also write the numbers here")
+    return p
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Ent, Dist-1, Dist-2 of generated sentences")
-    p.add_argument("samples", help="fairseq-generate output or one sentence per line")
-    p.add_argument("--json", default=None, help="also write the numbers here")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    from davam_plugin.generated_text import read_sentences
+    from davam_plugin.metrics import ngram_diversity
+
     if not os.path.isfile(args.samples):
         sys.exit(f"error: {args.samples}: no such file (SAMPLES)")
     sentences = [s.split() for s in read_sentences(args.samples)]
@@ -36,8 +42,8 @@ def main(argv=None):
         f"Dist-1 {result['dist_1']:.3f}  Dist-2 {result['dist_2']:.3f}"
     )
     write_json(args.json, result)
-    return result
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

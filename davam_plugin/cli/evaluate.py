@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
-"""Evaluate a DAVAM model (with its prior) or an AWD model on one split; print and write JSON.
+"""``davam-evaluate``: evaluate a DAVAM model (with its prior) or an AWD model on one split; print and write JSON.
 
-    python scripts/evaluate.py DATA --path DAVAM.pt --prior-path PRIOR.pt --split test \
+    davam-evaluate DATA --path DAVAM.pt --prior-path PRIOR.pt --split test \
         [--json OUT.json] [--batch-size 64] [--cpu]
-    python scripts/evaluate.py DATA --path AWD.pt --split test [--use-ema] \
+    davam-evaluate DATA --path AWD.pt --split test [--use-ema] \
         [--iw-samples 500] [--iw-chunk 50] [--iw-max-sentences N] [--seed 1] [--mi-batch-size 32] \
         [--json OUT.json]
 
@@ -32,18 +31,24 @@ AWD / Gaussian sentence VAEs (nats; same token count):
     mi                  I(x; z) with the aggregate posterior over the whole split
     mi_minibatch        the same within minibatches of --mi-batch-size (jxhe's convention)
     active_units        latent dimensions whose posterior-mean variance exceeds 0.01
+The importance-weighted sampling shows a progress bar with the time left on stderr when
+stderr is a terminal (``--no-progress`` hides it).
+
+The results are printed and written as JSON to ``--json`` (default: ``eval_<split>.json`` in
+the directory of ``--path``, never the current directory).
 """
 
 import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _script_setup import write_json  # noqa: E402  (import path, logging)
+from davam_plugin.cli.common import device_for, progress, setup_logging, write_json
+
+PROG = "davam-evaluate"
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser():
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].strip("`").replace("``", ""))
     p.add_argument("data", help="the stage-one data directory (fairseq-preprocess --only-source output)")
     p.add_argument("--path", required=True, help="DAVAM (stage one) or AWD checkpoint")
     p.add_argument("--prior-path", default=None, help="DAVAM: prior checkpoint (fairseq-train --task davam_prior)")
@@ -60,7 +65,12 @@ def parse_args(argv=None):
     p.add_argument("--cpu", action="store_true", help="do not use a GPU even if there is one")
     p.add_argument("--bf16-autocast", action="store_true",
                    help="run the model under torch.autocast(bfloat16) on its device (as the tasks' --bf16-autocast)")
-    return p.parse_args(argv)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal only)")
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 DAVAM_CONVENTIONS = (
@@ -101,15 +111,19 @@ def gaussian_lines(split, s):
 
 
 def main(argv=None):
+    """Console script ``davam-evaluate``: 0, or an error line and a non-zero status."""
     args = parse_args(argv)
-    import torch
+    setup_logging()
+    run(args)
+    return 0
 
-    import davam_plugin  # noqa: F401  (registers the plugin, safe checkpoint loading)
 
+def run(args):
+    """Evaluate, print, write the JSON; return the results."""
     for name in ("batch_size", "iw_samples", "iw_chunk", "iw_max_sentences"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             sys.exit(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    device = device_for(args.cpu)
     from davam_plugin.loading import load_sentence_model
     from davam_plugin.models.awd import AwdModel
     from davam_plugin.models.davam import DavamModel
@@ -153,14 +167,44 @@ def evaluate(args, task, model, sentences, header, device):
     else:
         from davam_plugin.evaluation import evaluate_gaussian_split
 
-        summary = evaluate_gaussian_split(
-            model, sentences, args.iw_samples, args.iw_chunk, args.batch_size, args.seed, args.mi_batch_size, device,
-            iw_max_sentences=args.iw_max_sentences,
-        )
+        n_iw = len(sentences) if args.iw_max_sentences is None else min(args.iw_max_sentences, len(sentences))
+        with decoded_sentences_progress(model, len(sentences) + n_iw * args.iw_samples, args.no_progress):
+            summary = evaluate_gaussian_split(
+                model, sentences, args.iw_samples, args.iw_chunk, args.batch_size, args.seed, args.mi_batch_size,
+                device, iw_max_sentences=args.iw_max_sentences,
+            )
         result = {**header, "conventions": GAUSSIAN_CONVENTIONS, **summary}
         lines = gaussian_lines(args.split, summary)
     return result, lines
 
 
+class decoded_sentences_progress:
+    """A progress bar over the sentences the decoder scores (one per sentence for the ELBO,
+    ``--iw-samples`` per sentence of the IW subset): a forward hook on the model's decoder
+    advances it by each call's batch size, so the evaluation code itself is untouched."""
+
+    def __init__(self, model, total, disable=False):
+        self.model, self.total, self.disable = model, total, disable
+
+    def __enter__(self):
+        self.bar = self.handle = None
+        if self.disable:
+            return self
+        self.bar = progress(self.total, "IW sampling", unit="decodes")
+
+        def advance(module, inputs, output):
+            self.bar.update(int(inputs[0].size(0)) if inputs and hasattr(inputs[0], "size") else 0)
+
+        self.handle = self.model.decoder.register_forward_hook(advance)
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            self.handle.remove()
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Turn a raw text corpus (one sentence per line) into fairseq binary data.
+"""``davam-prepare-corpus``: turn a raw text corpus (one sentence per line) into fairseq binary data.
 
 The result can be used directly by the plugin's ``sentence_vae`` task
 (``fairseq-train DESTDIR --user-dir davam_plugin --task sentence_vae ...``).
@@ -17,8 +16,14 @@ Pipeline, applied to every given split (train, and optionally valid/test):
    ``DESTDIR/spm.vocab``, and every split is encoded to pieces (word
    boundaries are marked by U+2581 "▁"; to detokenize, concatenate the
    pieces and replace "▁" with a space).
+   If sentencepiece makes fewer pieces than asked (a small training text), a one-line
+   warning says how many.
 4. ``fairseq-preprocess --only-source`` builds ``DESTDIR/dict.txt`` and the
    binary datasets ``DESTDIR/{train,valid,test}.{bin,idx}``.
+5. The choices of steps 1-3 (tokenizer and its language, lower-casing, the sentencepiece
+   model, the vocabulary options) are written to ``DESTDIR/preprocessing.json``
+   (:mod:`davam_plugin.data.preprocessing`): ``davam-latent``, ``davam-adversary-view`` and
+   ``fairseq-interactive --task sentence_vae`` apply them to the raw sentences they are given.
 
 Empty input lines are kept as empty lines (each split keeps its line count).
 Input that is not UTF-8 (reported with its line), a training text without a single word and
@@ -29,7 +34,7 @@ DESTDIR named after it with a ``.tok`` suffix, e.g. ``data-bin/ptb.tok`` for
 
 Example::
 
-    python scripts/prepare_corpus.py --trainpref raw/train.txt \\
+    davam-prepare-corpus --trainpref raw/train.txt \\
         --validpref raw/valid.txt --testpref raw/test.txt \\
         --destdir data-bin/mycorpus --workers 4
 """
@@ -44,6 +49,11 @@ import subprocess
 import sys
 import time
 from typing import Callable, Iterable, Iterator, Sequence
+
+from davam_plugin.cli.common import atomic_write_text
+from davam_plugin.data.preprocessing import PREPROCESSING_FILE, Preprocessing, make_line_processor
+
+PROG = "davam-prepare-corpus"
 
 SPLITS = ("train", "valid", "test")
 #: Files written by fairseq-preprocess (besides the per-split binaries).
@@ -71,7 +81,7 @@ def positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=os.path.basename(sys.argv[0]) or "prepare_corpus.py",
+        prog=PROG,
         description=(
             "Tokenize (sacremoses), lower-case and optionally "
             "sentencepiece-encode a raw text corpus with one sentence per "
@@ -224,28 +234,9 @@ _PROCESSOR: Callable[[str], str] | None = None
 
 def make_processor(tokenize: bool, lowercase: bool,
                    lang: str) -> Callable[[str], str]:
-    """Return a function mapping one raw line to one processed line.
-
-    The result never contains line breaks, so line counts are preserved;
-    whitespace is normalized to single spaces.
-    """
-    tokenizer = None
-    if tokenize:
-        from sacremoses import MosesTokenizer
-        tokenizer = MosesTokenizer(lang=lang)
-
-    def process(line: str) -> str:
-        line = " ".join(line.split())
-        if not line:
-            return ""
-        if tokenizer is not None:
-            line = tokenizer.tokenize(line, escape=False, return_str=True)
-            line = " ".join(line.split())
-        if lowercase:
-            line = line.lower()
-        return line
-
-    return process
+    """One raw line -> one processed line (whitespace, Moses, lower-casing): the shared
+    :func:`davam_plugin.data.preprocessing.make_line_processor`."""
+    return make_line_processor(tokenize, lowercase, lang)
 
 
 def _init_worker(tokenize: bool, lowercase: bool, lang: str) -> None:
@@ -269,17 +260,18 @@ def read_lines(path: str, max_lines: int | None) -> Iterator[str]:
 
 def write_lines(path: str, lines: Iterable[str]) -> tuple[int, int, int]:
     """Write lines (atomically); return (number of lines, tokens, empty lines)."""
-    from _script_setup import atomic_open  # scripts/ is sys.path[0] when run as a script
+    counts = [0, 0, 0]
 
-    n_lines = n_tokens = n_empty = 0
-    with atomic_open(path) as f:
+    def write(f):
         for line in lines:
             f.write(line + "\n")
-            n_lines += 1
+            counts[0] += 1
             n_toks = len(line.split())
-            n_tokens += n_toks
-            n_empty += n_toks == 0
-    return n_lines, n_tokens, n_empty
+            counts[1] += n_toks
+            counts[2] += n_toks == 0
+
+    atomic_write_text(path, write)
+    return counts[0], counts[1], counts[2]
 
 
 def process_file(src: str, dst: str, args: argparse.Namespace,
@@ -319,6 +311,13 @@ def train_sentencepiece(train_text: str, destdir: str,
     return prefix + ".model"
 
 
+def sentencepiece_pieces(model: str) -> int:
+    """Number of pieces of a sentencepiece model (``<unk>`` included)."""
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_file=model).get_piece_size()
+
+
 def encode_sentencepiece(model: str, src: str, dst: str,
                          ) -> tuple[int, int, int]:
     """Encode every line of ``src`` into space-separated pieces in ``dst``."""
@@ -341,7 +340,7 @@ def encode_sentencepiece(model: str, src: str, dst: str,
 def remove_previous_outputs(destdir: str) -> None:
     """Delete files of an earlier run that fairseq-preprocess would refuse
     to overwrite (dict.txt) or that could be left stale (split binaries)."""
-    names = [DICT_FILE, "spm.model", "spm.vocab"]
+    names = [DICT_FILE, "spm.model", "spm.vocab", PREPROCESSING_FILE]
     names += [f"{split}.{ext}" for split in SPLITS for ext in ("bin", "idx")]
     for name in names:
         path = os.path.join(destdir, name)
@@ -441,6 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             stats[split] = encode_sentencepiece(model, prefs[split], dst)
             prefs[split] = dst
         print(f"  sentencepiece model: {model}", flush=True)
+        n_pieces = sentencepiece_pieces(model)
+        if n_pieces < args.sentencepiece_vocab_size:
+            print(f"{PROG}: warning: sentencepiece made {n_pieces} pieces, fewer than the "
+                  f"{args.sentencepiece_vocab_size} of --sentencepiece-vocab-size (the training "
+                  "text has too few distinct pieces)", file=sys.stderr, flush=True)
 
     print("step 4: fairseq-preprocess --only-source", flush=True)
     try:
@@ -456,6 +460,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               "has no word types (--nwordssrc/--thresholdsrc left none): "
               "nothing to train on", file=sys.stderr)
         return 1
+    spm_info = None
+    if args.sentencepiece_vocab_size:
+        spm_info = {"model": os.path.basename(model),
+                    "model_type": args.sentencepiece_model_type,
+                    "vocab_size_requested": args.sentencepiece_vocab_size,
+                    "pieces": n_pieces}
+    stored = Preprocessing(tokenize=not args.no_tokenize, lang=args.lang,
+                           lowercase=not args.no_lowercase, sentencepiece=spm_info,
+                           nwordssrc=args.nwordssrc, thresholdsrc=args.thresholdsrc,
+                           max_lines=args.max_lines).save(args.destdir)
     print(f"done in {time.time() - start:.1f}s: {args.destdir}")
     for split, (n_lines, n_tokens, n_empty) in stats.items():
         print(f"  {split}: {n_lines} lines ({n_empty} empty), "
@@ -465,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"'{MADEUP_PREFIX}' entries); "
           f"vocabulary size with the {N_FAIRSEQ_SPECIALS} fairseq specials: "
           f"{n_entries + N_FAIRSEQ_SPECIALS}")
+    print(f"  {PREPROCESSING_FILE}: {stored} (applied to raw input by davam-latent, "
+          "davam-adversary-view and fairseq-interactive)")
     return 0
 
 

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Generate a small, synthetic English-like demo corpus for text-VAE experiments.
+"""``davam-demo-corpus``: generate a small, synthetic English-like demo corpus for text-VAE experiments.
 
 The sentences come from a hand-written probabilistic context-free grammar
 (defined below; no external text is used).  The grammar covers
@@ -22,10 +21,10 @@ occur in the training split (and the test split none of the validation split).
 
 Usage::
 
-    python scripts/make_demo_corpus.py --out-dir data/demo [--seed 1]
+    davam-demo-corpus --out-dir data/demo [--seed 1]
         [--train 4000] [--valid 300] [--test 203]
 
-The module only uses the standard library and exposes
+The generator only uses the standard library; the module exposes
 :func:`generate_corpus` for programmatic use.
 """
 
@@ -494,6 +493,7 @@ def corpus_stats(corpus: dict[str, list[str]]) -> tuple[int, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog="davam-demo-corpus",
         description="Write a small synthetic English-like corpus "
                     "(train/valid/test .txt, one tokenized, lower-cased "
                     "sentence per line) sampled from a built-in grammar.")
@@ -518,13 +518,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
 
-    from _script_setup import atomic_open  # (scripts/ is sys.path[0] when run as a script)
+    from davam_plugin.cli.common import write_lines
 
     os.makedirs(args.out_dir, exist_ok=True)
     for split, sents in corpus.items():
-        path = os.path.join(args.out_dir, f"{split}.txt")
-        with atomic_open(path) as f:
-            f.writelines(s + "\n" for s in sents)
+        write_lines(os.path.join(args.out_dir, f"{split}.txt"), sents)
 
     vocab_size, mean_len = corpus_stats(corpus)
     print(f"wrote {args.out_dir}: train={len(corpus['train'])} "
