@@ -1,0 +1,395 @@
+"""``davam-sweep``: train one model per value of one fairseq setting and plot the final Rec
+and KL against the value (the DAVAM paper's sensitivity analyses, Fig. 4(a)-(c)).
+
+    davam-sweep DATA --save-root ROOT --setting --num-codes --values 128,256,512,1024
+        [--out ROOT/sweep.png] [--json PATH] [--eval-subset valid] [--checkpoint best|last]
+        [--prior-args='--arch davam_prior --criterion davam_prior ... --max-epoch 5']
+        -- FAIRSEQ-TRAIN ARGUMENTS (task, arch, criterion, optimizer and the reduced budget)
+
+Everything after ``--`` goes to ``fairseq-train DATA`` unchanged, followed by ``SETTING
+VALUE``, ``--save-dir ROOT/<setting>_<value>/checkpoints`` and ``--log-format json`` (so
+give no ``--save-dir``). ``--setting`` is any fairseq-train flag the chosen task, arch and
+criterion know: ``--num-codes`` (K), ``--beta-max``, ``--code-dim`` (D), ... It is checked,
+with every value, by fairseq's own parser before anything trains.
+
+Per value, in ``ROOT/<setting>_<value>/`` (e.g. ``num-codes_128``):
+
+1. ``train.log``: ``fairseq-train`` (stdout + stderr, appended). Rerunning the sweep
+   continues an unfinished run from its ``checkpoint_last.pt`` (fairseq's resume) and skips
+   a finished one (``train.done``, which holds the seconds it took).
+2. ``eval_<subset>_<best|last>.json``: ``fairseq-validate`` of
+   ``checkpoints/checkpoint_<best|last>.pt`` on ``--eval-subset`` (default ``valid``): the
+   criterion's metrics, nats.
+3. With ``--prior-args`` (discrete latents only): the stage-two prior
+   (``fairseq-train --task davam_prior --davam-path <that checkpoint>`` + ``--prior-args``,
+   in ``prior/``; rerun with the same ``--checkpoint``), then ``prior_eval_<subset>.json``:
+   :func:`davam_plugin.evaluation.evaluate_split` of the stage-one model with that prior on
+   ``--eval-subset``.
+
+What is reported as KL (nats per sentence):
+
+* discrete latents (DAVAM): stage one logs no KL (the posterior is one-hot; its KL is the
+  stage-two prior's NLL of the codes, sum over the T + 1 predictions: codes and end symbol).
+  With ``--prior-args`` the sweep reports ``kl`` (that sum: the KL of the likelihood bound)
+  and ``kl_paper`` (the same terms averaged over the positions per sentence: the authors'
+  convention, the paper's Fig. 4 "KL"); without it KL is null and only Rec, the commitment
+  and the code usage are reported.
+* Gaussian latents (GAVAM, VAE+Attn): ``kl`` and ``kl_paper`` as the criterion logs them.
+
+Rec is the criterion's ``rec`` (reconstruction NLL per sentence, words + EOS, nats) on
+``--eval-subset`` from ``fairseq-validate``. Output: ``--json`` (default: ``--out`` with
+``.json``)::
+
+    {"setting": "--num-codes", "values": [128, 256], "runs": {"128": {"rec": ..., "kl": ...,
+     "kl_paper": ..., "commitment": ..., "code_usage": ..., "epochs": ..., "updates": ...,
+     "seconds": {"train": ..., "validate": ..., "prior": ..., "prior_eval": ...}}, ...}, ...}
+
+and ``--out``: Rec, KL (paper convention and summed, when there is a KL) and codes used
+against the value (log x axis when every value is positive and they span a factor >= 4,
+as K and D do), plus a markdown table on stdout. Problems end the command with one
+``davam-sweep: error: ...`` line on stderr and exit status 2.
+
+Example (the paper's K sweep on PTB at a reduced budget)::
+
+    davam-sweep data-bin/ptb --save-root sweeps/ptb_k --setting --num-codes \\
+        --values 128,256,512,1024 \\
+        --prior-args='--arch davam_prior --criterion davam_prior --optimizer sgd --lr 0.5
+                      --clip-norm 5 --batch-size 32 --max-epoch 5 --cpu' \\
+        -- --user-dir davam_plugin --task sentence_vae --arch davam_ptb --criterion davam \\
+        --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch 5 --cpu
+"""
+
+import argparse
+import contextlib
+import io
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from davam_plugin.cli import fairseq_runner as runner
+from davam_plugin.cli import training_logs as tl
+from davam_plugin.cli.pipeline import (
+    PipelineError, fmt, markdown_table, number_list, read_json, value_label, write_json,
+)  # fmt: skip
+
+PROG = "davam-sweep"
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} DATA --save-root ROOT --setting FLAG --values V1,V2,... [options] -- FAIRSEQ-TRAIN-ARGS",
+        description="Train one model per value of one fairseq-train setting (reduced budget after --), "
+        "then plot and tabulate the final Rec and KL against the value.",
+    )
+    p.add_argument("data", metavar="DATA", help="fairseq data directory (fairseq-preprocess --only-source output)")
+    p.add_argument("--save-root", required=True, metavar="ROOT", help="one subdirectory per value goes here")
+    p.add_argument("--setting", required=True, metavar="FLAG", help="the fairseq-train flag to sweep, e.g. --num-codes")
+    p.add_argument("--values", required=True, metavar="V1,V2,...", help="comma-separated values, e.g. 128,256,512")
+    p.add_argument("--out", metavar="FIG.png", help="the figure (default: ROOT/sweep.png)")
+    p.add_argument("--json", metavar="PATH", help="the data behind it (default: FIG with .json)")
+    p.add_argument("--eval-subset", default="valid", help="split the final numbers are measured on (default: valid)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="checkpoint_best.pt (fairseq's --best-checkpoint-metric) or checkpoint_last.pt")
+    p.add_argument("--prior-args", metavar="'ARGS'",
+                   help="discrete latents: also fit the stage-two prior with these fairseq-train arguments "
+                   "(one quoted string), giving the KL")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size of the evaluations (default: 64)")
+    return p
+
+
+def join_dash_values(argv, flags):
+    """``--setting --num-codes`` -> ``--setting=--num-codes`` (argparse would take a value that
+    starts with ``-`` for an option)."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in flags and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def split_argv(argv):
+    """(the sweep's own arguments, the fairseq-train arguments after ``--`` or None)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest = None
+    if "--" in argv:
+        i = argv.index("--")
+        argv, rest = argv[:i], argv[i + 1 :]
+    return join_dash_values(argv, ("--setting", "--prior-args")), rest
+
+
+def _parse_fairseq(args_list):
+    """fairseq-train's parser on ``args_list``: (Namespace, unknown args); PipelineError with
+    argparse's message (its last line) when they do not parse."""
+    from fairseq import options
+
+    runner.warm_up()
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return options.parse_args_and_arch(options.get_training_parser(), args_list, parse_known=True)
+    except SystemExit:
+        lines = [x for x in err.getvalue().splitlines() if x.strip()]
+        message = lines[-1].split("error: ", 1)[-1] if lines else "fairseq-train arguments do not parse"
+        raise PipelineError(message) from None
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise PipelineError(f"fairseq-train arguments do not parse: {e!r}") from None
+
+
+def check_setting(data, train_args, setting, values):
+    """The Namespace fairseq-train would get; PipelineError if ``setting`` is not a flag the
+    task/arch/criterion know or a value is refused by its type."""
+    if not setting.startswith("--") or len(setting) < 3 or "=" in setting:
+        raise PipelineError(f"--setting {setting!r}: give a fairseq-train flag such as --num-codes")
+    for flag in (setting, "--save-dir"):
+        if any(a == flag or a.startswith(flag + "=") for a in train_args):
+            raise PipelineError(f"do not pass {flag} after --: the sweep sets it for every value")
+    dest = setting[2:].replace("-", "_")
+    first = None
+    for value in values:
+        try:
+            ns, unknown = _parse_fairseq([data, *train_args, setting, value_label(value)])
+        except PipelineError as e:
+            msg = str(e)
+            if setting in msg or "argument " + setting in msg:
+                raise PipelineError(f"--values: {value_label(value)} is refused by {setting}: {msg}") from None
+            raise PipelineError(f"the fairseq-train arguments after -- do not parse: {msg}") from None
+        if setting in unknown or dest not in vars(ns):
+            raise PipelineError(
+                f"--setting {setting}: not a fairseq-train flag of --task {getattr(ns, 'task', '?')} "
+                f"--arch {getattr(ns, 'arch', '?')} --criterion {getattr(ns, 'criterion', '?')}"
+            )
+        extra = [a for a in unknown if a.startswith("-")]
+        if extra:
+            raise PipelineError(f"the fairseq-train arguments after -- include unknown flag(s): {' '.join(extra)}")
+        first = first or ns
+    return first
+
+
+def run_dir(root, setting, value):
+    return Path(root) / f"{setting.lstrip('-')}_{value_label(value)}"
+
+
+def _epochs_updates(train_log):
+    records = tl.read_log(train_log)
+    ends = [r for r in records if r.split == "train"] or [r for r in records if r.split == "train_inner"]
+    if not ends:
+        return None, None
+    return ends[-1].epoch, ends[-1].num_updates
+
+
+def _evaluate_prior(davam_path, prior_path, data, subset, batch_size, out):
+    """Child process: the bound's terms of the stage-one model with its prior on ``subset``."""
+    from davam_plugin.evaluation import evaluate_split
+    from davam_plugin.loading import check_prior_matches, load_davam, load_prior
+
+    task, davam = load_davam(davam_path, data)
+    prior = load_prior(prior_path)
+    check_prior_matches(prior, davam)
+    summary, _ = evaluate_split(davam, prior, task.load_sentences(subset), batch_size=batch_size)
+    write_json(out, {k: (float(v) if isinstance(v, float) else v) for k, v in summary.items()})
+
+
+def run_value(args, ns, train_args, prior_args, value):
+    d = run_dir(args.save_root, args.setting, value)
+    ckpt_dir = d / "checkpoints"
+    label = f"{args.setting} {value_label(value)}"
+    seconds = {}
+    done = d / "train.done"
+    if done.exists():
+        print(f"[{label}] training finished already ({done})", flush=True)
+    else:
+        print(f"[{label}] fairseq-train -> {d / 'train.log'}", flush=True)
+        cmd = [args.data, *train_args, args.setting, value_label(value), "--save-dir", ckpt_dir, "--log-format", "json"]
+        secs = runner.run_tool("fairseq-train", cmd, d / "train.log", append=True, what=f"fairseq-train for {label}")
+        write_json(done, {"seconds": secs, "command": ["fairseq-train", *map(str, cmd)]})
+    seconds["train"] = read_json(done)["seconds"]
+    checkpoint = ckpt_dir / f"checkpoint_{args.checkpoint}.pt"
+    if not checkpoint.exists():
+        raise PipelineError(f"{label}: training finished without {checkpoint} (did it save?)")
+    from davam_plugin.cli.pipeline import validate_summary
+
+    valid_json = d / f"eval_{args.eval_subset}_{args.checkpoint}.json"
+    if not valid_json.exists():
+        common = ["--user-dir", runner.PLUGIN_DIR, "--task", ns.task, "--path", checkpoint,
+                  "--valid-subset", args.eval_subset, "--batch-size", args.batch_size, "--log-format", "json"]  # fmt: skip
+        if getattr(ns, "cpu", False):
+            common.append("--cpu")
+        log = d / f"eval_{args.eval_subset}_{args.checkpoint}.log"
+        secs = runner.run_tool("fairseq-validate", [args.data, *common], log, what=f"fairseq-validate for {label}")
+        write_json(valid_json, {"metrics": validate_summary(log), "seconds": secs, "checkpoint": str(checkpoint)})
+    valid = read_json(valid_json)
+    metrics, seconds["validate"] = valid["metrics"], valid["seconds"]
+    gaussian = "kl" in metrics
+    result = {
+        "rec": metrics.get("rec"),
+        "kl": metrics.get("kl") if gaussian else None,
+        "kl_paper": metrics.get("kl_paper") if gaussian else None,
+        "commitment": metrics.get("commitment"),
+        "code_usage": metrics.get("code_usage"),
+        "code_ppl": metrics.get("code_ppl"),
+        "nll_per_token": metrics.get("nll_per_token"),
+        "kl_source": "criterion (Gaussian latents)" if gaussian else None,
+    }
+    if prior_args is not None and not gaussian:
+        prior_dir = d / "prior"
+        prior_done = d / "prior.done"
+        if not prior_done.exists():
+            print(f"[{label}] fairseq-train --task davam_prior -> {d / 'prior.log'}", flush=True)
+            cmd = [args.data, "--user-dir", runner.PLUGIN_DIR, "--task", "davam_prior", "--davam-path", checkpoint,
+                   *prior_args, "--save-dir", prior_dir, "--log-format", "json"]  # fmt: skip
+            secs = runner.run_tool("fairseq-train", cmd, d / "prior.log", append=True, what=f"the prior for {label}")
+            write_json(prior_done, {"seconds": secs, "command": ["fairseq-train", *map(str, cmd)]})
+        seconds["prior"] = read_json(prior_done)["seconds"]
+        prior_eval = d / f"prior_eval_{args.eval_subset}.json"
+        prior_ckpt = prior_dir / "checkpoint_best.pt"
+        if not prior_eval.exists():
+            start = time.monotonic()
+            runner.run_function(
+                _evaluate_prior, d / "prior_eval.log", f"the evaluation with the prior for {label}",
+                str(checkpoint), str(prior_ckpt), str(args.data), args.eval_subset, args.batch_size, str(prior_eval) + ".part",
+            )  # fmt: skip
+            summary = read_json(str(prior_eval) + ".part")
+            write_json(prior_eval, {"summary": summary, "seconds": time.monotonic() - start})
+            Path(str(prior_eval) + ".part").unlink()
+        pe = read_json(prior_eval)
+        seconds["prior_eval"] = pe["seconds"]
+        result.update(
+            kl=pe["summary"]["kl"], kl_paper=pe["summary"]["kl_paper"], nll_bound=pe["summary"].get("nll_bound"),
+            ppl_bound=pe["summary"].get("ppl_bound"), ppl_paper=pe["summary"].get("ppl_paper"),
+            kl_source="stage-two prior (davam_plugin.evaluation.evaluate_split)",
+        )  # fmt: skip
+    epochs, updates = _epochs_updates(d / "train.log")
+    result.update(epochs=epochs, updates=updates, seconds=seconds, dir=str(d))
+    return result
+
+
+def use_log_x(values):
+    return all(v > 0 for v in values) and max(values) / min(values) >= 4
+
+
+def draw(doc, out):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    values = doc["values"]
+    runs = [doc["runs"][value_label(v)] for v in values]
+    panels = [("rec", "Rec (nats/sentence)")]
+    if any(r["kl_paper"] is not None for r in runs):
+        panels += [("kl_paper", "KL, paper convention\n(mean over positions)"), ("kl", "KL (sum over positions)")]
+    if any(r["code_usage"] is not None for r in runs):
+        panels.append(("code_usage", "codes used"))
+    fig = Figure(figsize=(5.5, 1.2 + 2.1 * len(panels)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (key, ylabel) in zip(axes, panels):
+        pts = [(v, r[key]) for v, r in zip(values, runs) if r[key] is not None]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color="C0")
+            for x, y in pts:
+                ax.annotate(f"{y:.4g}", (x, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize="x-small")
+        ax.set_ylabel(ylabel, fontsize="small")
+        ax.yaxis.get_major_formatter().set_useOffset(False)
+        ax.margins(y=0.25)
+        ax.grid(True, alpha=0.3)
+    ax = axes[-1]
+    if doc["log_x"]:
+        ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([value_label(v) for v in values])
+    ax.set_xlabel(doc["setting"])
+    note = "" if doc["kl_available"] else " (no KL: discrete latents need --prior-args)"
+    axes[0].set_title(f"{doc['eval_subset']} split, {doc['checkpoint']} checkpoints{note}", fontsize="small")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(out, dpi=100)
+    except ValueError as e:
+        raise PipelineError(f"--out {out}: {e}") from None
+
+
+def run(args, train_args):
+    values = number_list(args.values, "--values")
+    data = Path(args.data)
+    if not (data / "dict.txt").is_file():
+        raise PipelineError(f"DATA {data}: no dict.txt there (give a fairseq-preprocess --only-source directory)")
+    if args.batch_size < 1:
+        raise PipelineError(f"--batch-size must be >= 1, got {args.batch_size}")
+    prior_args = None
+    if args.prior_args is not None:
+        try:
+            prior_args = shlex.split(args.prior_args)
+        except ValueError as e:
+            raise PipelineError(f"--prior-args {args.prior_args!r}: {e}") from None
+        for flag in ("--save-dir", "--log-format", "--davam-path", "--task"):
+            if flag in prior_args:
+                raise PipelineError(f"--prior-args: do not pass {flag}, the sweep sets it")
+    ns = check_setting(str(data), train_args, args.setting, values)
+    out = Path(args.out) if args.out else Path(args.save_root) / "sweep.png"
+    json_path = Path(args.json) if args.json else out.with_suffix(".json")
+    if json_path.absolute() == out.absolute():
+        raise PipelineError(f"--out {out} and the JSON would be the same file (give --out FIG.png or --json PATH)")
+    Path(args.save_root).mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for value in values:
+        runs[value_label(value)] = run_value(args, ns, train_args, prior_args, value)
+    doc = {
+        "setting": args.setting,
+        "values": values,
+        "data": str(data),
+        "eval_subset": args.eval_subset,
+        "checkpoint": args.checkpoint,
+        "train_args": train_args,
+        "prior_args": prior_args,
+        "log_x": use_log_x(values),
+        "kl_available": any(r["kl"] is not None for r in runs.values()),
+        "conventions": {
+            "rec": "reconstruction NLL per sentence, nats, summed over words + EOS (criterion 'rec')",
+            "kl": "KL per sentence, nats, summed over the latent positions (the bound's KL); discrete latents: "
+            "the stage-two prior's NLL of the posterior codes incl. the end symbol",
+            "kl_paper": "the same per-position terms averaged over the positions of each sentence, then over "
+            "sentences (the DAVAM authors' KL)",
+            "seconds": "wall-clock seconds of each stage (train: the invocation that finished it)",
+        },
+        "runs": runs,
+    }
+    draw(doc, out)
+    write_json(json_path, doc)
+    rows = [
+        [value_label(v), fmt(r["rec"]), fmt(r["kl_paper"]), fmt(r["kl"]), fmt(r["commitment"]),
+         fmt(r["code_usage"], 0), r["epochs"], r["updates"], f"{sum(r['seconds'].values()):.0f}"]
+        for v, r in zip(values, runs.values())
+    ]  # fmt: skip
+    header = [args.setting, "Rec", "KL (paper)", "KL (sum)", "commitment", "codes", "epochs", "updates", "seconds"]
+    print(markdown_table(header, rows))
+    print(f"wrote {out} and {json_path}")
+    return doc
+
+
+def main(argv=None):
+    """Console script ``davam-sweep``: returns 0, or 2 after one error line on stderr."""
+    own, train_args = split_argv(argv)
+    parser = build_parser()
+    args = parser.parse_args(own)
+    try:
+        if not train_args:
+            raise PipelineError("give the fairseq-train arguments after -- (task, arch, criterion, optimizer, budget)")
+        run(args, train_args)
+    except (PipelineError, runner.ToolError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
