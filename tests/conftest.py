@@ -1,10 +1,17 @@
-"""Shared fixtures: a tiny generated corpus, its fairseq binaries and a trained davam_tiny.
+"""Shared fixtures and the ``cli`` marker.
 
-Everything is built under pytest's tmp dirs with the project's own scripts and the real
-fairseq command-line tools (no dependency on ../shared).
+Layout: ``tests/unit/`` mirrors the package (``modules/``, ``models/``, ``criterions/``, the
+import layers, option checks, old-checkpoint compatibility) and runs in-process;
+``tests/cli/`` holds the end-to-end runs through the command lines, each marked ``cli``
+(``pytest -m "not cli"`` is the quick loop).
+
+Fixtures: a tiny generated corpus, its fairseq binaries and a trained davam_tiny.
+
+Everything is built under pytest's tmp dirs with the project's own commands (``davam-*``,
+installed by ``pip install -e .``) and the real fairseq command-line tools (no dependency on
+../shared).
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -21,7 +28,7 @@ SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTH
 
 
 def run_cli(tool, *args, input=None, timeout=600, check=True, env=None):
-    """Run a fairseq console script (or ``python``) from this venv; fail with its log tail."""
+    """Run a console script of this venv (``fairseq-*``, ``davam-*``) or ``python``; fail with its log tail."""
     exe = sys.executable if tool == "python" else str(BIN / tool)
     proc = subprocess.run(
         [exe, *map(str, args)],
@@ -37,14 +44,6 @@ def run_cli(tool, *args, input=None, timeout=600, check=True, env=None):
     return proc
 
 
-def load_script(name):
-    path = REPO / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"davam_scripts_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 TRAIN_TINY = [
     "--user-dir", PLUGIN, "--task", "sentence_vae", "--arch", "davam_tiny", "--criterion", "davam",
     "--optimizer", "sgd", "--lr", "1.0", "--clip-norm", "5", "--batch-size", "32", "--cpu",
@@ -56,7 +55,9 @@ TRAIN_TINY = [
 @pytest.fixture(scope="session")
 def tiny_raw(tmp_path_factory):
     """Raw text: 600 train, 40 valid, 203 test sentences (with one empty line in test)."""
-    corpus = load_script("make_demo_corpus").generate_corpus(seed=7, n_train=600, n_valid=40, n_test=202)
+    from davam_plugin.cli.demo_corpus import generate_corpus
+
+    corpus = generate_corpus(seed=7, n_train=600, n_valid=40, n_test=202)
     root = tmp_path_factory.mktemp("raw")
     corpus["test"] = corpus["test"][:100] + [""] + corpus["test"][100:]
     for split, lines in corpus.items():
@@ -90,3 +91,12 @@ def fork_cli(tmp_path_factory):
     server = ForkServer(tmp_path_factory.mktemp("forked-cli"), SUBPROCESS_ENV)
     yield server
     server.close()
+
+
+CLI_DIR = Path(__file__).resolve().parent / "cli"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if CLI_DIR in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.cli)

@@ -1,10 +1,12 @@
-"""In-process helpers: a small dictionary, a tiny DAVAM, hand-built batches and an endless
-batch producer."""
+"""In-process helpers: a small dictionary, a tiny DAVAM and its ablations, a tiny AWD and its
+criterion, hand-built batches and an endless batch producer."""
 
 import torch
 from fairseq.data import Dictionary, data_utils
 
-from davam_plugin.models.davam import DavamConfig, DavamModel
+from davam_plugin.criterions.awd_elbo import AwdElboCriterion
+from davam_plugin.models.awd import AwdConfig, AwdModel
+from davam_plugin.models.davam import DAVAM_Q, GAVAM, VAE_ATTN, DavamConfig, DavamModel
 
 
 def make_dictionary(n_words=20):
@@ -89,3 +91,39 @@ class EndlessSource:
             for i in range(self.size):
                 base[i].sum()  # a view, made and freed
             yield base.detach()
+
+
+# ----------------------------------------------------------------------------- DAVAM ablations
+SMALL_PRIOR = dict(
+    gaussian_prior_embed_dim=6, gaussian_prior_layers=3, gaussian_prior_kernel_size=3, gaussian_prior_head_dim=5
+)
+ABLATIONS = {"gavam": {**GAVAM, **SMALL_PRIOR}, "vae_attn": VAE_ATTN, "davam_q": DAVAM_Q}
+
+
+# ----------------------------------------------------------------------------- AWD
+# the behaviour of models built before the decoder options existed
+LEGACY = dict(decoder_no_bos_step=True, separate_decoder_embeddings=True, uniform_dropout_unit="token")
+
+
+def tiny_awd(mode="adversarial", seed=0, **overrides):
+    torch.manual_seed(seed)
+    base = dict(embed_dim=8, encoder_hidden_dim=10, decoder_hidden_dim=12, latent_dim=3, adversary_embed_dim=6,
+                adversary_hidden_dim=7, word_dropout_mode=mode, word_dropout_rate=0.3, init_scale=0.3,
+                embed_init_scale=0.5, decoder_dropout_out=0.0)  # fmt: skip
+    base.update(overrides)
+    d = make_dictionary()
+    return AwdModel.build_model(AwdConfig(**base), TinyTask(d)), d
+
+
+def criterion(d, **kw):
+    args = dict(kl_weight_start=0.25, kl_weight_max=1.0, kl_warmup_updates=100, adversary_lambda=0.5)
+    args.update(kw)
+    return AwdElboCriterion(TinyTask(d), **args)
+
+
+OPTION_CASES = {
+    "authors": {},
+    "legacy": LEGACY,
+    "bos-step, separate tables": dict(separate_decoder_embeddings=True),
+    "no bos-step, shared table": dict(decoder_no_bos_step=True),
+}

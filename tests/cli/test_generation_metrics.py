@@ -1,4 +1,4 @@
-"""Generation metrics: scripts/diversity.py (Ent, Dist-1, Dist-2) and scripts/fluency.py
+"""Generation metrics: davam-diversity (Ent, Dist-1, Dist-2) and davam-fluency
 (mean token NLL under a fairseq language model, per length bucket)."""
 
 import json
@@ -46,7 +46,7 @@ def test_diversity_by_hand(tmp_path):
     gen = tmp_path / "gen.txt"
     gen.write_text(GENERATE_OUTPUT)
     out = tmp_path / "div.json"
-    proc = run_cli("python", "scripts/diversity.py", gen, "--json", out)
+    proc = run_cli("davam-diversity", gen, "--json", out)
     assert "Ent 1.055  Dist-1 0.600  Dist-2 1.000" in proc.stdout
     assert json.loads(out.read_text())["dist_1"] == pytest.approx(0.6)
 
@@ -73,7 +73,7 @@ def test_fluency_matches_token_by_token_scoring(tiny_lm, tiny_data, tiny_raw, tm
     samples = tmp_path / "samples.txt"
     samples.write_text("\n".join(sentences) + "\n")
     out = tmp_path / "fluency.json"
-    run_cli("python", "scripts/fluency.py", samples, "--lm-path", tiny_lm, "--lm-data", tiny_data, "--json", out,
+    run_cli("davam-fluency", samples, "--lm-path", tiny_lm, "--lm-data", tiny_data, "--json", out,
             "--cpu", "--batch-size", "2")  # fmt: skip
     got = json.loads(out.read_text())
 
@@ -105,9 +105,28 @@ def test_fluency_matches_token_by_token_scoring(tiny_lm, tiny_data, tiny_raw, tm
         assert got["buckets"][name]["mean_token_nll"] == pytest.approx(sum(values) / len(values), rel=1e-5)
 
 
+def test_fluency_progress_on_a_terminal(tiny_lm, tiny_data, tiny_raw, monkeypatch):
+    import io
+    import sys
+
+    from davam_plugin.cli.fluency import load_lm, score_sentences
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    sentences = (tiny_raw / "train.txt").read_text().splitlines()[:7]
+    model, dictionary, add_bos = load_lm(str(tiny_lm), str(tiny_data), "cpu")
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    shown = score_sentences(model, dictionary, sentences, add_bos, batch_size=3, show_progress=True)
+    assert "scoring: 100%" in err.getvalue() and "7/7" in err.getvalue() and "<00:00" in err.getvalue()
+    assert shown == score_sentences(model, dictionary, sentences, add_bos, batch_size=3)
+
+
 def test_fluency_bad_lm_path_is_one_line(tmp_path, tiny_data):
     samples = tmp_path / "s.txt"
     samples.write_text("a b\n")
-    proc = run_cli("python", "scripts/fluency.py", samples, "--lm-path", tmp_path / "none.pt", check=False)
+    proc = run_cli("davam-fluency", samples, "--lm-path", tmp_path / "none.pt", check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"error: --lm-path {tmp_path / 'none.pt'}: no such file"

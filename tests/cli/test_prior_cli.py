@@ -1,5 +1,5 @@
 """DAVAM stage two end to end: fairseq-train/validate --task davam_prior, fairseq-generate
---sample-from-prior, scripts/evaluate.py against a direct computation, and bad inputs."""
+--sample-from-prior, davam-evaluate against a direct computation, and bad inputs."""
 
 import json
 import math
@@ -110,7 +110,7 @@ def test_evaluate_script_numbers_match_a_direct_computation(prior_run, tiny_data
     checkpoint, _ = prior_run
     out = tmp_path / "eval.json"
     run_cli(
-        "python", "scripts/evaluate.py", tiny_data, "--path", tiny_checkpoint, "--prior-path", checkpoint,
+        "davam-evaluate", tiny_data, "--path", tiny_checkpoint, "--prior-path", checkpoint,
         "--split", "test", "--batch-size", "16", "--json", out, "--cpu",
     )  # fmt: skip
     got = json.loads(out.read_text())

@@ -11,27 +11,17 @@ import davam_plugin.models.awd as awd_module
 from davam_plugin.criterions.awd_elbo import AwdElboCriterion
 from davam_plugin.models.awd import AwdConfig, AwdModel
 
-from helpers import SENTENCES, TinyTask, assert_incremental_matches_full, make_batch, make_dictionary
-
-
-# the behaviour of models built before the decoder options existed
-LEGACY = dict(decoder_no_bos_step=True, separate_decoder_embeddings=True, uniform_dropout_unit="token")
-
-
-def tiny_awd(mode="adversarial", seed=0, **overrides):
-    torch.manual_seed(seed)
-    base = dict(embed_dim=8, encoder_hidden_dim=10, decoder_hidden_dim=12, latent_dim=3, adversary_embed_dim=6,
-                adversary_hidden_dim=7, word_dropout_mode=mode, word_dropout_rate=0.3, init_scale=0.3,
-                embed_init_scale=0.5, decoder_dropout_out=0.0)  # fmt: skip
-    base.update(overrides)
-    d = make_dictionary()
-    return AwdModel.build_model(AwdConfig(**base), TinyTask(d)), d
-
-
-def criterion(d, **kw):
-    args = dict(kl_weight_start=0.25, kl_weight_max=1.0, kl_warmup_updates=100, adversary_lambda=0.5)
-    args.update(kw)
-    return AwdElboCriterion(TinyTask(d), **args)
+from helpers import (
+    LEGACY,
+    OPTION_CASES,
+    SENTENCES,
+    TinyTask,
+    assert_incremental_matches_full,
+    criterion,
+    make_batch,
+    make_dictionary,
+    tiny_awd,
+)
 
 
 def reference_loss(model, sample, eps, score_eps, kl_weight, lam, bos_step, shared, uniform_noise=None,
@@ -81,12 +71,6 @@ def reference_loss(model, sample, eps, score_eps, kl_weight, lam, bos_step, shar
     return total
 
 
-OPTION_CASES = {
-    "authors": {},
-    "legacy": LEGACY,
-    "bos-step, separate tables": dict(separate_decoder_embeddings=True),
-    "no bos-step, shared table": dict(decoder_no_bos_step=True),
-}
 
 
 @pytest.mark.parametrize("mode", ["adversarial", "none"])

@@ -18,12 +18,18 @@ from davam_plugin.criterions.davam import DavamCriterion
 from davam_plugin.models import davam as davam_module
 from davam_plugin.models.davam import DAVAM_Q, GAVAM, VAE_ATTN, DavamConfig, DavamModel
 from davam_plugin.modules.gaussian_conv_prior import GaussianConvPrior
-from helpers import assert_incremental_matches_full, SENTENCES, TinyTask, make_batch, make_dictionary, tiny_config, tiny_model
-
-SMALL_PRIOR = dict(
-    gaussian_prior_embed_dim=6, gaussian_prior_layers=3, gaussian_prior_kernel_size=3, gaussian_prior_head_dim=5
+from helpers import (
+    ABLATIONS,
+    SENTENCES,
+    SMALL_PRIOR,
+    TinyTask,
+    assert_incremental_matches_full,
+    make_batch,
+    make_dictionary,
+    tiny_config,
+    tiny_model,
 )
-ABLATIONS = {"gavam": {**GAVAM, **SMALL_PRIOR}, "vae_attn": VAE_ATTN, "davam_q": DAVAM_Q}
+
 
 
 def ablation_model(name, seed=0, dtype=torch.float32):

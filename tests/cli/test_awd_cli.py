@@ -1,9 +1,11 @@
 """AWD end to end through the fairseq CLI on the tiny corpus: training in each word-dropout
 mode, validation, generation (reconstruction and from the prior), the KL schedule across a
-resumed run, Polyak (EMA) weights, evaluate.py, latent tools and the adversary view."""
+resumed run, Polyak (EMA) weights, davam-evaluate, davam-latent and davam-adversary-view."""
 
+import io
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -117,7 +119,7 @@ def test_ema_weights_are_stored_and_used_by_evaluate(awd_runs, tiny_data, tmp_pa
     for use_ema in (False, True):
         out = tmp_path / f"eval_{use_ema}.json"
         run_cli(
-            "python", "scripts/evaluate.py", tiny_data, "--path", save / "checkpoint_last.pt", "--split", "valid",
+            "davam-evaluate", tiny_data, "--path", save / "checkpoint_last.pt", "--split", "valid",
             "--iw-samples", "6", "--iw-chunk", "4", "--json", out, "--cpu", *(["--use-ema"] if use_ema else []),
         )  # fmt: skip
         outs[use_ema] = json.loads(out.read_text())
@@ -129,7 +131,7 @@ def test_ema_weights_are_stored_and_used_by_evaluate(awd_runs, tiny_data, tmp_pa
         assert r["ppl_iw"] == pytest.approx(math.exp(r["iw_nll"] * r["sentences"] / r["tokens"]), rel=1e-6)
     assert outs[True]["rec"] != outs[False]["rec"]
     out = tmp_path / "eval_subset.json"
-    base = ["python", "scripts/evaluate.py", tiny_data, "--path", save / "checkpoint_last.pt", "--split", "valid",
+    base = ["davam-evaluate", tiny_data, "--path", save / "checkpoint_last.pt", "--split", "valid",
             "--iw-samples", "6", "--iw-chunk", "4", "--cpu"]  # fmt: skip
     printed = run_cli(*base, "--iw-max-sentences", "5", "--json", out).stdout
     sub = json.loads(out.read_text())
@@ -139,11 +141,38 @@ def test_ema_weights_are_stored_and_used_by_evaluate(awd_runs, tiny_data, tmp_pa
     assert proc.returncode != 0 and proc.stderr.strip().splitlines()[-1] == "error: --iw-max-sentences must be >= 1, got 0"
 
 
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal (tqdm shows its bars only on one)."""
+
+    def isatty(self):
+        return True
+
+
+def test_evaluate_iw_progress_counts_every_decoded_sentence(awd_runs, tiny_data, monkeypatch):
+    from davam_plugin.cli.evaluate import decoded_sentences_progress
+    from davam_plugin.evaluation import evaluate_gaussian_split
+    from davam_plugin.loading import load_sentence_model
+
+    task, model = load_sentence_model(str(awd_runs["none"][0] / "checkpoint_last.pt"), str(tiny_data))
+    sentences = task.load_sentences("valid")
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with decoded_sentences_progress(model, 40 + 5 * 6):  # one ELBO decode each + 6 IW samples x 5 sentences
+        with_bar = evaluate_gaussian_split(model, sentences, iw_samples=6, iw_chunk=4, batch_size=16, iw_max_sentences=5)
+    shown = err.getvalue()
+    assert "IW sampling: 100%" in shown and "70/70" in shown and "<00:00" in shown, shown[-500:]
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: no bar
+    with decoded_sentences_progress(model, 70) as silent:
+        without = evaluate_gaussian_split(model, sentences, iw_samples=6, iw_chunk=4, batch_size=16, iw_max_sentences=5)
+    assert silent.bar.disable and not model.decoder._forward_hooks, "the hook is removed afterwards"
+    assert with_bar == without
+
+
 def test_latent_tools_and_adversary_view(awd_runs, tiny_data, tiny_raw, tmp_path):
     save, _ = awd_runs["adversarial"]
     ckpt = save / "checkpoint_last.pt"
     train = (tiny_raw / "train.txt").read_text().splitlines()
-    base = ["python", "scripts/latent_tools.py", tiny_data, "--path", ckpt, "--cpu", "--beam", "2"]
+    base = ["davam-latent", tiny_data, "--path", ckpt, "--cpu", "--beam", "2"]
     out = run_cli(*base, "interpolate", "--sentence-a", train[0], "--sentence-b", train[1], "--steps", "4").stdout
     assert [line.split("\t")[0] for line in out.splitlines()] == ["t=0.00", "t=0.33", "t=0.67", "t=1.00"]
     out = run_cli(*base, "sample", "--num", "3").stdout
@@ -152,7 +181,7 @@ def test_latent_tools_and_adversary_view(awd_runs, tiny_data, tiny_raw, tmp_path
     assert len(out.splitlines()) == 2
     html, js = tmp_path / "adv.html", tmp_path / "adv.json"
     run_cli(
-        "python", "scripts/adversary_view.py", tiny_data, "--path", ckpt, "--sentence", train[3],
+        "davam-adversary-view", tiny_data, "--path", ckpt, "--sentence", train[3],
         "--sentence", train[4], "--out", html, "--json", js, "--num-samples", "200", "--cpu",
     )  # fmt: skip
     rows = json.loads(js.read_text())
@@ -162,10 +191,40 @@ def test_latent_tools_and_adversary_view(awd_runs, tiny_data, tiny_raw, tmp_path
         assert row["k"] == math.floor(0.3 * n + 0.5) and sum(row["dropped"]) == row["k"]
         assert sum(row["p_drop"]) == pytest.approx(row["k"], abs=1e-9)
     proc = run_cli(
-        "python", "scripts/adversary_view.py", tiny_data, "--path", awd_runs["none"][0] / "checkpoint_last.pt",
+        "davam-adversary-view", tiny_data, "--path", awd_runs["none"][0] / "checkpoint_last.pt",
         "--sentence", train[0], "--out", html, "--cpu", check=False,
     )  # fmt: skip
     assert proc.returncode != 0 and "it has no adversary" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_adversary_view_takes_sentences_and_a_file_and_shows_a_legend(awd_runs, tiny_data, tiny_raw, tmp_path):
+    ckpt = awd_runs["adversarial"][0] / "checkpoint_last.pt"
+    train = (tiny_raw / "train.txt").read_text().splitlines()
+    listing = tmp_path / "sentences.txt"
+    listing.write_text(f"{train[6]}\n\n  {train[7]}  \nThe zebra .\n")  # an empty line: skipped
+    html, js = tmp_path / "out" / "adv.html", tmp_path / "out" / "adv.json"
+    proc = run_cli(
+        "davam-adversary-view", tiny_data, train[5], "--path", ckpt, "--input", listing, train[8],
+        "--out", html, "--json", js, "--num-samples", "50", "--cpu",
+    )  # fmt: skip
+    assert proc.stdout.strip().splitlines()[-1] == f"wrote {html} (5 sentences)"
+    rows = json.loads(js.read_text())
+    # arguments (wherever they stand among the options) first, then the file's lines
+    expected = [train[5], train[8], train[6], train[7], "The zebra ."]
+    assert [" ".join(w for w in row["words"] if w != "<s>") for row in rows] == expected
+    # tiny_data was made by plain fairseq-preprocess: no stored preparation, words as given
+    assert "has no preprocessing.json" in proc.stderr
+    warnings = [line.split(" | ")[-1] for line in proc.stderr.splitlines() if "read as <unk>" in line]
+    assert warnings == ["sentence 5: 2 word(s) not in the dictionary, read as <unk>: 'The', 'zebra'"]
+    page = html.read_text()
+    legend = page[page.index("<div class='legend'>") : page.index("</div>")]
+    assert "P(drop), from 50 score draws" in legend and "struck through, bold" in legend
+    for p in (0, 0.25, 0.5, 0.75, 1):
+        assert f"<span class='w' style='background:rgba(220,30,30,{p:.3f})'>{p:g}</span>" in legend
+    assert page.count("<p><span") == 5
+    proc = run_cli("davam-adversary-view", tiny_data, "--path", ckpt, "--out", html, "--cpu", check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == "error: give sentences (arguments, --sentence or --input FILE)"
 
 
 def test_composite_optimizer_gives_the_adversary_its_own_adam(tiny_data, tmp_path):

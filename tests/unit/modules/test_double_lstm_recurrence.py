@@ -10,7 +10,7 @@ import davam_plugin.models.awd as awd_module
 from davam_plugin.modules import double_lstm_recurrence as recurrence
 from davam_plugin.modules.double_lstm_recurrence import DoubleLSTMRecurrence, double_lstm_recurrence
 from helpers import SENTENCES, make_batch
-from test_awd_model import OPTION_CASES, criterion, tiny_awd
+from helpers import OPTION_CASES, criterion, tiny_awd
 
 
 def _cell(gates, c):

@@ -46,7 +46,7 @@ def pipeline(arch, data, root):
         prior = ["--prior-path", root / f"{arch}_prior" / "checkpoint_last.pt"]
     sampled = run_cli("fairseq-generate", data, *common, *prior, "--sample-from-prior", "6", "--beam", "1", "--sampling")
     out = root / f"{arch}_eval.json"
-    run_cli("python", "scripts/evaluate.py", data, "--path", ckpt, *prior, "--split", "test", "--json", out, "--cpu")
+    run_cli("davam-evaluate", data, "--path", ckpt, *prior, "--split", "test", "--json", out, "--cpu")
     return {
         "train": train.stdout + train.stderr,
         "validate": validate.stdout + validate.stderr,
@@ -131,7 +131,7 @@ def test_prior_sampling_dispatch_by_model(tiny_data):
     from davam_plugin.models.awd import AwdConfig, AwdModel
     from davam_plugin.models.davam import DavamModel
     from davam_plugin.tasks.sentence_vae import SentenceVAEConfig, SentenceVAETask
-    from test_ablations import ABLATIONS, tiny_config
+    from helpers import ABLATIONS, tiny_config
 
     task = SentenceVAETask(SentenceVAEConfig(data=str(tiny_data), sample_from_prior=5), Dictionary.load(str(tiny_data / "dict.txt")))
     train_sizes = set(task.load_sentences("train").sizes.tolist())

@@ -4,12 +4,11 @@ One parametrized table: the inputs of issue 13 (cut-short checkpoints for every 
 renamed to .bin/.idx, a training text of empty lines, non-UTF-8 text, ``--beam 0``, empty and
 over-long lines typed to fairseq-interactive) and a selection of older one-line errors. Each
 case asserts the exit status, that no ``Traceback`` is printed and the key words of the
-message (of the last line for errors). The fairseq tools run forked from a warm interpreter
-(tests/forked_cli.py); prepare_corpus.py refuses before importing fairseq and runs as a
-plain subprocess.
+message (of the last line for errors). The fairseq tools and the ``davam-*`` commands run
+forked from a warm interpreter (tests/forked_cli.py).
 
 Plain ``fairseq-preprocess`` (fairseq's own tool, no plugin) still ends non-UTF-8 input with
-a traceback (``ValueError: negative seek position -1``); scripts/prepare_corpus.py checks
+a traceback (``ValueError: negative seek position -1``); davam-prepare-corpus checks
 the text first.
 """
 
@@ -18,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLUGIN, REPO, TRAIN_TINY, run_cli
+from conftest import PLUGIN, TRAIN_TINY
 
-PREPARE = REPO / "scripts" / "prepare_corpus.py"
 INTERACTIVE = ["--user-dir", PLUGIN, "--task", "sentence_vae", "--cpu"]
 EVAL = [*INTERACTIVE, "--batch-size", "16"]
 
@@ -92,7 +90,7 @@ def empty_checkpoint_last_alone(x):
 
 
 def evaluate_cut_checkpoint(x):
-    return "python", ["scripts/evaluate.py", x.data, "--path", x.cut_checkpoint(), "--split", "valid", "--cpu"], None
+    return "davam-evaluate", [x.data, "--path", x.cut_checkpoint(), "--split", "valid", "--cpu"], None
 
 
 def text_renamed_to_bin_idx(x):
@@ -121,12 +119,12 @@ def empty_training_split_with_a_dictionary(x):
 
 def empty_training_text_prepare_corpus(x):
     (x.tmp / "empty.txt").write_text("\n \n\t\n\n")
-    return "prepare_corpus", ["--trainpref", x.tmp / "empty.txt", "--destdir", x.tmp / "bin"], None
+    return "davam-prepare-corpus", ["--trainpref", x.tmp / "empty.txt", "--destdir", x.tmp / "bin"], None
 
 
 def non_utf8_prepare_corpus(x):
     (x.tmp / "latin1.txt").write_bytes("the cat\nthe caf\xe9 is open\n".encode("latin-1"))
-    return "prepare_corpus", ["--trainpref", x.tmp / "latin1.txt", "--destdir", x.tmp / "bin"], None
+    return "davam-prepare-corpus", ["--trainpref", x.tmp / "latin1.txt", "--destdir", x.tmp / "bin"], None
 
 
 def interactive_empty_line(x):
@@ -157,7 +155,7 @@ def generate_missing_split(x):
 
 
 def prepare_corpus_missing_file(x):
-    return "prepare_corpus", ["--trainpref", x.tmp / "nope.txt", "--destdir", x.tmp / "bin"], None
+    return "davam-prepare-corpus", ["--trainpref", x.tmp / "nope.txt", "--destdir", x.tmp / "bin"], None
 
 
 # (case, exit status, key words; "{tmp}" is the case's scratch directory)
@@ -188,9 +186,6 @@ CASES = [
 
 
 def run_case(tool, args, stdin, x):
-    if tool == "prepare_corpus":
-        proc = run_cli("python", PREPARE, *args, check=False, timeout=120)
-        return proc.returncode, proc.stdout + proc.stderr
     result = x.fork_cli.run(tool, *args, input=stdin)
     return result.returncode, result.output
 

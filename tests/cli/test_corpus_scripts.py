@@ -1,42 +1,34 @@
-"""Tests for scripts/make_demo_corpus.py and scripts/prepare_corpus.py.
+"""Tests for davam-demo-corpus and davam-prepare-corpus (davam_plugin/cli/demo_corpus.py,
+prepare_corpus.py) and the corpus preparation stored with the data
+(davam_plugin/data/preprocessing.py).
 
-The scripts are run as subprocesses with the current interpreter; the demo
-corpus generator is also imported from its file path.  Nothing here needs
-data outside of pytest's ``tmp_path``.
+The commands are run as subprocesses (the installed console scripts); the demo corpus
+generator is also imported. Nothing here needs data outside of pytest's ``tmp_path``.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = REPO / "scripts"
-MAKE_DEMO = SCRIPTS / "make_demo_corpus.py"
-PREPARE = SCRIPTS / "prepare_corpus.py"
+from davam_plugin.cli import demo_corpus as gen
+from davam_plugin.data.preprocessing import load_preprocessing, raw_text_encoder
+
+BIN = Path(sys.executable).parent
+MAKE_DEMO = BIN / "davam-demo-corpus"
+PREPARE = BIN / "davam-prepare-corpus"
 
 #: A raw line that needs Moses tokenization and lower-casing.
 RAW_MIXED = 'Hello, World! The DOG said: "I can\'t see the ball."'
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("make_demo_corpus",
-                                                  MAKE_DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
-
-
-def run_script(script: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(script), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+def run_script(command: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(command), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +37,7 @@ def default_corpus():
 
 
 # ---------------------------------------------------------------------------
-# make_demo_corpus.py
+# davam-demo-corpus
 # ---------------------------------------------------------------------------
 
 
@@ -106,7 +98,7 @@ def test_make_demo_corpus_cli(tmp_path):
     res = run_script(MAKE_DEMO, "--out-dir", out, "--seed", 3,
                      "--train", 50, "--valid", 7, "--test", 5)
     assert res.returncode == 0, res.stderr
-    assert len(res.stdout.strip().splitlines()) == 1
+    assert len(res.stdout.strip().splitlines()) == 1, res.stdout
     assert "vocab=" in res.stdout
     expected = gen.generate_corpus(3, 50, 7, 5)
     for split, n in (("train", 50), ("valid", 7), ("test", 5)):
@@ -116,7 +108,7 @@ def test_make_demo_corpus_cli(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# prepare_corpus.py
+# davam-prepare-corpus
 # ---------------------------------------------------------------------------
 
 
@@ -170,6 +162,20 @@ def test_prepare_corpus_default(raw_corpus, tmp_path):
     assert len(ds) == 202
     assert len(ds[100]) == 1
 
+    # The choices are stored with the data, and applying them to the raw lines gives
+    # exactly the lines that were binarized.
+    stored = json.loads((destdir / "preprocessing.json").read_text())
+    assert stored == {"format": 1, "tokenize": True, "lang": "en", "lowercase": True,
+                      "sentencepiece": None, "nwordssrc": None, "thresholdsrc": None,
+                      "max_lines": None}
+    prep = load_preprocessing(str(destdir))
+    raw = (raw_corpus / "train.txt").read_text(encoding="utf-8").split("\n")
+    assert [prep(line) for line in raw] == tok
+    assert prep("  The DOG,   said ANNA! ") == "the dog , said anna !"
+    # fairseq-interactive's hook: the same function (a colon-separated DATA: its first)
+    encoder = raw_text_encoder(f"{destdir}:{tmp_path}")
+    assert encoder(RAW_MIXED) == tok[101]
+
     # Running again without --overwrite is a user error.
     res = run_script(PREPARE, "--trainpref", raw_corpus / "train.txt",
                      "--destdir", destdir)
@@ -195,6 +201,45 @@ def test_prepare_corpus_sentencepiece(raw_corpus, tmp_path):
     assert "\u2581" in pieces
     assert len(pieces.split("\n")) == 202 + 1
     assert len(_load_dict(destdir)) <= 100 + 8  # pieces + fairseq padding
+    assert "warning" not in res.stderr
+    stored = json.loads((destdir / "preprocessing.json").read_text())
+    assert stored["sentencepiece"] == {"model": "spm.model", "model_type": "unigram",
+                                       "vocab_size_requested": 100, "pieces": 100}
+    # raw line -> tokenize, lower-case, sentencepiece: exactly the binarized pieces
+    prep = load_preprocessing(str(destdir))
+    raw = (raw_corpus / "train.txt").read_text(encoding="utf-8").split("\n")
+    assert [prep(line) for line in raw] == pieces.split("\n")
+
+
+def test_prepare_corpus_sentencepiece_fewer_pieces_than_asked(raw_corpus, tmp_path):
+    destdir = tmp_path / "spm-big"
+    res = run_script(PREPARE, "--trainpref", raw_corpus / "train.txt",
+                     "--destdir", destdir, "--sentencepiece-vocab-size", 3000,
+                     "--quiet")
+    assert res.returncode == 0, res.stdout + res.stderr
+    stored = json.loads((destdir / "preprocessing.json").read_text())
+    made = stored["sentencepiece"]["pieces"]
+    assert 100 < made < 3000
+    warnings = [line for line in res.stderr.splitlines() if "warning" in line]
+    assert warnings == [f"davam-prepare-corpus: warning: sentencepiece made {made} pieces, "
+                        "fewer than the 3000 of --sentencepiece-vocab-size (the training "
+                        "text has too few distinct pieces)"]
+
+
+def test_preprocessing_file_problems(tmp_path):
+    assert load_preprocessing(str(tmp_path)) is None  # plain fairseq-preprocess data
+    assert raw_text_encoder(str(tmp_path))("The  DOG") == "The  DOG"  # used as given
+    (tmp_path / "preprocessing.json").write_text("{not json")
+    with pytest.raises(SystemExit) as e:
+        raw_text_encoder(str(tmp_path))
+    assert str(e.value).startswith(f"error: {tmp_path / 'preprocessing.json'} cannot be read")
+    (tmp_path / "preprocessing.json").write_text(json.dumps(
+        {"format": 1, "tokenize": False, "lowercase": True,
+         "sentencepiece": {"model": "spm.model"}}))
+    with pytest.raises(SystemExit) as e:
+        raw_text_encoder(str(tmp_path))
+    assert str(e.value) == (f"error: {tmp_path / 'preprocessing.json'}: its sentencepiece "
+                            f"model {tmp_path / 'spm.model'} is missing")
 
 
 def test_prepare_corpus_missing_file(tmp_path):
@@ -204,6 +249,6 @@ def test_prepare_corpus_missing_file(tmp_path):
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
     last = res.stderr.strip().splitlines()[-1]
-    assert last == (f"prepare_corpus.py: error: --trainpref: "
+    assert last == (f"davam-prepare-corpus: error: --trainpref: "
                     f"file not found: {missing}")
     assert not (tmp_path / "bin").exists()

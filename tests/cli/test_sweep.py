@@ -1,0 +1,130 @@
+"""davam-sweep (davam_plugin/cli/sweep.py): one training per value of a fairseq setting, final
+Rec and KL as JSON + PNG, resumable; bad inputs give one error line naming the flag."""
+
+import json
+import math
+
+import pytest
+
+from davam_plugin.cli import sweep
+from davam_plugin.cli.pipeline import PipelineError, number_list, validate_summary, value_label
+
+from conftest import TRAIN_TINY
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PRIOR_ARGS = (
+    "--arch davam_prior_tiny --criterion davam_prior --optimizer adam --lr 0.003 --batch-size 32 --cpu "
+    "--num-workers 0 --no-epoch-checkpoints --max-update 3"
+)
+TRAIN = [*TRAIN_TINY, "--max-update", "3"]
+
+
+def test_number_list_and_value_labels():
+    assert number_list("128, 256,512", "--values") == [128, 256, 512]
+    assert [type(v) for v in number_list("1,0.5,2e1", "--values")] == [int, float, float]
+    assert number_list("0.1,20", "--values") == [0.1, 20]
+    assert [value_label(v) for v in (128, 0.5, 1.0, 20.0)] == ["128", "0.5", "1", "20"]
+    for text, message in [
+        ("128,,256", "--values '128,,256': give comma-separated numbers, none empty"),
+        ("128,abc", "--values '128,abc': 'abc' is not a number"),
+        ("128,nan", "--values '128,nan': 'nan' is not a finite number"),
+        ("128,128", "--values '128,128': 128 repeats"),
+    ]:
+        with pytest.raises(PipelineError) as e:
+            number_list(text, "--values")
+        assert str(e.value) == message
+    with pytest.raises(PipelineError, match=r"'0' must be > 0"):
+        number_list("0,1", "--sizes", kind=int, positive=True)
+    with pytest.raises(PipelineError, match=r"'0.5' is not an integer"):
+        number_list("1,0.5", "--sizes", kind=int)
+
+
+def test_validate_summary_reads_the_subset_prefixed_record(tmp_path):
+    log = tmp_path / "v.log"
+    log.write_text(
+        '2026-12-02 15:30:21 | INFO | fairseq_cli.train | {"epoch": 1, "valid_loss": "9"}\n'
+        '2026-12-02 15:30:21 | INFO | test | {"test_loss": "7.403", "test_ppl": "169.2", "test_wpb": "480"}\n'
+    )
+    assert validate_summary(log) == {"loss": 7.403, "ppl": 169.2, "wpb": 480.0}
+    log.write_text("nothing here\n")
+    with pytest.raises(PipelineError, match="no fairseq-validate summary"):
+        validate_summary(log)
+
+
+def test_log_x_axis_for_codebook_sizes():
+    assert sweep.use_log_x([128, 256, 512, 1024])
+    assert not sweep.use_log_x([8, 16])
+    assert not sweep.use_log_x([0, 5, 10])
+
+
+def _mtimes(root):
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.parent.name != "__pycache__"}
+
+
+def test_sweep_two_codebook_sizes_then_resume(tiny_data, tmp_path, capsys):
+    root = tmp_path / "sweep"
+    argv = [str(tiny_data), "--save-root", str(root), "--setting", "--num-codes", "--values", "8,16",
+            "--prior-args", PRIOR_ARGS, "--", *TRAIN]  # fmt: skip
+    assert sweep.main(argv) == 0
+    out = capsys.readouterr().out
+    doc = json.loads((root / "sweep.json").read_text())
+    assert (root / "sweep.png").read_bytes()[:8] == PNG_MAGIC
+    assert doc["setting"] == "--num-codes" and doc["values"] == [8, 16] and sorted(doc["runs"]) == ["16", "8"]
+    assert doc["kl_available"] and not doc["log_x"]
+    for value in ("8", "16"):
+        r = doc["runs"][value]
+        for key in ("rec", "kl", "kl_paper", "commitment"):
+            assert math.isfinite(r[key]), (value, key, r[key])
+        assert r["kl"] > r["kl_paper"] > 0, "summed KL > KL averaged over >= 2 positions"
+        assert r["updates"] == 3 and r["epochs"] == 1
+        assert 1 <= r["code_usage"] <= int(value)
+        # the value reached fairseq: the checkpoint's codebook has K rows
+        log = (root / f"num-codes_{value}" / "train.log").read_text()
+        assert f"'num_codes': {value}" in log
+        assert r["kl_source"].startswith("stage-two prior")
+    assert "| --num-codes | Rec |" in out and "\n| 8 | " in out and "\n| 16 | " in out
+
+    before = _mtimes(root / "num-codes_8") | _mtimes(root / "num-codes_16")
+    assert sweep.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "training finished already" in out and "fairseq-train ->" not in out
+    after = _mtimes(root / "num-codes_8") | _mtimes(root / "num-codes_16")
+    assert after == before, "a finished sweep reruns nothing (train/prior logs and checkpoints untouched)"
+    assert json.loads((root / "sweep.json").read_text())["runs"] == doc["runs"]
+
+
+@pytest.mark.parametrize(
+    "setting, values, extra, message",
+    [
+        ("--num-codes", "8,x", [], "--values '8,x': 'x' is not a number"),
+        ("--num-codez", "8,16", [], "--setting --num-codez: not a fairseq-train flag of --task sentence_vae "
+         "--arch davam_tiny --criterion davam"),
+        ("num-codes", "8,16", [], "--setting 'num-codes': give a fairseq-train flag such as --num-codes"),
+        ("--num-codes", "8,0.5", [], "--values: 0.5 is refused by --num-codes: argument --num-codes: invalid int value: '0.5'"),
+        ("--max-update", "3,4", [], "do not pass --max-update after --: the sweep sets it for every value"),
+        ("--num-codes", "8,16", ["--save-dir", "x"], "do not pass --save-dir after --"),
+        ("--num-codes", "8,16", ["--no-such-flag"], "the fairseq-train arguments after -- include unknown flag(s): --no-such-flag"),
+    ],
+)  # fmt: skip
+def test_bad_sweep_inputs_give_one_error_line(tiny_data, tmp_path, capsys, setting, values, extra, message):
+    argv = [str(tiny_data), "--save-root", str(tmp_path / "s"), "--setting", setting, "--values", values, "--",
+            *TRAIN, *extra]  # fmt: skip
+    assert sweep.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"davam-sweep: error: {message}"), err
+    assert not (tmp_path / "s" / "sweep.json").exists()
+
+
+def test_sweep_refuses_a_data_dir_without_dictionary(tmp_path, capsys):
+    argv = [str(tmp_path), "--save-root", str(tmp_path / "s"), "--setting", "--num-codes", "--values", "8", "--", *TRAIN]
+    assert sweep.main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"davam-sweep: error: DATA {tmp_path}: no dict.txt there " \
+        "(give a fairseq-preprocess --only-source directory)"  # fmt: skip
+
+
+def test_sweep_needs_the_fairseq_train_arguments(tiny_data, tmp_path, capsys):
+    argv = [str(tiny_data), "--save-root", str(tmp_path / "s"), "--setting", "--num-codes", "--values", "8,16"]
+    assert sweep.main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        "davam-sweep: error: give the fairseq-train arguments after -- (task, arch, criterion, optimizer, budget)"
+    )
