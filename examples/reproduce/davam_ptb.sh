@@ -25,3 +25,17 @@ STAGE1=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch da
   --save-dir "$RUN/stage1" --no-epoch-checkpoints --log-format json --log-interval 100
   --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}")
 run_stage stage1 "$RUN" "${STAGE1[@]}"
+# Stage two: the PixelCNN prior over the codes of the frozen best stage-one model, with the
+# authors' settings (arch davam_prior: width 512, 15 gated layers, kernel 5; SGD lr 0.5, clip 5,
+# batch 32, at most 50 epochs, the same plateau schedule watching the validation NLL).
+STAGE2=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task davam_prior --davam-path "$RUN/stage1/checkpoint_best.pt"
+  --arch davam_prior --criterion davam_prior --optimizer sgd --lr 0.5 --clip-norm 5 --batch-size 32 --max-epoch 50
+  --lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5
+  --stop-min-lr 0 --save-dir "$RUN/stage2" --no-epoch-checkpoints --log-format json --log-interval 100
+  --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}")
+[ -n "${MAX_UPDATE:-}" ] && STAGE2+=(--max-update "$MAX_UPDATE")  # a smoke run of stage two
+run_stage stage2 "$RUN" "${STAGE2[@]}"
+# Evaluation on the test set: Rec, the paper's KL/PPL and the true bound (davam-evaluate).
+EVAL=(davam-evaluate "$DATA" --path "$RUN/stage1/checkpoint_best.pt" --prior-path "$RUN/stage2/checkpoint_best.pt"
+  --split test --json "$RUN/eval_test.json" "${PRECISION_FLAGS[@]}")
+run_stage eval "$RUN" "${EVAL[@]}"
