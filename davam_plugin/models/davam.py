@@ -47,6 +47,7 @@ Ablations of the paper (section IV, Table II), the same encoder/decoder under sw
   with state (h, c) in fairseq's search.
 """
 
+import logging
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -73,6 +74,8 @@ from davam_plugin.modules.precision import run_lstm
 from davam_plugin.modules.gaussian_conv_prior import GaussianConvPrior
 from davam_plugin.metrics import at_least_fp32 as _fp32, gaussian_kl, gaussian_kl_diag
 from davam_plugin.models.base import PriorSampling, SentenceVAEBaseModel, set_arch_defaults
+
+logger = logging.getLogger(__name__)
 
 LATENT_TYPES = ChoiceEnum(["discrete", "gaussian"])
 LATENT_POSITIONS = ChoiceEnum(["all", "last"])
@@ -400,8 +403,23 @@ class DavamModel(SentenceVAEBaseModel):
                 z = z.masked_fill(beyond.unsqueeze(-1), 0.0)
             return {"src_latents": z.to(param.dtype), "src_code_lengths": lengths}
         prior = sampling.stage_two_prior(self)
-        codes, lengths = prior.sample(bsz, sampling.max_len, t, sampling.topk)
+        allowed = self.live_codes()
+        codes, lengths = prior.sample(bsz, sampling.max_len, t, sampling.topk, allowed=allowed)
         return {"src_codes": codes, "src_code_lengths": lengths}
+
+    def live_codes(self) -> Tensor:
+        """Codes the stage-one quantizer holds data for: EMA cluster size n_k > 0. A code never
+        assigned in training keeps n_k = 0 and its randomly initialised vector, divided by the
+        smoothed size (about eps): it sits far from every encoder state (1e5 times its initial
+        norm early in training) and the decoder, never trained on it, overflows on it. Prior
+        sampling leaves such codes out (an under-trained prior still gives them mass)."""
+        live = self.encoder.quantizer.cluster_size > 0
+        dead = int((~live).sum())
+        if dead and not getattr(self, "_logged_dead_codes", False):
+            logger.info(f"prior sampling: {dead} of {live.numel()} codes were never assigned in training "
+                        f"(EMA cluster size 0): they are not sampled")
+            self._logged_dead_codes = True
+        return live
 
 
 @register_model_architecture("davam", "davam_ptb")

@@ -165,10 +165,13 @@ class DavamPriorModel(BaseFairseqModel):
         temperature: float = 1.0,
         topk: int = 0,
         return_logits: bool = False,
+        allowed: Optional[Tensor] = None,
     ):
         """Draw ``num`` code sequences. Returns codes (num, T_max) padded with ``self.pad``
         (EOC not included), lengths (num,), and with ``return_logits`` the raw step logits
-        (num, T_max + 1, K + 1) for every position up to and including the EOC position."""
+        (num, T_max + 1, K + 1) for every position up to and including the EOC position.
+        ``allowed`` (bool, K): codes outside it are never drawn (their probability goes to the
+        others in proportion); the end symbol is always allowed. None or all True: no change."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if max_len < 1:
@@ -180,11 +183,16 @@ class DavamPriorModel(BaseFairseqModel):
         lengths = torch.full((num,), max_len, dtype=torch.long, device=device)
         all_logits = []
         prev = None
+        banned = None
+        if allowed is not None and not bool(allowed.all()):
+            banned = torch.cat([~allowed.to(device=device, dtype=torch.bool), allowed.new_zeros(1, dtype=torch.bool).to(device)])
         for t in range(max_len + 1):
             logits = self.step(prev, state, t).float()
             if return_logits:
                 all_logits.append(logits)
             scores = logits / temperature
+            if banned is not None:
+                scores = scores.masked_fill(banned, float("-inf"))
             if t == max_len:  # length cap: end here
                 z = torch.full_like(lengths, self.eoc)
             else:

@@ -114,3 +114,36 @@ def test_log_probs_are_the_cross_entropy_terms():
     assert torch.allclose(lp[1, 3], logp[1, 3, codes[1, 3]])
     ce = F.cross_entropy(model(codes).reshape(-1, K + 1), codes.reshape(-1), ignore_index=model.pad, reduction="sum")
     assert torch.allclose(-lp.sum(), ce)
+
+
+def test_codes_outside_allowed_are_never_drawn():
+    """``allowed`` removes codes (the stage-one quantizer's never-assigned ones) from sampling,
+    even where the prior puts nearly all its mass on them; the end symbol stays possible; all
+    allowed is exactly the unmasked sampler."""
+    model = tiny_prior()
+    with torch.no_grad():
+        model.head_out.bias[:3] += 20.0  # codes 0, 1, 2 dominate
+    allowed = torch.ones(K, dtype=torch.bool)
+    allowed[:3] = False
+    torch.manual_seed(5)
+    codes, lengths = model.sample(64, 6, allowed=allowed)
+    real = codes[torch.arange(codes.size(1)).unsqueeze(0) < lengths.unsqueeze(1)]
+    assert real.numel() > 0 and not bool((real < 3).any())
+    torch.manual_seed(5)
+    unmasked, _ = model.sample(64, 6)
+    assert bool((unmasked < 3).float().mean() > 0.9)  # the test would fail without the mask
+    torch.manual_seed(5)
+    same, same_len = model.sample(64, 6, allowed=torch.ones(K, dtype=torch.bool))
+    torch.manual_seed(5)
+    ref, ref_len = model.sample(64, 6)
+    assert torch.equal(same, ref) and torch.equal(same_len, ref_len)
+
+
+def test_davam_prior_sampling_leaves_out_never_assigned_codes():
+    from helpers import tiny_model
+
+    model, _ = tiny_model()
+    q = model.encoder.quantizer
+    q.cluster_size.zero_()
+    q.cluster_size[[1, 4]] = 0.5
+    assert model.live_codes().nonzero().flatten().tolist() == [1, 4]
