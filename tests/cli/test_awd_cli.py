@@ -243,3 +243,35 @@ def test_composite_optimizer_gives_the_adversary_its_own_adam(tiny_data, tmp_pat
     assert set(opt_state) == {"default", "adversary"}
     adam_state = opt_state["adversary"]["state"]
     assert adam_state and all("exp_avg" in s for s in adam_state.values()), "Adam moments for the adversary"
+
+
+@pytest.mark.parametrize("mode", ["adversarial", "uniform"])
+def test_reproduction_recipe_smoke_run(mode, tiny_data, tmp_path):
+    """examples/reproduce/awd_ptb.sh end to end at hidden 16 for 2 updates (training through
+    its hydra config, then davam-evaluate), and a rerun of the finished recipe skips both
+    stages. The adversarial config is the composite-optimizer one (VAE SGD, adversary Adam)."""
+    import os
+    import subprocess
+
+    from conftest import BIN, REPO, SUBPROCESS_ENV
+
+    env = dict(SUBPROCESS_ENV, DATA=str(tiny_data), RUNS=str(tmp_path), HIDDEN="16", MAX_UPDATE="2",
+               VENV_BIN=str(BIN), PTB=str(tmp_path / "unused"))  # fmt: skip
+    cmd = ["bash", str(REPO / "examples" / "reproduce" / "awd_ptb.sh"), mode]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    run = tmp_path / f"awd_ptb_{mode}_h16"
+    log = (run / "train.log").read_text()
+    state = torch.load(run / "train" / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert state["optimizer_history"][-1]["num_updates"] == 2, log[-2000:]
+    model_cfg = state["cfg"]["model"]
+    assert model_cfg["encoder_hidden_dim"] == 16 and model_cfg["word_dropout_mode"] == mode
+    assert not model_cfg["decoder_no_bos_step"] and not model_cfg["separate_decoder_embeddings"]  # the authors'
+    if mode == "adversarial":
+        assert '"train_lr_adversary": "0.001"' in log and '"train_lr_default": "1"' in log
+    else:
+        assert model_cfg["word_dropout_rate"] == 0.4 and model_cfg["uniform_dropout_unit"] == "timestep"
+    result = json.loads((run / "eval.json").read_text())
+    assert math.isfinite(result["neg_elbo"]) and os.path.isfile(run / "eval.done")
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("done already") == 2, again.stdout[-2000:]
