@@ -77,6 +77,7 @@ from pathlib import Path
 
 from davam_plugin.cli import fairseq_runner as runner
 from davam_plugin.cli import training_logs as tl
+from davam_plugin.cli.common import exit_status
 from davam_plugin.cli.pipeline import (
     PipelineError, fmt, markdown_table, number_list, read_json, validate_summary, value_label, write_json,
 )  # fmt: skip
@@ -494,16 +495,7 @@ def main(argv=None):
     """Console script ``davam-augment``: returns 0, or 2 after one error line on stderr."""
     argv = join_dash_values(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
-    try:
-        Pipeline(args).run()
-    except (PipelineError, runner.ToolError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(PROG, lambda: Pipeline(args).run(), (PipelineError, runner.ToolError))
 
 
 if __name__ == "__main__":

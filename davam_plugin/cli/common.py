@@ -37,6 +37,21 @@ def fail(prog: str, message: str, status: int = 2):
     raise SystemExit(status)
 
 
+def exit_status(prog: str, body: Callable[[], None], expected: tuple = ()) -> int:
+    """Run ``body``; an ``expected`` exception or an ``OSError`` (a file that cannot be read or
+    written) becomes one ``PROG: error: ...`` line on stderr and status 2, else status 0."""
+    try:
+        body()
+    except expected as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{prog}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def atomic_write_text(path: str, write: Callable[[TextIO], None], encoding: str = "utf-8") -> None:
     """``write(text file)`` into ``path`` atomically (see the module docstring); ``write`` may
     stream, nothing is kept in memory. Line ends are written as ``\\n``."""

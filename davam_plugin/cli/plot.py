@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from davam_plugin.cli import training_logs as tl
+from davam_plugin.cli.common import exit_status
 
 PROG = "davam-plot"
 _SPLIT_STYLES = {"train": "-", "valid": "--"}
@@ -243,16 +244,7 @@ def main(argv=None):
     # importing fairseq (via davam_plugin) sets the root logger to DEBUG: keep matplotlib's quiet
     for name in ("matplotlib", "PIL"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        run(args)
-    except PlotError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # e.g. --out in a directory that cannot be written
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(PROG, lambda: run(args), (PlotError,))  # OSError: e.g. --out not writable
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ from pathlib import Path
 
 from davam_plugin.cli import fairseq_runner as runner
 from davam_plugin.cli import training_logs as tl
+from davam_plugin.cli.common import exit_status
 from davam_plugin.cli.pipeline import (
     PipelineError, fmt, markdown_table, number_list, read_json, value_label, write_json,
 )  # fmt: skip
@@ -377,18 +378,12 @@ def main(argv=None):
     own, train_args = split_argv(argv)
     parser = build_parser()
     args = parser.parse_args(own)
-    try:
+    def body():
         if not train_args:
             raise PipelineError("give the fairseq-train arguments after -- (task, arch, criterion, optimizer, budget)")
         run(args, train_args)
-    except (PipelineError, runner.ToolError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status(PROG, body, (PipelineError, runner.ToolError))
 
 
 if __name__ == "__main__":
