@@ -41,7 +41,7 @@ a flag given there overrides the default, e.g. ``--lm-args '--max-epoch 5'``):
 * ``--davam-args`` (stage one): ``--arch davam_snli --criterion davam --codebook-kmeans-init
   --init-scale 0.1 --beta-max 1.0 --beta-warmup-updates 500 --optimizer adam --lr 0.003
   --clip-norm 5 --batch-size 32 --max-epoch 30 --patience 5 --best-checkpoint-metric
-  rec_plus_commitment`` (the project's short-run recipe, see the README's demo);
+  rec_plus_commitment`` (the project's short-run recipe, as in docs/usage.md's demo);
 * ``--prior-args``: ``--arch davam_prior --criterion davam_prior --optimizer adam --lr 0.001
   --clip-norm 5 --batch-size 32 --max-epoch 30 --patience 5``;
 * ``--sample-args``: ``--beam 1 --sampling --batch-size 250`` (ancestral sampling of the codes

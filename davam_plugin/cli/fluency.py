@@ -7,7 +7,7 @@ SAMPLES is a fairseq-generate output (its H- lines) or one sentence per line. LM
 fairseq language-model checkpoint (``--task language_modeling``, e.g. ``lstm_lm`` or
 ``transformer_lm``); ``--lm-data`` is the directory holding its dict.txt (default: the one
 saved in the checkpoint). The paper used GPT-2; no GPT-2 weights are reachable offline, so
-an LM trained on the same corpus is the evaluator here (README, "Generation metrics").
+an LM trained on the same corpus is the evaluator here (docs/metrics.md, "Generation metrics").
 
 For each sentence w_1..w_n the LM scores the tokens w_1..w_n EOS (words + EOS; the input
 starts with EOS, or BOS if the LM was trained with --add-bos-token):

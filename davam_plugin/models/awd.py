@@ -274,7 +274,7 @@ class AwdDecoder(FairseqIncrementalDecoder):
             scale = awd_opt(cfg, "adversary_embed_init_scale")
             self.adversary.embed_tokens.weight.data.uniform_(-scale, scale)
             for p in self.adversary.parameters():
-                p.param_group = "adversary"  # for fairseq's composite optimizer (README)
+                p.param_group = "adversary"  # for fairseq's composite optimizer (docs/usage.md)
 
     # ------------------------------------------------------------------ embeddings
     @property

@@ -24,7 +24,7 @@ from pathlib import Path
 from davam_plugin.cli import training_logs as tl
 from davam_plugin.cli.plot import draw
 
-PAPER = {  # the paper's value of the plotted validation metric (test-set numbers; see README)
+PAPER = {  # the paper's value of the plotted validation metric (test-set numbers; see docs/results.md)
     "davam_ptb_k512": {"rec": (60.16, "paper test Rec")},
     "awd_ptb_none": {"neg_elbo": (102.6, "paper -ELBO"), "kl": (1.1, "paper KL")},
     "awd_ptb_uniform": {"neg_elbo": (101.4, "paper -ELBO"), "kl": (5.1, "paper KL")},
