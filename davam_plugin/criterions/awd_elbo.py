@@ -21,6 +21,10 @@ Logged (nats; tokens = words + EOS of the target):
     drop_frac       fraction of word inputs dropped (training; 0 in validation)
     score_kl        the adversary's KL(p(s|x) || N(0, 1)) per sentence
     score_mean, score_std   mean and standard deviation of the adversary's scores
+    adversary_grad_norm     training: L2 norm of the adversary's gradient per sentence (the
+                    gradient of the batch's summed loss / its sentences, before clipping; with
+                    --update-freq > 1, after the micro-batch; under data parallelism the
+                    gradient is already all-reduced)
 """
 
 import math
@@ -111,6 +115,9 @@ class AwdElboCriterion(KLWeightSchedule, FairseqCriterion):
             var = max(float(total("score_sq")) / n_inputs - mean * mean, 0.0)
             metrics.log_scalar("score_mean", mean, n_inputs, round=3)
             metrics.log_scalar("score_std", math.sqrt(var), n_inputs, round=3)
+        grad_logs = [log["adversary_grad_norm"] for log in logging_outputs if "adversary_grad_norm" in log]
+        if grad_logs:  # training only (the task adds it after the backward)
+            metrics.log_scalar("adversary_grad_norm", sum(grad_logs) / len(grad_logs), len(grad_logs), round=8)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

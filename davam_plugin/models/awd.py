@@ -408,6 +408,17 @@ class AwdModel(SentenceVAEBaseModel):
     MODEL_NAME = "this AWD"
     criterion_name = "awd_elbo"
 
+    def gradient_statistics(self) -> Dict[str, float]:
+        """``adversary_grad_norm``: L2 norm of the adversary's gradient (after the gradient
+        reversal and the lambda-weighted score KL), the AWD paper's Fig. 3 quantity."""
+        adversary = self.decoder.adversary
+        if adversary is None:
+            return {}
+        grads = [p.grad.detach().float() for p in adversary.parameters() if p.grad is not None]
+        if not grads:
+            return {}
+        return {"adversary_grad_norm": float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))}
+
     @classmethod
     def build_model(cls, cfg: AwdConfig, task):
         check_awd_config(cfg)

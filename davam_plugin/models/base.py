@@ -63,6 +63,13 @@ class SentenceVAEBaseModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):
     def max_positions(self):
         return (self.encoder.max_positions(), self.decoder.max_positions())
 
+    def gradient_statistics(self) -> Dict[str, float]:
+        """Called by the task after each training backward, before the optimizer step: numbers
+        about the gradients the model wants logged (name -> value for the batch's summed loss;
+        the task divides them by the batch's sample size, as fairseq normalises gradients).
+        None by default."""
+        return {}
+
     def prior_net_input(self, bsz: int, sampling: PriorSampling) -> Dict:
         """``net_input`` entries that make the encoder output ``bsz`` latents drawn from the
         model's prior (``--sample-from-prior``); each model class says how."""

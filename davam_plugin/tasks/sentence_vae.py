@@ -366,7 +366,13 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
         for q in quantizers:
             q.contribute_statistics = not ignore_grad
         try:
-            return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+            loss, sample_size, logging_output = super().train_step(
+                sample, model, criterion, optimizer, update_num, ignore_grad
+            )
+            if not ignore_grad:
+                for name, value in model.gradient_statistics().items():
+                    logging_output[name] = value / max(sample_size, 1)
+            return loss, sample_size, logging_output
         finally:
             for q in quantizers:
                 q.contribute_statistics = True

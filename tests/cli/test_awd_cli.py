@@ -56,13 +56,16 @@ def test_each_mode_trains_and_logs_the_elbo(awd_runs, mode):
         assert float(r["neg_elbo"]) == pytest.approx(float(r["rec"]) + float(r["kl"]), abs=2e-3)
     drop = [float(r["drop_frac"]) for r in train.values()]
     if mode == "none":
-        assert max(drop) == 0.0 and "score_kl" not in train[1]
+        assert max(drop) == 0.0 and "score_kl" not in train[1] and "adversary_grad_norm" not in train[1]
     elif mode == "uniform":
-        assert 0.2 < sum(drop) / len(drop) < 0.4 and "score_kl" not in train[1]
+        assert 0.2 < sum(drop) / len(drop) < 0.4 and "score_kl" not in train[1] and "adversary_grad_norm" not in train[1]
     else:  # K = round(0.3 T) per sentence (exactness: test_awd_model): near 0.3 on average
         assert all(0.15 < d < 0.5 for d in drop) and 0.27 < sum(drop) / len(drop) < 0.34, str(drop)
         assert "score_std" in train[1]
+        norms = [float(r["adversary_grad_norm"]) for r in train.values()]
+        assert all(math.isfinite(g) and g >= 0 for g in norms) and sum(g > 0 for g in norms) > len(norms) // 2, norms
     v = valid_record(out)
+    assert "adversary_grad_norm" not in v, "a training-only statistic"
     assert v["drop_frac"] == 0.0, "no word dropout at validation"
     assert v["kl_weight"] == pytest.approx(min(1.0, 0.1 + 0.9 * 25 / 20), abs=1e-3), "the schedule in force"
 

@@ -432,3 +432,20 @@ def test_named_archs_leave_the_newer_options_to_the_dataclass_defaults():
     ns = Namespace(decoder_no_bos_step=True)  # given on the command line: kept
     awd_module.awd_tiny(ns)
     assert ns.decoder_no_bos_step is True
+
+
+def test_gradient_statistics_give_the_adversary_gradient_norm():
+    """The task logs model.gradient_statistics() after each backward: for AWD the L2 norm of
+    the adversary's gradient (all of its parameters), nothing without an adversary."""
+    model, d = tiny_awd("adversarial")
+    model.train()
+    sample = make_batch(d, SENTENCES)
+    loss, _, _ = criterion(d)(model, sample)
+    loss.backward()
+    grads = [p.grad for p in model.decoder.adversary.parameters()]
+    assert all(g is not None for g in grads)
+    expected = math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads))
+    assert expected > 0
+    assert model.gradient_statistics() == {"adversary_grad_norm": pytest.approx(expected, rel=1e-5)}
+    none, _ = tiny_awd("none")
+    assert none.gradient_statistics() == {}
