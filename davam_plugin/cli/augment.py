@@ -79,7 +79,8 @@ from davam_plugin.cli import fairseq_runner as runner
 from davam_plugin.cli import training_logs as tl
 from davam_plugin.cli.common import exit_status
 from davam_plugin.cli.pipeline import (
-    PipelineError, fmt, markdown_table, number_list, read_json, validate_summary, value_label, write_json,
+    PipelineError, fmt, join_dash_values, markdown_table, number_list, read_json, validate_summary, value_label,
+    write_json,
 )  # fmt: skip
 
 PROG = "davam-augment"
@@ -127,18 +128,6 @@ def build_parser():
     p.add_argument("--out", metavar="FIG.png", help="the figure (default: WORK/augment.png)")
     p.add_argument("--json", metavar="PATH", help="the data behind it (default: FIG with .json)")
     return p
-
-
-def join_dash_values(argv):
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in _ARG_FLAGS and i + 1 < len(argv):
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
-        else:
-            out.append(argv[i])
-            i += 1
-    return out
 
 
 def _flags(text, flag):
@@ -493,7 +482,7 @@ def draw(doc, out):
 
 def main(argv=None):
     """Console script ``davam-augment``: returns 0, or 2 after one error line on stderr."""
-    argv = join_dash_values(list(sys.argv[1:] if argv is None else argv))
+    argv = join_dash_values(list(sys.argv[1:] if argv is None else argv), _ARG_FLAGS)
     args = build_parser().parse_args(argv)
     return exit_status(PROG, lambda: Pipeline(args).run(), (PipelineError, runner.ToolError))
 

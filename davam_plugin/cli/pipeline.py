@@ -99,3 +99,17 @@ def fmt(value, digits=3):
     if isinstance(value, int):
         return str(value)
     return f"{value:.{digits}f}"
+
+
+def join_dash_values(argv, flags):
+    """``--setting --num-codes`` -> ``--setting=--num-codes`` (argparse would take a value that
+    starts with ``-`` for an option)."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in flags and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out

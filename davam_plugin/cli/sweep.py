@@ -71,7 +71,7 @@ from davam_plugin.cli import fairseq_runner as runner
 from davam_plugin.cli import training_logs as tl
 from davam_plugin.cli.common import exit_status
 from davam_plugin.cli.pipeline import (
-    PipelineError, fmt, markdown_table, number_list, read_json, value_label, write_json,
+    PipelineError, fmt, join_dash_values, markdown_table, number_list, read_json, value_label, write_json,
 )  # fmt: skip
 
 PROG = "davam-sweep"
@@ -98,20 +98,6 @@ def build_parser():
                    "(one quoted string), giving the KL")
     p.add_argument("--batch-size", type=int, default=64, help="batch size of the evaluations (default: 64)")
     return p
-
-
-def join_dash_values(argv, flags):
-    """``--setting --num-codes`` -> ``--setting=--num-codes`` (argparse would take a value that
-    starts with ``-`` for an option)."""
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in flags and i + 1 < len(argv):
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
-        else:
-            out.append(argv[i])
-            i += 1
-    return out
 
 
 def split_argv(argv):
