@@ -248,18 +248,19 @@ def test_composite_optimizer_gives_the_adversary_its_own_adam(tiny_data, tmp_pat
     assert adam_state and all("exp_avg" in s for s in adam_state.values()), "Adam moments for the adversary"
 
 
-@pytest.mark.parametrize("mode", ["adversarial", "uniform"])
-def test_reproduction_recipe_smoke_run(mode, tiny_data, tmp_path):
+@pytest.mark.parametrize("mode,precision", [("adversarial", "bf16"), ("uniform", "fp32")])
+def test_reproduction_recipe_smoke_run(mode, precision, tiny_data, tmp_path):
     """examples/reproduce/awd_ptb.sh end to end at hidden 16 for 2 updates (training through
     its hydra config, then davam-evaluate), and a rerun of the finished recipe skips both
-    stages. The adversarial config is the composite-optimizer one (VAE SGD, adversary Adam)."""
+    stages. The adversarial config is the composite-optimizer one (VAE SGD, adversary Adam).
+    PRECISION=bf16 reaches the task's --bf16-autocast through the hydra config."""
     import os
     import subprocess
 
     from conftest import BIN, REPO, SUBPROCESS_ENV
 
     env = dict(SUBPROCESS_ENV, DATA=str(tiny_data), RUNS=str(tmp_path), HIDDEN="16", MAX_UPDATE="2",
-               VENV_BIN=str(BIN), PTB=str(tmp_path / "unused"))  # fmt: skip
+               PRECISION=precision, VENV_BIN=str(BIN), PTB=str(tmp_path / "unused"))  # fmt: skip
     cmd = ["bash", str(REPO / "examples" / "reproduce" / "awd_ptb.sh"), mode]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
@@ -270,6 +271,8 @@ def test_reproduction_recipe_smoke_run(mode, tiny_data, tmp_path):
     model_cfg = state["cfg"]["model"]
     assert model_cfg["encoder_hidden_dim"] == 16 and model_cfg["word_dropout_mode"] == mode
     assert not model_cfg["decoder_no_bos_step"] and not model_cfg["separate_decoder_embeddings"]  # the authors'
+    assert state["cfg"]["task"]["bf16_autocast"] == (precision == "bf16")
+    assert state["cfg"]["checkpoint"]["save_interval_updates"] == 300  # mid-epoch saves for hours-long epochs
     if mode == "adversarial":
         assert '"train_lr_adversary": "0.001"' in log and '"train_lr_default": "1"' in log
     else:
