@@ -90,7 +90,7 @@ def check_prior_matches(prior, davam, prior_flag: str = "--prior-path", davam_fl
     """The prior must have been fitted to this DAVAM model's codes (same codebook)."""
     fitted = prior.stage_one_codebook.detach().cpu()
     # compare in the prior's dtype: a prior trained with --fp16 stores its copy in float16
-    codebook = davam.encoder.quantizer.codebook.detach().cpu().to(fitted.dtype)
+    codebook = davam.encoder.bottleneck.quantizer.codebook.detach().cpu().to(fitted.dtype)
     if fitted.shape != codebook.shape or not torch.equal(fitted, codebook):
         raise SystemExit(
             f"error: {prior_flag} was fitted to a different DAVAM model than {davam_flag} "

@@ -67,7 +67,7 @@ def evaluate_split(davam, prior, sentences, batch_size=64, device="cpu"):
     davam.eval()
     prior.eval()
     pad = davam.encoder.padding_idx
-    rec, kl, npred, ntok, hist = [], [], [], [], torch.zeros(davam.encoder.quantizer.num_codes, dtype=torch.float64)
+    rec, kl, npred, ntok, hist = [], [], [], [], torch.zeros(davam.encoder.bottleneck.num_codes, dtype=torch.float64)
     for start in range(0, len(sentences), batch_size):
         items = [sentences[i] for i in range(start, min(start + batch_size, len(sentences)))]
         src = collate_tokens(items, pad, left_pad=False)
@@ -189,7 +189,7 @@ def evaluate_gaussian_sequence_split(model, sentences, batch_size=64, seed=1, de
     latent positions (the paper's convention); ``nll_bound`` = rec + kl is the negative ELBO,
     ``ppl_bound`` its perplexity (:func:`davam_plugin.metrics.davam_bound_summary`)."""
     model.eval()
-    model.encoder.use_posterior_mean = False
+    model.set_posterior_mean(False)
     torch.manual_seed(seed)
     pad = model.encoder.padding_idx
     rec, kl, npos, ntok = [], [], [], []
@@ -199,7 +199,7 @@ def evaluate_gaussian_sequence_split(model, sentences, batch_size=64, seed=1, de
         encoder_out = model.encoder(src)
         rec.append(_reconstruction(model, src, encoder_out).cpu())
         kl.append(encoder_out["kl"][0].double().cpu())
-        npos.append(encoder_out["kl_positions"][0].cpu())
+        npos.append(encoder_out["src_lengths"][0].cpu())
         ntok.append(src.ne(pad).sum(1).cpu())
     npos = torch.cat(npos)
     summary = davam_bound_summary(torch.cat(rec), torch.cat(kl), npos, torch.cat(ntok))

@@ -18,7 +18,6 @@ path|null}`` -> ``{"pid": N}``; ``{"wait": N}`` -> ``{"rc": code}`` (``-signal``
 """
 
 import json
-import logging
 import os
 import select
 import signal
@@ -116,58 +115,16 @@ def _script_entry(argv):
 
 
 def _run_child(entry, argv, log, stdin_path):
-    import atexit
-    import io
-    import traceback
+    """The child's whole life is the plugin's own (davam_plugin.cli.fairseq_runner), with the
+    ``atexit`` handlers run as at an interpreter exit."""
+    from davam_plugin.cli.fairseq_runner import run_in_this_child
 
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
-    os.dup2(fd, 0)
-    os.close(fd)
-    # fresh stdin (the server's has read ahead); line-buffered output, as a test watches it
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.stderr.reconfigure(line_buffering=True)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    # the logging every fairseq_cli module sets up on import (the server's first import won)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    logging.basicConfig(
-        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", datefmt="%Y-%m-%d %H:%M:%S",
-        level=os.environ.get("LOGLEVEL", "INFO").upper(), stream=sys.stdout,
-    )  # fmt: skip
     if entry is None:  # python SCRIPT ...
         argv = argv[1:]
         main = _script_entry(argv)
     else:
         main = entry.load()
-    sys.argv = argv
-    code = 0
-    try:
-        status = main()
-        if isinstance(status, int):  # a main(argv=None) that returns the exit status (davam-*)
-            code = status
-    except SystemExit as e:  # what the interpreter does with an uncaught SystemExit
-        if e.code is None:
-            code = 0
-        elif isinstance(e.code, int):
-            code = e.code
-        else:
-            print(e.code, file=sys.stderr)
-            code = 1
-    except BaseException:  # noqa: BLE001 - printed as the interpreter would
-        traceback.print_exc()
-        code = 1
-    try:
-        atexit._run_exitfuncs()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    run_in_this_child(main, argv, log, stdin_path=stdin_path, run_atexit=True)
 
 
 def serve():

@@ -35,8 +35,8 @@ def tiny_model(seed=0, dictionary=None, **overrides):
     dictionary = dictionary or make_dictionary()
     model = DavamModel.build_model(tiny_config(**overrides), TinyTask(dictionary))
     # spread the codebook over the encoder's range so that several codes are in use
-    model.encoder.quantizer.codebook.mul_(0.3)
-    model.encoder.quantizer.cluster_sum.copy_(model.encoder.quantizer.codebook)
+    model.encoder.bottleneck.quantizer.codebook.mul_(0.3)
+    model.encoder.bottleneck.quantizer.cluster_sum.copy_(model.encoder.bottleneck.quantizer.codebook)
     return model, dictionary
 
 

@@ -150,7 +150,7 @@ def evaluate(args, task, model, sentences, header, device):
     from davam_plugin.loading import check_prior_matches, load_prior
     from davam_plugin.models.davam import DavamModel
 
-    if isinstance(model, DavamModel) and getattr(model.encoder, "gaussian", False):
+    if isinstance(model, DavamModel) and not model.encoder.bottleneck.discrete:
         from davam_plugin.evaluation import evaluate_gaussian_sequence_split
 
         summary = evaluate_gaussian_sequence_split(model, sentences, args.batch_size, args.seed, device)

@@ -15,10 +15,12 @@ Callers must not have run torch computations in the calling process before forki
 thread pool started there is not usable in the child); the pipeline commands only orchestrate.
 """
 
+import atexit
 import importlib
 import io
 import logging
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -74,19 +76,43 @@ def _entry(tool):
     return getattr(importlib.import_module(module), func)
 
 
-def _child(target, argv, log, append):
-    """In the forked child: redirect output to ``log``, run ``target``, exit with its status."""
+def interpreter_exit_code(target) -> int:
+    """Call ``target()`` and return the exit status the interpreter would give it as a script:
+    0, the integer it returns (a ``davam-*`` ``main``), the ``SystemExit`` code, or 1 with
+    ``SystemExit``'s message / the traceback of any other exception printed on stderr."""
+    try:
+        status = target()
+    except SystemExit as e:  # as the interpreter treats an uncaught SystemExit
+        if e.code is None:
+            return 0
+        if isinstance(e.code, int):
+            return e.code
+        print(e.code, file=sys.stderr)
+        return 1
+    except BaseException:  # noqa: BLE001 - printed as the interpreter would
+        traceback.print_exc()
+        return 1
+    return status if isinstance(status, int) else 0
+
+
+def run_in_this_child(target, argv, log, append=False, stdin_path=None, run_atexit=False):
+    """In a forked child: stdout + stderr into ``log`` (line-buffered), stdin from ``stdin_path``
+    (default /dev/null), fairseq's CLI logging, ``sys.argv = argv``; run ``target`` and end the
+    process with :func:`interpreter_exit_code` (after the ``atexit`` handlers with
+    ``run_atexit``, as an interpreter exit would run them). Never returns."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(log, flags, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    fd = os.open(os.devnull, os.O_RDONLY)
+    fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
     os.dup2(fd, 0)
     os.close(fd)
+    # fresh streams on the new descriptors (the parent's stdin may have read ahead)
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", line_buffering=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", line_buffering=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -96,21 +122,10 @@ def _child(target, argv, log, append):
     )  # fmt: skip
     root.setLevel(os.environ.get("LOGLEVEL", "INFO").upper())
     sys.argv = list(argv)
-    code = 0
+    code = interpreter_exit_code(target)
     try:
-        target()
-    except SystemExit as e:  # as the interpreter treats an uncaught SystemExit
-        if e.code is None:
-            code = 0
-        elif isinstance(e.code, int):
-            code = e.code
-        else:
-            print(e.code, file=sys.stderr)
-            code = 1
-    except BaseException:  # noqa: BLE001 - printed as the interpreter would
-        traceback.print_exc()
-        code = 1
-    try:
+        if run_atexit:
+            atexit._run_exitfuncs()
         for handler in logging.getLogger().handlers:
             handler.flush()
         sys.stdout.flush()
@@ -124,7 +139,7 @@ def _fork_run(target, argv, log, append):
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which ends with os._exit
-        _child(target, argv, log, append)
+        run_in_this_child(target, argv, log, append)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 

@@ -22,9 +22,11 @@ Logged (nats; tokens = words + EOS of the target, EOS counted):
                     both derived from the histogram summed over the whole logging window,
                     so training-time validation and ``fairseq-validate`` agree.
 
-Gaussian latents (``--latent-type gaussian``: GAVAM, VAE+Attn) have no commitment; the
-model returns the analytic KL of every sentence, sum_t KL(q(z_t|x) || p(z_t | z_<t)) (or
-|| N(0, I)), given one reparameterized sample z (in training and validation), and
+The model's latent bottleneck names the term (``model.latent_regularizer``): "commitment"
+above (VQ: DAVAM, DAVAM-q), or "kl" for Gaussian latents (``--latent-type gaussian``: GAVAM,
+VAE+Attn), which have no commitment; the bottleneck returns the analytic KL of every
+sentence, sum_t KL(q(z_t|x) || p(z_t | z_<t)) (or || N(0, I)), given one reparameterized
+sample z (in training and validation), and
 
     loss = sum_{tokens} -log p(y_i | y_<i, z)  +  w(u) * sum_{real t} KL_t
 
@@ -103,43 +105,36 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         features, extra = model(**sample["net_input"], features_only=True)
         rec = reconstruction_nll(model, features, sample["target"], self.padding_idx)
-        if "kl" in extra:
-            return self._gaussian_forward(model, sample, rec, extra)
-        beta = self.beta(getattr(model, "num_updates", 0))
-        commitment = extra["commitment"]
-        loss = rec + beta * commitment
         nsentences = sample["target"].size(0)
-        logging_output = {
-            "loss": loss.data,
-            "rec": rec.data,
-            "commitment": commitment.data,
-            "beta": beta * nsentences,
-            "ntokens": sample["ntokens"],
-            "nsentences": nsentences,
-            "sample_size": nsentences,
-            "_code_hist": extra["code_counts"].data.double(),
-        }
+        logging_output = {"rec": rec.data, "ntokens": sample["ntokens"], "nsentences": nsentences, "sample_size": nsentences}
+        # the model's latent bottleneck names its regularizer (modules/latent_bottleneck.py)
+        regularizer = model.latent_regularizer
+        if regularizer == "commitment":
+            loss = self._commitment_terms(model, rec, extra, logging_output)
+        elif regularizer == "kl":
+            loss = self._kl_terms(model, rec, extra, logging_output)
+        else:
+            raise ValueError(f"criterion davam: unknown latent regularizer {regularizer!r}")
+        logging_output["loss"] = loss.data
         return loss, nsentences, logging_output
 
-    def _gaussian_forward(self, model, sample, rec, extra):
-        """rec + w(u) * KL for Gaussian latents (module docstring)."""
+    def _commitment_terms(self, model, rec, extra, logging_output):
+        """rec + beta(u) * commitment (VQ bottleneck: DAVAM, DAVAM-q)."""
+        beta = self.beta(getattr(model, "num_updates", 0))
+        commitment = extra["commitment"]
+        logging_output.update(
+            commitment=commitment.data, beta=beta * logging_output["nsentences"], _code_hist=extra["code_counts"].data.double()
+        )
+        return rec + beta * commitment
+
+    def _kl_terms(self, model, rec, extra, logging_output):
+        """rec + w(u) * KL (Gaussian bottleneck: GAVAM, VAE+Attn); module docstring."""
         kl_per_sentence = at_least_fp32(extra["kl"])
         kl = kl_per_sentence.sum()
         w = self.kl_weight(getattr(model, "num_updates", 0))
-        loss = rec + w * kl
-        nsentences = sample["target"].size(0)
-        kl_paper = (kl_per_sentence / extra["kl_positions"].clamp_min(1).to(kl_per_sentence.dtype)).sum()
-        logging_output = {
-            "loss": loss.data,
-            "rec": rec.data,
-            "kl": kl.data,
-            "kl_paper": kl_paper.data,
-            "kl_weight": w * nsentences,
-            "ntokens": sample["ntokens"],
-            "nsentences": nsentences,
-            "sample_size": nsentences,
-        }
-        return loss, nsentences, logging_output
+        kl_paper = (kl_per_sentence / extra["src_lengths"].clamp_min(1).to(kl_per_sentence.dtype)).sum()
+        logging_output.update(kl=kl.data, kl_paper=kl_paper.data, kl_weight=w * logging_output["nsentences"])
+        return rec + w * kl
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:

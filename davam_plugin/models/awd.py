@@ -455,6 +455,9 @@ class AwdModel(SentenceVAEBaseModel):
         extra["mu"], extra["logvar"], extra["z"] = encoder_out["mu"][0], encoder_out["logvar"][0], encoder_out["z"][0]
         return x, extra
 
+    def set_posterior_mean(self, enabled: bool) -> None:
+        self.encoder.use_posterior_mean = enabled
+
     def prior_net_input(self, bsz: int, sampling: PriorSampling) -> Dict:
         """One z per sentence from the prior N(0, I), scaled by the temperature:
         z = temperature * eps, eps ~ N(0, I)."""

@@ -70,6 +70,11 @@ class SentenceVAEBaseModel(DictionaryVersionMixin, FairseqEncoderDecoderModel):
         None by default."""
         return {}
 
+    def set_posterior_mean(self, enabled: bool) -> None:
+        """Gaussian latents: decode from the posterior mean (True) or from a sample of q(z|x)
+        (False, training's behaviour). The task sets it for generation; models without
+        Gaussian latents ignore it."""
+
     def prior_net_input(self, bsz: int, sampling: PriorSampling) -> Dict:
         """``net_input`` entries that make the encoder output ``bsz`` latents drawn from the
         model's prior (``--sample-from-prior``); each model class says how."""

@@ -26,6 +26,12 @@ h_{i-1} [W_q; W_hh]^T, the attention and ctx_i W_c^T remain, with a hand-written
 once, after the loop, on real target tokens only
 (:mod:`davam_plugin.modules.linear_cross_entropy`).
 
+The encoder's states go through a latent bottleneck module
+(:mod:`davam_plugin.modules.latent_bottleneck`: ``VQBottleneck`` for DAVAM, ``GaussianBottleneck``
+for GAVAM and VAE+Attn) and every encoder output has one schema (:data:`ENCODER_OUT_KEYS`,
+see :class:`DavamEncoder`); the criterion weights the regularizer the model's bottleneck names
+(``latent_regularizer``: commitment or KL).
+
 Ablations of the paper (section IV, Table II), the same encoder/decoder under switches:
 
 * ``--latent-type gaussian`` (GAVAM with ``--gaussian-prior pixelcnn``, VAE+Attn with
@@ -69,10 +75,15 @@ from davam_plugin.modules.latent_decoders import (  # noqa: F401 - output_mask: 
     output_mask,
 )
 from davam_plugin.modules.mask_dropout import MaskDropout
-from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
+from davam_plugin.modules.latent_bottleneck import (
+    LATENT_KEYS,
+    GaussianBottleneck,
+    LatentBottleneck,
+    VQBottleneck,
+    padding_mask_from_lengths,
+)
 from davam_plugin.modules.precision import run_lstm
 from davam_plugin.modules.gaussian_conv_prior import GaussianConvPrior
-from davam_plugin.metrics import at_least_fp32 as _fp32, gaussian_kl, gaussian_kl_diag
 from davam_plugin.models.base import PriorSampling, SentenceVAEBaseModel, set_arch_defaults
 
 logger = logging.getLogger(__name__)
@@ -166,19 +177,43 @@ def check_config(cfg: DavamConfig) -> None:
         raise SystemExit("error: --gaussian-prior needs --latent-type gaussian (a discrete DAVAM's prior is trained in stage two)")
 
 
-class DavamEncoder(FairseqEncoder):
-    """LSTM encoder whose every state is projected to ``code_dim`` and vector-quantized.
+ENCODER_OUT_KEYS = ("latents", "encoder_padding_mask", "src_lengths") + tuple(k for k in LATENT_KEYS if k != "latents")
+# entries with a batch dimension (reordered by beam search); commitment and code_counts are batch totals
+BATCH_KEYS = ("latents", "encoder_padding_mask", "src_lengths", "codes", "mu", "logvar", "kl")
 
-    Ablations (module docstring): ``latent_type=gaussian`` replaces the quantizer by a
-    Gaussian posterior per position (and, with the PixelCNN prior, owns that prior);
-    ``latent_positions=last`` keeps only the last real position's latent.
+
+def build_bottleneck(cfg) -> LatentBottleneck:
+    """The latent bottleneck the config asks for (the Gaussian PixelCNN prior is attached by
+    the encoder after its uniform initialisation: that prior keeps PyTorch's)."""
+    if is_gaussian(cfg):
+        return GaussianBottleneck(cfg.encoder_hidden_dim, cfg.code_dim)
+    return VQBottleneck(
+        cfg.encoder_hidden_dim,
+        cfg.code_dim,
+        cfg.num_codes,
+        decay=cfg.codebook_decay,
+        eps=cfg.codebook_eps,
+        kmeans_init=cfg.codebook_kmeans_init,
+        dead_code_threshold=cfg.codebook_dead_code_threshold,
+    )
+
+
+class DavamEncoder(FairseqEncoder):
+    """LSTM encoder whose every state goes through the latent bottleneck
+    (:mod:`davam_plugin.modules.latent_bottleneck`: vector quantization for DAVAM, a Gaussian
+    posterior for GAVAM and VAE+Attn); ``latent_positions=last`` (DAVAM-q) keeps only the last
+    real position's latent.
+
+    Every encoder_out has the keys :data:`ENCODER_OUT_KEYS`, each a list holding one tensor, or
+    empty where the bottleneck has no such value (codes of a Gaussian, KL of a VQ bottleneck):
+    latents (B, T, D), encoder_padding_mask (B, T), src_lengths (B,) (latent positions per
+    sentence) and the bottleneck's codes, mu, logvar, commitment, kl and code_counts.
     """
 
-    BATCH_KEYS = ("quantized", "encoder_padding_mask", "codes", "src_lengths", "mu", "logvar", "kl", "kl_positions")
+    BATCH_KEYS = BATCH_KEYS
 
     def __init__(self, cfg: DavamConfig, dictionary):
         super().__init__(dictionary)
-        self.gaussian = is_gaussian(cfg)
         self.last_position_only = str(_opt(cfg, "latent_positions")) == "last"
         self.padding_idx = dictionary.pad()
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, self.padding_idx)
@@ -186,38 +221,23 @@ class DavamEncoder(FairseqEncoder):
         self.lstm = nn.LSTM(
             cfg.encoder_embed_dim, cfg.encoder_hidden_dim, num_layers=cfg.encoder_layers, batch_first=True
         )
-        if self.gaussian:
-            # [mu_t; log sigma_t^2] = Linear(H -> 2D)(h_t)
-            self.to_posterior = nn.Linear(cfg.encoder_hidden_dim, 2 * cfg.code_dim)
-            self.quantizer = None
-        else:
-            self.to_code = nn.Linear(cfg.encoder_hidden_dim, cfg.code_dim, bias=False)
-            self.quantizer = EMAVectorQuantizer(
-                cfg.num_codes,
-                cfg.code_dim,
-                decay=cfg.codebook_decay,
-                eps=cfg.codebook_eps,
-                kmeans_init=cfg.codebook_kmeans_init,
-                dead_code_threshold=cfg.codebook_dead_code_threshold,
-            )
+        self.bottleneck = build_bottleneck(cfg)
         self.max_source_positions = cfg.max_source_positions
         init_uniform(self, cfg.init_scale, cfg.embed_init_scale)
         # the jointly trained Gaussian prior keeps PyTorch's initialisation (like the stage-two prior)
-        self.gaussian_prior = None
-        if self.gaussian and str(_opt(cfg, "gaussian_prior")) == "pixelcnn":
-            self.gaussian_prior = GaussianConvPrior(
+        if is_gaussian(cfg) and str(_opt(cfg, "gaussian_prior")) == "pixelcnn":
+            self.bottleneck.prior = GaussianConvPrior(
                 cfg.code_dim,
                 _opt(cfg, "gaussian_prior_embed_dim"),
                 _opt(cfg, "gaussian_prior_layers"),
                 _opt(cfg, "gaussian_prior_kernel_size"),
                 _opt(cfg, "gaussian_prior_head_dim"),
             )
-        # Gaussian latents: decode from mu instead of a sample (the task sets it for generation)
-        self.use_posterior_mean = False
 
     def encoder_states(self, src_tokens: Tensor):
-        """Right-padded tokens -> (pre-quantization vectors (B, T, D), padding mask (B, T)); for
-        Gaussian latents the vectors are the posterior parameters [mu_t; log sigma_t^2] (B, T, 2D)."""
+        """Right-padded tokens -> (the bottleneck's projections of the LSTM states (B, T, C),
+        padding mask (B, T)): the pre-quantization vectors (C = D), or the Gaussian posterior
+        parameters [mu_t; log sigma_t^2] (C = 2D)."""
         padding_mask = src_tokens.eq(self.padding_idx)
         if padding_mask[:, 0].any():
             # left-padded input: a unidirectional LSTM must see the real tokens first
@@ -226,7 +246,7 @@ class DavamEncoder(FairseqEncoder):
         x = self.dropout_in(self.embed_tokens(src_tokens))
         # right padding: the states at real positions never see a pad, so no packing is needed
         states, _ = run_lstm(self.lstm, x)
-        return (self.to_posterior if self.gaussian else self.to_code)(states), padding_mask
+        return self.bottleneck.project(states), padding_mask
 
     @staticmethod
     def last_position(h: Tensor, padding_mask: Tensor):
@@ -235,36 +255,12 @@ class DavamEncoder(FairseqEncoder):
         h = h[torch.arange(h.size(0), device=h.device), last].unsqueeze(1)
         return h, padding_mask.new_zeros(h.size(0), 1)
 
-    def sample_noise(self, mu: Tensor) -> Tensor:
-        """eps ~ N(0, I) of the reparameterization z = mu + sigma * eps (tests replace it)."""
-        return torch.randn_like(mu)
-
-    def gaussian_latents(self, params: Tensor, padding_mask: Tensor):
-        """encoder_out of a Gaussian posterior from its parameters (B, T, 2D) (module docstring)."""
-        real = ~padding_mask
-        pad = padding_mask.unsqueeze(-1)
-        mu, logvar = params.chunk(2, dim=-1)
-        mu, logvar = mu.masked_fill(pad, 0.0), logvar.masked_fill(pad, 0.0)
-        if self.use_posterior_mean:
-            z = mu
-        else:
-            z = (mu + torch.exp(0.5 * logvar) * self.sample_noise(mu)).masked_fill(pad, 0.0)
-        if self.gaussian_prior is None:  # VAE+Attn: KL(q(z_t|x) || N(0, I))
-            kl = gaussian_kl(_fp32(mu), _fp32(logvar))
-        else:  # GAVAM: KL(q(z_t|x) || p(z_t | z_<t)) given the sampled prefix
-            mu_p, logvar_p = self.gaussian_prior(z, padding_mask)
-            kl = gaussian_kl_diag(_fp32(mu), _fp32(logvar), _fp32(mu_p), _fp32(logvar_p))
-        positions = real.sum(1)
-        return {
-            "quantized": [z],
-            "encoder_padding_mask": [padding_mask],
-            "src_lengths": [positions],
-            "mu": [mu],
-            "logvar": [logvar],
-            "kl": [kl.masked_fill(padding_mask, 0.0).sum(1)],
-            "kl_positions": [positions],
-            "commitment": [kl.new_zeros(())],
-        }
+    @staticmethod
+    def encoder_out(latent: Dict[str, Optional[Tensor]], padding_mask: Tensor, lengths: Tensor):
+        """The encoder_out dict (class docstring) of a bottleneck's latent dict."""
+        out = {"encoder_padding_mask": [padding_mask], "src_lengths": [lengths]}
+        out.update({key: [] if value is None else [value] for key, value in latent.items()})
+        return {key: out[key] for key in ENCODER_OUT_KEYS}
 
     def forward(
         self,
@@ -285,57 +281,35 @@ class DavamEncoder(FairseqEncoder):
         h, padding_mask = self.encoder_states(src_tokens)
         if self.last_position_only:
             h, padding_mask = self.last_position(h, padding_mask)
-        if self.gaussian:
-            return self.gaussian_latents(h, padding_mask)
-        q = self.quantizer(h, padding_mask)
-        return {
-            "quantized": [q["quantized"]],
-            "encoder_padding_mask": [padding_mask],
-            "codes": [q["codes"]],
-            "src_lengths": [(~padding_mask).sum(1)],
-            "commitment": [q["commitment"]],
-            "code_counts": [q["code_counts"]],
-        }
+        latent = self.bottleneck.from_projected(h, padding_mask)
+        return self.encoder_out(latent, padding_mask, (~padding_mask).sum(1))
 
     def forward_latents(self, z: Tensor, lengths: Tensor):
         """encoder_out for given Gaussian latents z (B, T, D) of lengths (B,) (entries beyond
         are ignored)."""
-        if not self.gaussian:
+        if self.bottleneck.discrete:
             raise ValueError("forward_latents: this model has discrete codes, not Gaussian latents")
         if lengths is None or bool((lengths < 1).any()):
             raise ValueError("forward_latents: every latent sequence needs a length >= 1")
-        padding_mask = torch.arange(z.size(1), device=z.device).unsqueeze(0) >= lengths.unsqueeze(1)
-        return {
-            "quantized": [z.masked_fill(padding_mask.unsqueeze(-1), 0.0)],
-            "encoder_padding_mask": [padding_mask],
-            "src_lengths": [lengths],
-            "commitment": [z.new_zeros(())],
-        }
+        padding_mask = padding_mask_from_lengths(lengths, z.size(1))
+        return self.encoder_out(self.bottleneck.from_latents(z, padding_mask), padding_mask, lengths)
 
     def forward_codes(self, codes: Tensor, lengths: Tensor):
         """encoder_out for given code indices: z_1..z_{lengths} (entries beyond are ignored;
         with ``latent_positions=last`` only z_{lengths} is used)."""
-        if self.gaussian:
+        if not self.bottleneck.discrete:
             raise ValueError("forward_codes: this model has Gaussian latents, not codes")
         if lengths is None or bool((lengths < 1).any()):
             raise ValueError("forward_codes: every code sequence needs a length >= 1")
         if self.last_position_only:
             codes = codes.gather(1, (lengths - 1).clamp(max=codes.size(1) - 1).unsqueeze(1))
             lengths = torch.ones_like(lengths)
-        positions = torch.arange(codes.size(1), device=codes.device)
-        padding_mask = positions.unsqueeze(0) >= lengths.unsqueeze(1)
-        safe = codes.masked_fill(padding_mask, 0)
-        if bool((safe < 0).any()) or bool((safe >= self.quantizer.num_codes).any()):
-            raise ValueError(f"forward_codes: code indices must be in [0, {self.quantizer.num_codes})")
-        quantized = self.quantizer.embed_codes(safe).masked_fill(padding_mask.unsqueeze(-1), 0.0)
-        return {
-            "quantized": [quantized],
-            "encoder_padding_mask": [padding_mask],
-            "codes": [safe.masked_fill(padding_mask, -1)],
-            "src_lengths": [lengths],
-            "commitment": [quantized.new_zeros(())],
-            "code_counts": [torch.bincount(safe[~padding_mask], minlength=self.quantizer.num_codes).float()],
-        }
+        padding_mask = padding_mask_from_lengths(lengths, codes.size(1))
+        try:
+            latent = self.bottleneck.from_codes(codes, padding_mask)
+        except ValueError as e:
+            raise ValueError(f"forward_codes: {e}") from None
+        return self.encoder_out(latent, padding_mask, lengths)
 
     def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor):
         return {
@@ -345,6 +319,22 @@ class DavamEncoder(FairseqEncoder):
 
     def max_positions(self):
         return self.max_source_positions
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """Checkpoints written before the latent bottleneck became a module (commit baa2cae and
+        earlier) hold its parameters and buffers directly under the encoder."""
+        prefix = f"{name}." if name else ""
+        moves = {"to_code.": "bottleneck.to_code.", "quantizer.": "bottleneck.quantizer.",
+                 "to_posterior.": "bottleneck.to_posterior.", "gaussian_prior.": "bottleneck.prior."}  # fmt: skip
+        for key in list(state_dict):
+            if not key.startswith(prefix):
+                continue
+            rest = key[len(prefix):]
+            for old, new in moves.items():
+                if rest.startswith(old):
+                    state_dict[prefix + new + rest[len(old):]] = state_dict.pop(key)
+                    break
+        return state_dict
 
 
 def build_decoder(cfg: DavamConfig, dictionary):
@@ -376,11 +366,20 @@ class DavamModel(SentenceVAEBaseModel):
     def forward(self, src_tokens, src_lengths, prev_output_tokens, features_only: bool = False, **kwargs):
         encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
         x, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, features_only=features_only)
-        # discrete: commitment, code_counts, codes; Gaussian: commitment (0), mu, logvar, kl, kl_positions
-        for key in ("commitment", "code_counts", "codes", "mu", "logvar", "kl", "kl_positions"):
-            if key in encoder_out:
+        # the bottleneck's values (codes, mu, logvar, commitment, kl, code_counts) and the
+        # latent positions per sentence, those it has (encoder schema: empty lists otherwise)
+        for key in (*LATENT_KEYS[1:], "src_lengths"):
+            if encoder_out[key]:
                 extra[key] = encoder_out[key][0]
         return x, extra
+
+    @property
+    def latent_regularizer(self) -> str:
+        """The term the criterion weights: "commitment" (VQ) or "kl" (Gaussian)."""
+        return self.encoder.bottleneck.regularizer
+
+    def set_posterior_mean(self, enabled: bool) -> None:
+        self.encoder.bottleneck.use_posterior_mean = enabled
 
     def prior_net_input(self, bsz: int, sampling: PriorSampling) -> Dict:
         """Latents from the prior:
@@ -390,17 +389,11 @@ class DavamModel(SentenceVAEBaseModel):
           from the jointly trained PixelCNN prior, or z_t = temperature * eps_t, eps_t ~ N(0, I);
         * discrete codes (DAVAM, DAVAM-q): code sequences from the stage-two prior (--prior-path)."""
         param = next(self.parameters())
-        encoder = self.encoder
+        bottleneck = self.encoder.bottleneck
         t = sampling.temperature
-        if encoder.gaussian:
+        if not bottleneck.discrete:
             lengths = sampling.training_lengths(bsz).to(param.device)
-            if encoder.gaussian_prior is not None:
-                z = encoder.gaussian_prior.sample(lengths, t)
-            else:
-                D = encoder.to_posterior.out_features // 2
-                z = torch.randn(bsz, int(lengths.max()), D, device=param.device) * t
-                beyond = torch.arange(z.size(1), device=z.device).unsqueeze(0) >= lengths.unsqueeze(1)
-                z = z.masked_fill(beyond.unsqueeze(-1), 0.0)
+            z = bottleneck.sample_prior(lengths, t)
             return {"src_latents": z.to(param.dtype), "src_code_lengths": lengths}
         prior = sampling.stage_two_prior(self)
         allowed = self.live_codes()
@@ -413,7 +406,7 @@ class DavamModel(SentenceVAEBaseModel):
         smoothed size (about eps): it sits far from every encoder state (1e5 times its initial
         norm early in training) and the decoder, never trained on it, overflows on it. Prior
         sampling leaves such codes out (an under-trained prior still gives them mass)."""
-        live = self.encoder.quantizer.cluster_size > 0
+        live = self.encoder.bottleneck.quantizer.cluster_size > 0
         dead = int((~live).sum())
         if dead and not getattr(self, "_logged_dead_codes", False):
             logger.info(f"prior sampling: {dead} of {live.numel()} codes were never assigned in training "

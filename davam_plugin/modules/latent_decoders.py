@@ -3,7 +3,7 @@ and an attention-free one, sharing embeddings, the latent-to-memory projection, 
 layer and fairseq's incremental-state handling (:class:`LatentLSTMDecoder`).
 
 Both read the latents z_1..z_T (codebook vectors e_{z_t} or Gaussian samples, ``encoder_out
-["quantized"]``) only through the memory m_t = W_m z_t (``code_to_memory``, no bias), and
+["latents"]``) only through the memory m_t = W_m z_t (``code_to_memory``, no bias), and
 start from c_0 = m_T (the last real position), h_0 = tanh(c_0).
 
 * :class:`AttentiveLatentDecoder` (paper Eq. 3)::
@@ -162,12 +162,12 @@ class AttentiveLatentDecoder(LatentLSTMDecoder):
 
     def prepare(self, encoder_out: Dict[str, List[Tensor]]) -> Dict[str, Tensor]:
         E, H = self.embed_dim, self.hidden_dim
-        quantized = encoder_out["quantized"][0]
+        latents = encoder_out["latents"][0]
         padding_mask = encoder_out["encoder_padding_mask"][0]
         lengths = encoder_out["src_lengths"][0]
         # the memory is also the initial cell state c_0: computed outside autocast (a K = D product)
-        with torch.autocast(quantized.device.type, enabled=False):
-            memory = self.code_to_memory(quantized.to(self.code_to_memory.weight.dtype))
+        with torch.autocast(latents.device.type, enabled=False):
+            memory = self.code_to_memory(latents.to(self.code_to_memory.weight.dtype))
         last = (lengths - 1).clamp_min(0)
         c0 = memory[torch.arange(memory.size(0), device=memory.device), last]
         h0 = torch.tanh(c0)
@@ -201,10 +201,10 @@ class AttentiveLatentDecoder(LatentLSTMDecoder):
 
     def forward_unfused(self, prev_output_tokens: Tensor, encoder_out: Dict[str, List[Tensor]]):
         """The equations step by step with ``nn.LSTMCell`` and unfused attention (slow; tests)."""
-        quantized = encoder_out["quantized"][0]
+        latents = encoder_out["latents"][0]
         mask = encoder_out["encoder_padding_mask"][0]
         lengths = encoder_out["src_lengths"][0]
-        memory = self.code_to_memory(quantized)
+        memory = self.code_to_memory(latents)
         c = memory[torch.arange(memory.size(0)), lengths - 1]
         h = h0 = torch.tanh(c)
         emb = self.dropout_in(self.embed_tokens(prev_output_tokens))
@@ -231,9 +231,9 @@ class AttentionFreeLatentDecoder(LatentLSTMDecoder):
     def prepare(self, encoder_out: Dict[str, List[Tensor]]) -> Dict[str, Tensor]:
         """c_0 = m_T = W_m z_T (the latent at the last real position), h_0 = tanh(c_0); only
         that position is read, so the other latents cannot influence the decoder."""
-        quantized = encoder_out["quantized"][0]
+        latents = encoder_out["latents"][0]
         last = (encoder_out["src_lengths"][0] - 1).clamp_min(0)
-        z_last = quantized[torch.arange(quantized.size(0), device=quantized.device), last]
+        z_last = latents[torch.arange(latents.size(0), device=latents.device), last]
         c0 = self.code_to_memory(z_last.to(self.code_to_memory.weight.dtype))
         h0 = torch.tanh(c0)
         return {"h": h0, "c": c0, "h0": h0}

@@ -88,18 +88,23 @@ class DavamPriorTask(Bf16AutocastTaskMixin, FairseqTask):
         davam_task, davam = load_sentence_vae_checkpoint(
             cfg.davam_path, cfg.data, "--davam-path", default_device(), expect=(DavamModel,), expect_text=STAGE_ONE_DAVAM
         )
+        if not davam.encoder.bottleneck.discrete:
+            raise SystemExit(
+                f"error: --davam-path {cfg.davam_path} has Gaussian latents (gavam*/vae_attn*): their prior is "
+                "trained with them in stage one; a stage-two prior is fitted to discrete codes only"
+            )
         for p in davam.parameters():
             p.requires_grad_(False)
-        K = davam.encoder.quantizer.num_codes
+        K = davam.encoder.bottleneck.num_codes
         logger.info(f"davam_prior: frozen stage-one model {cfg.davam_path} ({K} codes) on {default_device()}")
         return cls(cfg, davam_task, davam)
 
     @property
     def num_codes(self) -> int:
-        return self.davam.encoder.quantizer.num_codes
+        return self.davam.encoder.bottleneck.num_codes
 
     def stage_one_codebook(self):
-        return self.davam.encoder.quantizer.codebook.detach().float().cpu()
+        return self.davam.encoder.bottleneck.quantizer.codebook.detach().float().cpu()
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         sentences = self.davam_task.load_sentences(split, epoch, combine)

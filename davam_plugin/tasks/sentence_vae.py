@@ -300,8 +300,7 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         for m in models:  # Gaussian-latent models reconstruct from the posterior mean by default
-            if hasattr(m.encoder, "use_posterior_mean"):
-                m.encoder.use_posterior_mean = not getattr(self.cfg, "posterior_sample", False)
+            m.set_posterior_mean(not getattr(self.cfg, "posterior_sample", False))
         if self.sampling_from_prior > 0:
             if len(models) != 1:
                 raise SystemExit("error: --sample-from-prior decodes with one model: give a single --path")

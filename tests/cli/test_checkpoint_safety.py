@@ -84,7 +84,7 @@ def test_import_keeps_torch_load_safe():
 # ----------------------------------------------------------------------------- real checkpoints
 def test_trained_checkpoint_loads_with_weights_only(tiny_checkpoint):
     state = torch.load(tiny_checkpoint, weights_only=True)
-    assert "encoder.quantizer.codebook" in state["model"]
+    assert "encoder.bottleneck.quantizer.codebook" in state["model"]
     # fairseq-train stores the legacy sgd optimizer's options as an argparse.Namespace
     assert list(find_instances(state, argparse.Namespace)), "expected a Namespace in the checkpoint"
 

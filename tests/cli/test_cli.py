@@ -206,7 +206,7 @@ def test_hydra_train_writes_a_loadable_checkpoint(tiny_raw, tiny_data, tmp_path)
     assert state["cfg"]["task"]["_name"] == "sentence_vae"
     tiny = davam_tiny_config()
     assert {k: state["cfg"]["model"][k] for k in tiny} == tiny, "hydra model must be davam_tiny"
-    assert tuple(state["model"]["encoder.quantizer.codebook"].shape) == (tiny["num_codes"], tiny["code_dim"])
+    assert tuple(state["model"]["encoder.bottleneck.quantizer.codebook"].shape) == (tiny["num_codes"], tiny["code_dim"])
 
     valid = raw_lines(tiny_raw / "valid.txt")
     proc = run_cli(

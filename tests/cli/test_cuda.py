@@ -20,7 +20,7 @@ TRAIN_GPU = [a for a in TRAIN_TINY if a != "--cpu"]
 def test_quantizer_and_model_run_on_the_gpu():
     model, d = tiny_model()
     model = model.cuda()
-    q = model.encoder.quantizer
+    q = model.encoder.bottleneck.quantizer
     assert q.codebook.is_cuda and q.cluster_size.dtype == torch.float32
     batch = make_batch(d, SENTENCES)
     net = {k: v.cuda() if torch.is_tensor(v) else v for k, v in batch["net_input"].items()}

@@ -32,7 +32,7 @@ DRIVER = textwrap.dedent(
 
 
     def recording_train_step(self, samples, *args, **kwargs):
-        quantizer = self.get_model().encoder.quantizer
+        quantizer = self.get_model().encoder.bottleneck.quantizer
         if history["initial_codebook"] is None:
             history["initial_codebook"] = quantizer.codebook.detach().clone()
             history["initial_cluster_size"] = quantizer.cluster_size.detach().clone()
@@ -130,7 +130,7 @@ def check_codebooks_in_sync(histories, tmp_path, n_steps):
     final = h0["steps"][-1]["codebook"]
     assert not torch.equal(final, h0["initial_codebook"]), "the codebook never changed: no training happened"
     saved = torch.load(tmp_path / "ckpt0" / "checkpoint_last.pt", weights_only=True)
-    assert torch.equal(saved["model"]["encoder.quantizer.codebook"], final)
+    assert torch.equal(saved["model"]["encoder.bottleneck.quantizer.codebook"], final)
 
 
 def test_two_workers_keep_identical_codebooks(tiny_data, tmp_path):

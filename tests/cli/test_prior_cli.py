@@ -57,7 +57,7 @@ def test_prior_trains_on_every_code_sequence_and_validates(prior_run, tiny_raw, 
         "the frozen stage-one model must not be saved in the prior checkpoint"
     )
     davam_state = torch.load(tiny_checkpoint, map_location="cpu")
-    assert torch.equal(state["model"]["stage_one_codebook"], davam_state["model"]["encoder.quantizer.codebook"].float())
+    assert torch.equal(state["model"]["stage_one_codebook"], davam_state["model"]["encoder.bottleneck.quantizer.codebook"].float())
     losses = [float(r["loss"]) for r in map(json.loads, (x[x.index("{") :] for x in log.splitlines() if "train_inner" in x))]
     assert len(losses) == 30 and losses[-1] < losses[0]
 
@@ -231,7 +231,7 @@ def test_prior_of_another_davam_model_is_refused(prior_run, tiny_data, tiny_chec
 
 def test_validate_refuses_a_prior_fitted_to_another_davam_model(prior_run, tiny_data, tiny_checkpoint, tmp_path):
     state = torch.load(tiny_checkpoint, map_location="cpu")
-    state["model"]["encoder.quantizer.codebook"] = state["model"]["encoder.quantizer.codebook"] + 0.5
+    state["model"]["encoder.bottleneck.quantizer.codebook"] = state["model"]["encoder.bottleneck.quantizer.codebook"] + 0.5
     other = tmp_path / "other_davam.pt"
     torch.save(state, other)
     proc = run_cli(

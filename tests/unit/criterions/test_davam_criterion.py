@@ -31,7 +31,7 @@ def reference_loss(model, batch, beta):
     for b in range(h.size(0)):
         for t in range(h.size(1)):
             if not mask[b, t]:
-                d2 = ((model.encoder.quantizer.codebook - h[b, t]) ** 2).sum(-1)
+                d2 = ((model.encoder.bottleneck.quantizer.codebook - h[b, t]) ** 2).sum(-1)
                 commitment += float(d2.min())
     return float(rec), commitment, float(rec) + beta * commitment
 
@@ -121,7 +121,7 @@ def test_sixteen_bit_training_step(dtype):
     torch.manual_seed(1)
     loss, _, log = crit(model, batch)
     loss.backward()
-    q = model.encoder.quantizer
+    q = model.encoder.bottleneck.quantizer
     assert loss.dtype == torch.float32
     assert q.codebook.dtype == q.cluster_size.dtype == q.cluster_sum.dtype == torch.float32
     assert q.cluster_size.sum().item() == pytest.approx(0.01 * log["ntokens"])  # one EMA update

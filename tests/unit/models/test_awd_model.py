@@ -227,7 +227,7 @@ def test_large_lambda_drives_scores_towards_standard_normal():
 def test_adversary_plays_no_role_at_evaluation(monkeypatch):
     model, d = tiny_awd("adversarial")
     model.eval()
-    model.encoder.use_posterior_mean = True
+    model.set_posterior_mean(True)
 
     def refuse(*args, **kwargs):
         raise AssertionError("the adversary must not run in eval mode")
@@ -243,7 +243,7 @@ def test_adversary_plays_no_role_at_evaluation(monkeypatch):
 def test_padding_and_incremental_decoding_change_nothing(case):
     model, d = tiny_awd("adversarial", **OPTION_CASES[case])
     model.eval()
-    model.encoder.use_posterior_mean = True
+    model.set_posterior_mean(True)
     batch = make_batch(d, SENTENCES, extra_pad=3)
     full, _ = model(**batch["net_input"])
     for i, s in enumerate(SENTENCES):
@@ -328,7 +328,7 @@ def test_checkpoint_saved_before_the_options_loads_with_its_old_behaviour(arch):
     sample = make_batch(d, SENTENCES, extra_pad=1)
     for m in (old, model):
         m.eval()
-        m.encoder.use_posterior_mean = True
+        m.set_posterior_mean(True)
     assert torch.equal(old(**sample["net_input"])[0], model(**sample["net_input"])[0])
     losses = []
     for m in (old, model):

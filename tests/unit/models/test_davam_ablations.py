@@ -36,9 +36,9 @@ def ablation_model(name, seed=0, dtype=torch.float32):
     torch.manual_seed(seed)
     d = make_dictionary()
     model = DavamModel.build_model(tiny_config(**ABLATIONS[name]), TinyTask(d))
-    if model.encoder.quantizer is not None:  # as helpers.tiny_model: several codes in use
-        model.encoder.quantizer.codebook.mul_(0.3)
-        model.encoder.quantizer.cluster_sum.copy_(model.encoder.quantizer.codebook)
+    if model.encoder.bottleneck.discrete:  # as helpers.tiny_model: several codes in use
+        model.encoder.bottleneck.quantizer.codebook.mul_(0.3)
+        model.encoder.bottleneck.quantizer.cluster_sum.copy_(model.encoder.bottleneck.quantizer.codebook)
     return model.to(dtype), d
 
 
@@ -77,7 +77,7 @@ def posterior_by_hand(model, batch):
     src = batch["net_input"]["src_tokens"]
     enc = model.encoder
     states = lstm_by_hand(enc.lstm, enc.embed_tokens.weight[src])
-    params = states @ enc.to_posterior.weight.t() + enc.to_posterior.bias
+    params = states @ enc.bottleneck.to_posterior.weight.t() + enc.bottleneck.to_posterior.bias
     D = params.size(-1) // 2
     return params[..., :D], params[..., D:], src.ne(model.encoder.padding_idx)
 
@@ -114,25 +114,25 @@ def prior_by_hand(prior, z):
 def test_gavam_kl_equals_closed_form(monkeypatch):
     model, d = ablation_model("gavam", dtype=torch.float64)
     model.eval()
-    monkeypatch.setattr(model.encoder, "sample_noise", fixed_noise)
+    monkeypatch.setattr(model.encoder.bottleneck, "sample_noise", fixed_noise)
     batch = make_batch(d, SENTENCES)
     enc = encode(model, batch)
     mu, logvar, real = posterior_by_hand(model, batch)
     eps = fixed_noise(mu)
     z = (mu + torch.exp(0.5 * logvar) * eps) * real.unsqueeze(-1)
-    assert torch.allclose(enc["quantized"][0], z, atol=1e-12)
+    assert torch.allclose(enc["latents"][0], z, atol=1e-12)
     assert torch.allclose(enc["mu"][0][real], mu[real], atol=1e-12)
     assert torch.allclose(enc["logvar"][0][real], logvar[real], atol=1e-12)
     for b, words in enumerate(SENTENCES):
         T = len(words) + 1
-        mu_p, logvar_p = prior_by_hand(model.encoder.gaussian_prior, z[b, :T])
+        mu_p, logvar_p = prior_by_hand(model.encoder.bottleneck.prior, z[b, :T])
         var, var_p = logvar[b, :T].exp(), logvar_p.exp()
         # paper Eq. 5: 1/2 (log(sigma^2_hat / sigma^2) - 1 + (sigma^2 + (mu_hat - mu)^2) / sigma^2_hat)
         kl = 0.5 * (torch.log(var_p / var) - 1.0 + (var + (mu_p - mu[b, :T]) ** 2) / var_p)
         assert enc["kl"][0][b].item() == pytest.approx(kl.sum().item(), rel=1e-10, abs=1e-12)
-        assert int(enc["kl_positions"][0][b]) == T
+        assert int(enc["src_lengths"][0][b]) == T
     assert bool((enc["kl"][0] > 0).all())
-    assert float(enc["commitment"][0]) == 0.0 and "codes" not in enc and "code_counts" not in enc
+    assert float(enc["commitment"][0]) == 0.0 and enc["codes"] == [] and enc["code_counts"] == []
 
 
 def test_gaussian_prior_is_causal():
@@ -165,8 +165,8 @@ def test_gavam_kl_gradient_reaches_posterior_and_prior():
     crit = DavamCriterion(TinyTask(d), 0.15, 5.0, 10)
     loss, _, _ = crit(model, make_batch(d, SENTENCES))
     loss.backward()
-    for name in ("encoder.to_posterior.weight", "encoder.lstm.weight_ih_l0", "encoder.gaussian_prior.input_proj.weight",
-                 "encoder.gaussian_prior.layers.0.conv.weight", "encoder.gaussian_prior.head_out.weight",
+    for name in ("encoder.bottleneck.to_posterior.weight", "encoder.lstm.weight_ih_l0", "encoder.bottleneck.prior.input_proj.weight",
+                 "encoder.bottleneck.prior.layers.0.conv.weight", "encoder.bottleneck.prior.head_out.weight",
                  "decoder.cell.weight_ih", "decoder.code_to_memory.weight"):  # fmt: skip
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
@@ -176,18 +176,18 @@ def test_gavam_kl_gradient_reaches_posterior_and_prior():
 def test_vae_attn_kl_equals_standard_normal_kl(monkeypatch):
     model, d = ablation_model("vae_attn", dtype=torch.float64)
     model.eval()
-    assert model.encoder.gaussian_prior is None
+    assert model.encoder.bottleneck.prior is None
     batch = make_batch(d, SENTENCES, extra_pad=2)
     mu, logvar, real = posterior_by_hand(model, batch)
     kl = (0.5 * (mu**2 + logvar.exp() - 1.0 - logvar)).sum(-1) * real
-    monkeypatch.setattr(model.encoder, "sample_noise", fixed_noise)
+    monkeypatch.setattr(model.encoder.bottleneck, "sample_noise", fixed_noise)
     enc = encode(model, batch)
     assert torch.allclose(enc["kl"][0], kl.sum(1), rtol=1e-10, atol=1e-12)
-    assert torch.equal(enc["kl_positions"][0], real.sum(1))
+    assert torch.equal(enc["src_lengths"][0], real.sum(1))
     # the N(0, I) KL does not depend on the sample
-    monkeypatch.setattr(model.encoder, "sample_noise", lambda m: -3.0 * fixed_noise(m))
+    monkeypatch.setattr(model.encoder.bottleneck, "sample_noise", lambda m: -3.0 * fixed_noise(m))
     enc2 = encode(model, batch)
-    assert not torch.allclose(enc2["quantized"][0], enc["quantized"][0])
+    assert not torch.allclose(enc2["latents"][0], enc["latents"][0])
     assert torch.equal(enc2["kl"][0], enc["kl"][0])
 
 
@@ -196,24 +196,24 @@ def test_gaussian_validation_samples_and_generation_uses_the_mean():
     model.eval()
     batch = make_batch(d, SENTENCES)
     a, b = encode(model, batch), encode(model, batch)
-    assert not torch.equal(a["quantized"][0], b["quantized"][0]), "z is sampled in eval mode too"
-    model.encoder.use_posterior_mean = True  # what the task sets for fairseq-generate
+    assert not torch.equal(a["latents"][0], b["latents"][0]), "z is sampled in eval mode too"
+    model.set_posterior_mean(True)  # what the task sets for fairseq-generate
     c = encode(model, batch)
-    assert torch.equal(c["quantized"][0], c["mu"][0])
+    assert torch.equal(c["latents"][0], c["mu"][0])
 
 
 @pytest.mark.parametrize("name", ["gavam", "vae_attn"])
 def test_gaussian_incremental_decoding_with_reordered_encoder_out(name, monkeypatch):
     model, d = ablation_model(name)
     model.eval()
-    monkeypatch.setattr(model.encoder, "sample_noise", fixed_noise)
+    monkeypatch.setattr(model.encoder.bottleneck, "sample_noise", fixed_noise)
     batch = make_batch(d, SENTENCES)
     enc = encode(model, batch)
     prev = batch["net_input"]["prev_output_tokens"]
     full, _ = model.decoder(prev, enc)
     order = torch.tensor([2, 0, 3, 1])
     reordered = model.encoder.reorder_encoder_out(enc, order)
-    for key in ("quantized", "mu", "logvar", "kl", "kl_positions", "encoder_padding_mask", "src_lengths"):
+    for key in ("latents", "mu", "logvar", "kl", "encoder_padding_mask", "src_lengths"):
         assert torch.equal(reordered[key][0], enc[key][0][order]), key
     assert_incremental_matches_full(model, enc, prev, full, order)
 
@@ -227,11 +227,11 @@ def test_davam_q_quantizes_only_the_last_position():
     h, mask = model.encoder.encoder_states(batch["net_input"]["src_tokens"])
     lengths = (~mask).sum(1)
     h_last = h[torch.arange(len(SENTENCES)), lengths - 1]
-    assert enc["quantized"][0].shape == (len(SENTENCES), 1, h.size(-1))
-    assert torch.equal(enc["codes"][0][:, 0], model.encoder.quantizer.nearest_codes(h_last))
+    assert enc["latents"][0].shape == (len(SENTENCES), 1, h.size(-1))
+    assert torch.equal(enc["codes"][0][:, 0], model.encoder.bottleneck.quantizer.nearest_codes(h_last))
     assert torch.equal(enc["src_lengths"][0], torch.ones(len(SENTENCES), dtype=torch.long))
     assert enc["code_counts"][0].sum().item() == len(SENTENCES)  # one code per sentence
-    commitment = ((h_last - model.encoder.quantizer.embed_codes(enc["codes"][0][:, 0])) ** 2).sum()
+    commitment = ((h_last - model.encoder.bottleneck.quantizer.embed_codes(enc["codes"][0][:, 0])) ** 2).sum()
     assert enc["commitment"][0].item() == pytest.approx(commitment.item(), rel=1e-5)
 
 
@@ -241,7 +241,7 @@ def test_davam_q_decoder_output_depends_on_the_last_code_only():
     batch = make_batch(d, SENTENCES)
     prev = batch["net_input"]["prev_output_tokens"]
     lengths = batch["net_input"]["src_lengths"]
-    K, T = model.encoder.quantizer.num_codes, prev.size(1)
+    K, T = model.encoder.bottleneck.quantizer.num_codes, prev.size(1)
     codes = torch.randint(0, K, (len(SENTENCES), T), generator=torch.Generator().manual_seed(0))
     last = (torch.arange(len(SENTENCES)), lengths - 1)
     others = codes.clone()
@@ -254,7 +254,7 @@ def test_davam_q_decoder_output_depends_on_the_last_code_only():
     def decode(c, full_memory=False):
         if full_memory:  # the decoder itself, given a memory at every position: reads m_T only
             enc = {
-                "quantized": [model.encoder.quantizer.embed_codes(c)],
+                "latents": [model.encoder.bottleneck.quantizer.embed_codes(c)],
                 "encoder_padding_mask": [torch.arange(T)[None] >= lengths[:, None]],
                 "src_lengths": [lengths],
             }
@@ -294,7 +294,7 @@ def test_no_attention_decoder_full_incremental_and_plain_lstmcell_agree():
     prev = batch["net_input"]["prev_output_tokens"]
     full, extra = model.decoder(prev, enc)
     assert extra["attn"] == [None]
-    c0 = model.decoder.code_to_memory(enc["quantized"][0][:, 0])
+    c0 = model.decoder.code_to_memory(enc["latents"][0][:, 0])
     assert torch.allclose(full, plain_lstmcell_decoder(model.decoder, prev, c0), atol=1e-6)
     order = torch.tensor([2, 0, 3, 1])
     assert_incremental_matches_full(model, enc, prev, full, order)
@@ -319,7 +319,8 @@ def test_no_attention_features_feed_the_fused_loss():
 def test_padding_never_changes_results(name, monkeypatch):
     model, d = ablation_model(name)
     model.eval()
-    monkeypatch.setattr(model.encoder, "sample_noise", fixed_noise)
+    if not model.encoder.bottleneck.discrete:
+        monkeypatch.setattr(model.encoder.bottleneck, "sample_noise", fixed_noise)
     crit = DavamCriterion(TinyTask(d), 0.15, 5.0, 10)
     together = make_batch(d, SENTENCES, extra_pad=4)
     out_b, extra_b = model(**together["net_input"])
@@ -332,7 +333,7 @@ def test_padding_never_changes_results(name, monkeypatch):
         assert torch.allclose(out_a[0], out_b[i, :L], atol=1e-6), (name, i)
         if "kl" in extra_a:
             assert extra_a["kl"][0].item() == pytest.approx(extra_b["kl"][i].item(), rel=1e-5, abs=1e-7)
-            assert int(extra_a["kl_positions"][0]) == int(extra_b["kl_positions"][i]) == len(sentence) + 1
+            assert int(extra_a["src_lengths"][0]) == int(extra_b["src_lengths"][i]) == len(sentence) + 1
         else:
             assert torch.equal(extra_a["codes"][0], extra_b["codes"][i])
         total += crit(model, alone)[0].item()
@@ -346,7 +347,7 @@ def test_criterion_loss_is_rec_plus_weighted_kl(name, num_updates, monkeypatch):
     model, d = ablation_model(name)
     model.eval()
     model.set_num_updates(num_updates)
-    monkeypatch.setattr(model.encoder, "sample_noise", fixed_noise)
+    monkeypatch.setattr(model.encoder.bottleneck, "sample_noise", fixed_noise)
     crit = DavamCriterion(
         TinyTask(d), 0.15, 5.0, 10, kl_weight_start=0.2, kl_weight_max=1.0, kl_warmup_updates=10
     )
@@ -478,11 +479,11 @@ def test_config_written_before_the_ablations_builds_the_same_davam():
     torch.manual_seed(0)
     model = DavamModel.build_model(argparse.Namespace(**old), TinyTask(d))
     reference, _ = tiny_model()
-    model.encoder.quantizer.codebook.mul_(0.3)
-    model.encoder.quantizer.cluster_sum.copy_(model.encoder.quantizer.codebook)
+    model.encoder.bottleneck.quantizer.codebook.mul_(0.3)
+    model.encoder.bottleneck.quantizer.cluster_sum.copy_(model.encoder.bottleneck.quantizer.codebook)
     a, b = model.state_dict(), reference.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert not model.encoder.gaussian and not model.decoder.attention_free
+    assert model.encoder.bottleneck.discrete and not model.decoder.attention_free
 
 
 def test_gaussian_prior_sampling_steps_equal_the_full_forward():

@@ -41,7 +41,7 @@ def test_decoder_sees_input_only_through_codes():
     # 1) change the encoder states (LSTM and projection weights) slightly: same codes,
     #    bit-identical decoder output
     with torch.no_grad():
-        model.encoder.to_code.weight.mul_(1.0001)
+        model.encoder.bottleneck.to_code.weight.mul_(1.0001)
         for p in model.encoder.lstm.parameters():
             p.add_(1e-5)
     enc2 = encode(model, batch)
@@ -52,7 +52,7 @@ def test_decoder_sees_input_only_through_codes():
     # 2) the decoder output is a function of the code indices alone
     codes = enc["codes"][0]
     only_codes = {
-        "quantized": [model.encoder.quantizer.embed_codes(codes)],
+        "latents": [model.encoder.bottleneck.quantizer.embed_codes(codes)],
         "encoder_padding_mask": [codes.lt(0)],
         "src_lengths": [codes.ge(0).sum(1)],
     }
@@ -92,4 +92,4 @@ def test_gradients_reach_encoder_through_straight_through_estimator():
     out, extra = model(**batch["net_input"])
     out.logsumexp(-1).sum().backward()  # reconstruction-like term only, no commitment
     assert model.encoder.lstm.weight_ih_l0.grad.abs().sum() > 0
-    assert model.encoder.to_code.weight.grad.abs().sum() > 0
+    assert model.encoder.bottleneck.to_code.weight.grad.abs().sum() > 0

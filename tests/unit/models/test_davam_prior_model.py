@@ -143,7 +143,7 @@ def test_davam_prior_sampling_leaves_out_never_assigned_codes():
     from helpers import tiny_model
 
     model, _ = tiny_model()
-    q = model.encoder.quantizer
+    q = model.encoder.bottleneck.quantizer
     q.cluster_size.zero_()
     q.cluster_size[[1, 4]] = 0.5
     assert model.live_codes().nonzero().flatten().tolist() == [1, 4]
