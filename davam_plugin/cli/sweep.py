@@ -4,6 +4,7 @@ and KL against the value (the DAVAM paper's sensitivity analyses, Fig. 4(a)-(c))
     davam-sweep DATA --save-root ROOT --setting --num-codes --values 128,256,512,1024
         [--out ROOT/sweep.png] [--json PATH] [--eval-subset valid] [--checkpoint best|last]
         [--prior-args='--arch davam_prior --criterion davam_prior ... --max-epoch 5']
+        [--evaluate-args='--iw-samples 100'] [--label NAME] [--compare LABEL=JSON ...]
         -- FAIRSEQ-TRAIN ARGUMENTS (task, arch, criterion, optimizer and the reduced budget)
 
 Everything after ``--`` goes to ``fairseq-train DATA`` unchanged, followed by ``SETTING
@@ -25,6 +26,13 @@ Per value, in ``ROOT/<setting>_<value>/`` (e.g. ``num-codes_128``):
    in ``prior/``; rerun with the same ``--checkpoint``), then ``prior_eval_<subset>.json``:
    :func:`davam_plugin.evaluation.evaluate_split` of the stage-one model with that prior on
    ``--eval-subset``.
+4. With ``--evaluate-args`` (Gaussian latents: AWD, GAVAM, VAE+Attn): ``davam-evaluate`` of
+   that checkpoint on ``--eval-subset`` with those extra arguments, in
+   ``evaluate_<subset>_<best|last>.json``: adds ``neg_elbo``, ``mi`` (the aggregate posterior's
+   mutual information), ``active_units`` and ``iw_nll`` to the value's results.
+
+``--compare LABEL=JSON`` draws other sweeps of the same setting (their ``--json``) on the same
+axes, one colour per sweep, with a legend (``--label`` names this one).
 
 What is reported as KL (nats per sentence):
 
@@ -48,6 +56,17 @@ and ``--out``: Rec, KL (paper convention and summed, when there is a KL) and cod
 against the value (log x axis when every value is positive and they span a factor >= 4,
 as K and D do), plus a markdown table on stdout. Problems end the command with one
 ``davam-sweep: error: ...`` line on stderr and exit status 2.
+
+Example (the AWD paper's Fig. 2: adversarial against uniform word dropout over the rate R)::
+
+    davam-sweep data-bin/ptb --save-root sweeps/r_uniform --setting --word-dropout-rate \
+        --values 0.1,0.2,0.3,0.4,0.5 --evaluate-args='--iw-samples 10' \
+        -- --user-dir davam_plugin --task sentence_vae --arch awd_ptb --criterion awd_elbo \
+        --word-dropout-mode uniform --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch 2
+    davam-sweep data-bin/ptb --save-root sweeps/r_awd --setting --word-dropout-rate \
+        --values 0.1,0.2,0.3,0.4,0.5 --evaluate-args='--iw-samples 10' --label AWD \
+        --compare uniform=sweeps/r_uniform/sweep.json \
+        -- (the same, with --word-dropout-mode adversarial)
 
 Example (the paper's K sweep on PTB at a reduced budget)::
 
@@ -96,6 +115,12 @@ def build_parser():
     p.add_argument("--prior-args", metavar="'ARGS'",
                    help="discrete latents: also fit the stage-two prior with these fairseq-train arguments "
                    "(one quoted string), giving the KL")
+    p.add_argument("--evaluate-args", metavar="'ARGS'",
+                   help="Gaussian latents (awd*, gavam*, vae_attn*): also run davam-evaluate on each checkpoint with "
+                   "these extra arguments (one quoted string, may be ''), adding -ELBO, MI, active units and the IW NLL")
+    p.add_argument("--label", help="this sweep's name in the figure's legend (default: the last path part of ROOT)")
+    p.add_argument("--compare", action="append", default=[], metavar="LABEL=JSON",
+                   help="draw another sweep of the same setting (its JSON) on the same axes; repeatable")
     p.add_argument("--batch-size", type=int, default=64, help="batch size of the evaluations (default: 64)")
     return p
 
@@ -107,7 +132,7 @@ def split_argv(argv):
     if "--" in argv:
         i = argv.index("--")
         argv, rest = argv[:i], argv[i + 1 :]
-    return join_dash_values(argv, ("--setting", "--prior-args")), rest
+    return join_dash_values(argv, ("--setting", "--prior-args", "--evaluate-args")), rest
 
 
 def _parse_fairseq(args_list):
@@ -182,7 +207,7 @@ def _evaluate_prior(davam_path, prior_path, data, subset, batch_size, out):
     write_json(out, {k: (float(v) if isinstance(v, float) else v) for k, v in summary.items()})
 
 
-def run_value(args, ns, train_args, prior_args, value):
+def run_value(args, ns, train_args, prior_args, value, evaluate_args=None):
     d = run_dir(args.save_root, args.setting, value)
     ckpt_dir = d / "checkpoints"
     label = f"{args.setting} {value_label(value)}"
@@ -251,54 +276,120 @@ def run_value(args, ns, train_args, prior_args, value):
             ppl_bound=pe["summary"].get("ppl_bound"), ppl_paper=pe["summary"].get("ppl_paper"),
             kl_source="stage-two prior (davam_plugin.evaluation.evaluate_split)",
         )  # fmt: skip
+    result.update(neg_elbo=None, mi=None, active_units=None, iw_nll=None)
+    if evaluate_args is not None:
+        if not gaussian:
+            raise PipelineError(f"{label}: --evaluate-args is for Gaussian latents (awd*, gavam*, vae_attn*); "
+                                "discrete latents are evaluated with their prior (--prior-args)")
+        eval_json = d / f"evaluate_{args.eval_subset}_{args.checkpoint}.json"
+        if not eval_json.exists():
+            argv = [args.data, "--path", str(checkpoint), "--split", args.eval_subset, "--batch-size", str(args.batch_size),
+                    "--no-progress", *evaluate_args, "--json", str(eval_json) + ".part"]  # fmt: skip
+            print(f"[{label}] davam-evaluate -> {d / 'evaluate.log'}", flush=True)
+            secs = runner.run_function(_davam_evaluate, d / "evaluate.log", f"davam-evaluate for {label}", argv)
+            write_json(eval_json, {"summary": read_json(str(eval_json) + ".part"), "seconds": secs, "argv": argv})
+            Path(str(eval_json) + ".part").unlink()
+        ev = read_json(eval_json)
+        seconds["evaluate"] = ev["seconds"]
+        summary = ev["summary"]
+        result.update(
+            neg_elbo=summary.get("neg_elbo", summary.get("nll_bound")), mi=summary.get("mi"),
+            active_units=summary.get("active_units"), iw_nll=summary.get("iw_nll"),
+        )  # fmt: skip
     epochs, updates = _epochs_updates(d / "train.log")
     result.update(epochs=epochs, updates=updates, seconds=seconds, dir=str(d))
     return result
+
+
+def _davam_evaluate(argv):
+    """Child process: ``davam-evaluate ARGV`` (its own one-line errors and exit status)."""
+    from davam_plugin.cli import evaluate
+
+    status = evaluate.main(argv)
+    if status:
+        sys.exit(status)
 
 
 def use_log_x(values):
     return all(v > 0 for v in values) and max(values) / min(values) >= 4
 
 
-def draw(doc, out):
+PANELS = [  # (key, y label): drawn when some run of some series has the value
+    ("rec", "Rec (nats/sentence)"),
+    ("neg_elbo", "-ELBO (nats/sentence)"),
+    ("kl_paper", "KL, paper convention\n(mean over positions)"),
+    ("kl", "KL (sum over positions)"),
+    ("mi", "MI (nats)"),
+    ("active_units", "active units"),
+    ("code_usage", "codes used"),
+]
+
+
+def draw(series, out):
+    """``series``: [(label, sweep doc)], every doc of the same setting, one colour each."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, NullLocator
 
-    values = doc["values"]
-    runs = [doc["runs"][value_label(v)] for v in values]
-    panels = [("rec", "Rec (nats/sentence)")]
-    if any(r["kl_paper"] is not None for r in runs):
-        panels += [("kl_paper", "KL, paper convention\n(mean over positions)"), ("kl", "KL (sum over positions)")]
-    if any(r["code_usage"] is not None for r in runs):
-        panels.append(("code_usage", "codes used"))
+    doc = series[0][1]
+
+    def points(d, key):
+        runs = [(v, d["runs"][value_label(v)]) for v in d["values"]]
+        return [(v, r[key]) for v, r in runs if r.get(key) is not None]
+
+    panels = [(k, lab) for k, lab in PANELS if any(points(d, k) for _, d in series)]
     fig = Figure(figsize=(5.5, 1.2 + 2.1 * len(panels)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (key, ylabel) in zip(axes, panels):
-        pts = [(v, r[key]) for v, r in zip(values, runs) if r[key] is not None]
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color="C0")
+        for i, (label, d) in enumerate(series):
+            pts = points(d, key)
+            if not pts:
+                continue
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=f"C{i}", label=label)
             for x, y in pts:
-                ax.annotate(f"{y:.4g}", (x, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize="x-small")
+                ax.annotate(f"{y:.4g}", (x, y), xytext=(0, 5), textcoords="offset points", ha="center",
+                            fontsize="x-small", color=f"C{i}")  # fmt: skip
         ax.set_ylabel(ylabel, fontsize="small")
         ax.yaxis.get_major_formatter().set_useOffset(False)
         ax.margins(y=0.25)
         ax.grid(True, alpha=0.3)
+    if len(series) > 1:
+        axes[0].legend(fontsize="small")
+    values = sorted({v for _, d in series for v in d["values"]})
     ax = axes[-1]
-    if doc["log_x"]:
+    if use_log_x(values):
         ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(values))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([value_label(v) for v in values])
     ax.set_xlabel(doc["setting"])
-    note = "" if doc["kl_available"] else " (no KL: discrete latents need --prior-args)"
+    note = "" if any(d["kl_available"] for _, d in series) else " (no KL: discrete latents need --prior-args)"
     axes[0].set_title(f"{doc['eval_subset']} split, {doc['checkpoint']} checkpoints{note}", fontsize="small")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(out, dpi=100)
     except ValueError as e:
         raise PipelineError(f"--out {out}: {e}") from None
+
+
+def read_compare(specs, setting):
+    """[(label, doc)] of ``--compare LABEL=JSON`` (checked: a sweep JSON of the same setting)."""
+    series = []
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            raise PipelineError(f"--compare {spec!r}: give LABEL=JSON, e.g. uniform=sweeps/r_uniform/sweep.json")
+        try:
+            doc = read_json(path)
+        except (OSError, ValueError) as e:
+            raise PipelineError(f"--compare {spec}: cannot read {path}: {e}") from None
+        if not isinstance(doc, dict) or "runs" not in doc or "values" not in doc:
+            raise PipelineError(f"--compare {spec}: {path} is not a davam-sweep JSON")
+        if doc.get("setting") != setting:
+            raise PipelineError(f"--compare {spec}: that sweep varies {doc.get('setting')}, this one {setting}")
+        series.append((label, doc))
+    return series
 
 
 def run(args, train_args):
@@ -317,6 +408,16 @@ def run(args, train_args):
         for flag in ("--save-dir", "--log-format", "--davam-path", "--task"):
             if flag in prior_args:
                 raise PipelineError(f"--prior-args: do not pass {flag}, the sweep sets it")
+    evaluate_args = None
+    if args.evaluate_args is not None:
+        try:
+            evaluate_args = shlex.split(args.evaluate_args)
+        except ValueError as e:
+            raise PipelineError(f"--evaluate-args {args.evaluate_args!r}: {e}") from None
+        for flag in ("--path", "--split", "--json", "--batch-size"):
+            if flag in evaluate_args:
+                raise PipelineError(f"--evaluate-args: do not pass {flag}, the sweep sets it")
+    compare = read_compare(args.compare, args.setting)
     ns = check_setting(str(data), train_args, args.setting, values)
     out = Path(args.out) if args.out else Path(args.save_root) / "sweep.png"
     json_path = Path(args.json) if args.json else out.with_suffix(".json")
@@ -325,7 +426,7 @@ def run(args, train_args):
     Path(args.save_root).mkdir(parents=True, exist_ok=True)
     runs = {}
     for value in values:
-        runs[value_label(value)] = run_value(args, ns, train_args, prior_args, value)
+        runs[value_label(value)] = run_value(args, ns, train_args, prior_args, value, evaluate_args)
     doc = {
         "setting": args.setting,
         "values": values,
@@ -334,6 +435,7 @@ def run(args, train_args):
         "checkpoint": args.checkpoint,
         "train_args": train_args,
         "prior_args": prior_args,
+        "evaluate_args": evaluate_args,
         "log_x": use_log_x(values),
         "kl_available": any(r["kl"] is not None for r in runs.values()),
         "conventions": {
@@ -342,18 +444,23 @@ def run(args, train_args):
             "the stage-two prior's NLL of the posterior codes incl. the end symbol",
             "kl_paper": "the same per-position terms averaged over the positions of each sentence, then over "
             "sentences (the DAVAM authors' KL)",
+            "neg_elbo, mi, active_units, iw_nll": "davam-evaluate's (--evaluate-args): rec + KL per sentence, "
+            "the aggregate-posterior mutual information I(x; z), units with Cov_x(E[z|x]) > 0.01, the "
+            "importance-weighted NLL (nats per sentence)",
             "seconds": "wall-clock seconds of each stage (train: the invocation that finished it)",
         },
         "runs": runs,
     }
-    draw(doc, out)
+    label = args.label or Path(args.save_root).resolve().name
+    draw([(label, doc), *compare], out)
     write_json(json_path, doc)
     rows = [
-        [value_label(v), fmt(r["rec"]), fmt(r["kl_paper"]), fmt(r["kl"]), fmt(r["commitment"]),
-         fmt(r["code_usage"], 0), r["epochs"], r["updates"], f"{sum(r['seconds'].values()):.0f}"]
+        [value_label(v), fmt(r["rec"]), fmt(r["neg_elbo"]), fmt(r["kl_paper"]), fmt(r["kl"]), fmt(r["mi"]),
+         fmt(r["commitment"]), fmt(r["code_usage"], 0), r["epochs"], r["updates"], f"{sum(r['seconds'].values()):.0f}"]
         for v, r in zip(values, runs.values())
     ]  # fmt: skip
-    header = [args.setting, "Rec", "KL (paper)", "KL (sum)", "commitment", "codes", "epochs", "updates", "seconds"]
+    header = [args.setting, "Rec", "-ELBO", "KL (paper)", "KL (sum)", "MI", "commitment", "codes", "epochs", "updates",
+              "seconds"]  # fmt: skip
     print(markdown_table(header, rows))
     print(f"wrote {out} and {json_path}")
     return doc

@@ -3,13 +3,16 @@
 directory (logs, commands, evaluation JSON), finished or not.
 
     python examples/reproduce/results.py davam_ptb_k512 [--runs ../runs] [--out results]
+    python examples/reproduce/results.py lstm_lm_ptb      # the LM baseline -> results/lstm_lm_ptb.json
 
 JSON: the evaluation JSON (when the row's evaluation has run) plus epochs, updates,
 train_hours (sum of fairseq's per-epoch train_wall: training time, validation excluded),
 threads, precision, seed, the commands, the commit, and the per-epoch validation curves.
 PNG: validation curves per epoch (DAVAM: Rec, commitment, codes used, and the information the
 codes carry measured against a plain LSTM LM of the same size, LM valid NLL - Rec, nats per
-sentence; AWD: -ELBO, Rec, KL), the paper's value as a dotted line where it exists.
+sentence; AWD: -ELBO, Rec, KL), the paper's value as a dotted line where it exists. The LM
+baseline comes from its run log (../runs/lstm_lm_ptb) or, when that directory is gone, from
+the committed results/lstm_lm_ptb.json; the row's JSON names which (lm_baseline_source).
 """
 
 import argparse
@@ -37,22 +40,89 @@ def valid_curve(log):
     return tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
 
 
-def lm_valid_nll_per_sentence(runs, data):
-    """Best validation NLL (nats per sentence) of the lstm_lm_ptb baseline, or None."""
-    log = runs / "lstm_lm_ptb" / "train.log"
-    if not log.is_file():
-        return None
-    points, _ = valid_curve(log)
-    losses = [r.metrics["loss"] for _, r in points if "loss" in r.metrics]
-    if not losses:
-        return None
+def valid_tokens_per_sentence(data):
+    """Tokens (words + EOS) per sentence of the binarized validation split."""
     from fairseq.data import Dictionary, data_utils
 
     d = Dictionary.load(os.path.join(data, "dict.txt"))
     dataset = data_utils.load_indexed_dataset(os.path.join(data, "valid"), d)
-    tokens, sentences = int(dataset.sizes.sum()), len(dataset)  # words + EOS (copied while the mmap is open)
+    if dataset is None:
+        sys.exit(f"error: {data}/valid.bin not found: set --data to the binarized corpus")
+    tokens, sentences = int(dataset.sizes.sum()), len(dataset)  # copied while the mmap is open
     del dataset
-    return min(losses) * math.log(2) * tokens / sentences, len(losses)
+    return tokens / sentences
+
+
+def lm_result(runs, data):
+    """The lstm_lm_ptb baseline from its run log: per-epoch validation NLL in nats per sentence
+    (fairseq logs base-2 loss per token: x ln 2 x tokens per sentence), best value and epoch."""
+    log = runs / "lstm_lm_ptb" / "train.log"
+    if not log.is_file():
+        return None
+    points, train = valid_curve(log)
+    points = [(e, r) for e, r in points if "loss" in r.metrics]
+    if not points:
+        return None
+    per_sentence = math.log(2) * valid_tokens_per_sentence(data)
+    curve = [round(r.metrics["loss"] * per_sentence, 3) for _, r in points]
+    best = min(range(len(curve)), key=curve.__getitem__)
+    return {
+        "valid_nll_per_sentence": curve[best],
+        "valid_bits_per_token": points[best][1].metrics["loss"],
+        "best_epoch": points[best][0],
+        "epochs": points[-1][0],
+        "train_hours": round(sum(r.metrics.get("train_wall", 0.0) for _, r in train) / 3600, 3),
+        "valid_curve": {"epoch": [e for e, _ in points], "nll_per_sentence": curve},
+        "log": str(log),
+    }
+
+
+def lm_baseline(runs, data, out):
+    """(best valid NLL per sentence, epochs, source): from the run's log, or else from the
+    committed results/lstm_lm_ptb.json (a run directory does not survive a machine change;
+    the JSON names the commit and command that made it); None if neither exists."""
+    result = lm_result(runs, data)
+    if result is not None:
+        return result["valid_nll_per_sentence"], result["epochs"], result["log"]
+    saved = out / "lstm_lm_ptb.json"
+    if saved.is_file():
+        result = json.loads(saved.read_text())
+        return result["valid_nll_per_sentence"], result["epochs"], f"{saved} (commit {result['commit'][:7]})"
+    return None
+
+
+def write_json(out, row, result):
+    tmp = out / f".{row}.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, out / f"{row}.json")
+
+
+def git_head(repo):
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def lm_main(args, repo, out):
+    """results/lstm_lm_ptb.json: the baseline's best validation NLL, for the DAVAM rows."""
+    run = Path(args.runs) / "lstm_lm_ptb"
+    result = lm_result(Path(args.runs), args.data)
+    if result is None:
+        sys.exit(f"error: {run}/train.log has no validation record yet")
+    cmd = run / "train.cmd"
+    result = {
+        "row": "lstm_lm_ptb",
+        "status": "finished" if (run / "train.done").is_file() else "training (interrupted or running)",
+        **result,
+        "precision": "bf16-autocast" if cmd.is_file() and "--bf16-autocast" in cmd.read_text() else "fp32",
+        "threads": int(os.environ.get("THREADS", "1")),
+        "seed": int(os.environ.get("SEED", "1")),
+        "command": cmd.read_text().strip() if cmd.is_file() else None,
+        "commit": git_head(repo),
+        "conventions": "nats per sentence (fairseq's base-2 loss per token x ln 2 x tokens per sentence); "
+        "tokens = words + EOS; validation set",
+    }
+    write_json(out, "lstm_lm_ptb", result)
+    print(f"wrote {out / 'lstm_lm_ptb.json'}: best valid NLL {result['valid_nll_per_sentence']} nats per sentence "
+          f"(epoch {result['best_epoch']} of {result['epochs']}), {result['train_hours']} h")
 
 
 def main(argv=None):
@@ -64,6 +134,10 @@ def main(argv=None):
     p.add_argument("--out", default=str(repo / "results"))
     args = p.parse_args(argv)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.row == "lstm_lm_ptb":
+        return lm_main(args, repo, out)
     run = Path(args.runs) / args.row
     stage = "stage1" if (run / "stage1.log").is_file() else "train"
     log = run / f"{stage}.log"
@@ -75,7 +149,7 @@ def main(argv=None):
     davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
     metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]
     curves = {m: tl.metric_series(valid, m) for m in metrics}
-    lm = lm_valid_nll_per_sentence(Path(args.runs), args.data) if davam else None
+    lm = lm_baseline(Path(args.runs), args.data, out) if davam else None
     if lm is not None:
         xs, rec = curves["rec"]
         curves["info_vs_lm"] = (xs, [lm[0] - r for r in rec])
@@ -84,8 +158,6 @@ def main(argv=None):
     hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in PAPER.get(args.row, {}).items()}
     if lm is not None:
         hlines.setdefault("info_vs_lm", []).append({"value": 0.0, "label": "codes carry nothing"})
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     draw(data, metrics, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=f"{args.row} (validation, per epoch)")
     last = valid[-1][1]
     result = {
@@ -98,9 +170,10 @@ def main(argv=None):
         "precision": "bf16-autocast" if "--bf16-autocast" in (run / f"{stage}.cmd").read_text() else "fp32",
         "seed": int(os.environ.get("SEED", "1")),
         "commands": {f.stem: f.read_text().strip() for f in sorted(run.glob("*.cmd"))},
-        "commit": subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": git_head(repo),
         "lm_baseline_valid_nll_per_sentence": None if lm is None else round(lm[0], 3),
         "lm_baseline_epochs": None if lm is None else lm[1],
+        "lm_baseline_source": None if lm is None else lm[2],
         "valid_curves": {m: {"epoch": x, "value": y} for m, (x, y) in curves.items()},
         "last_valid": {k: v for k, v in last.metrics.items()},
         "conventions": "nats per sentence; tokens = words + EOS; curves are validation-set values per epoch",
@@ -108,9 +181,7 @@ def main(argv=None):
     for name in ("eval.json", "eval_test.json"):
         if (run / name).is_file():
             result["evaluation"] = json.loads((run / name).read_text())
-    tmp = out / f".{args.row}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, out / f"{args.row}.json")
+    write_json(out, args.row, result)
     print(f"wrote {out / (args.row + '.json')} and {out / (args.row + '.png')}: {result['epochs']} epochs, "
           f"{result['train_hours']} h, last valid " + ", ".join(f"{m}={curves[m][1][-1]:.2f}" for m in metrics))
 

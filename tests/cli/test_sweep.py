@@ -128,3 +128,48 @@ def test_sweep_needs_the_fairseq_train_arguments(tiny_data, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "davam-sweep: error: give the fairseq-train arguments after -- (task, arch, criterion, optimizer, budget)"
     )
+
+
+AWD_TRAIN = [
+    "--user-dir", sweep.runner.PLUGIN_DIR, "--task", "sentence_vae", "--arch", "awd_tiny", "--criterion", "awd_elbo",
+    "--optimizer", "adam", "--lr", "0.003", "--batch-size", "32", "--cpu", "--num-workers", "0",
+    "--no-epoch-checkpoints", "--seed", "1", "--max-update", "2",
+]  # fmt: skip
+
+
+def test_awd_dropout_rate_sweep_with_evaluation_and_a_compared_sweep(tiny_data, tmp_path, capsys):
+    """The AWD paper's Fig. 2 as two sweeps of --word-dropout-rate (uniform, then adversarial drawn
+    against it): davam-evaluate adds -ELBO, MI and active units per value; the figure overlays both."""
+    ev = "--iw-samples 2 --iw-max-sentences 4"
+    uniform = [str(tiny_data), "--save-root", str(tmp_path / "uniform"), "--setting", "--word-dropout-rate",
+               "--values", "0.2,0.4", "--evaluate-args", ev, "--", *AWD_TRAIN, "--word-dropout-mode", "uniform"]  # fmt: skip
+    assert sweep.main(uniform) == 0
+    doc = json.loads((tmp_path / "uniform" / "sweep.json").read_text())
+    for value in ("0.2", "0.4"):
+        r = doc["runs"][value]
+        assert all(math.isfinite(r[k]) for k in ("rec", "kl", "neg_elbo", "mi", "iw_nll")), r
+        assert 0 <= r["active_units"] <= 4 and r["kl_source"].startswith("criterion")
+        assert abs(r["neg_elbo"] - (r["rec"] + r["kl"])) < 0.5 * r["neg_elbo"]  # same terms, other z samples
+        log = (tmp_path / "uniform" / f"word-dropout-rate_{value}" / "train.log").read_text()
+        assert f"'word_dropout_rate': {value}" in log
+    capsys.readouterr()
+    adversarial = [str(tiny_data), "--save-root", str(tmp_path / "adversarial"), "--setting", "--word-dropout-rate",
+                   "--values", "0.2", "--evaluate-args", ev, "--label", "AWD",
+                   "--compare", f"uniform={tmp_path / 'uniform' / 'sweep.json'}",
+                   "--", *AWD_TRAIN, "--word-dropout-mode", "adversarial"]  # fmt: skip
+    assert sweep.main(adversarial) == 0
+    out = capsys.readouterr().out
+    assert "| --word-dropout-rate | Rec | -ELBO |" in out
+    assert (tmp_path / "adversarial" / "sweep.png").read_bytes()[:8] == PNG_MAGIC
+    bad = [*adversarial[:7], "--compare", f"x={tmp_path / 'uniform' / 'nothing.json'}", "--", *AWD_TRAIN]
+    assert sweep.main(bad) == 2
+    assert capsys.readouterr().err.startswith("davam-sweep: error: --compare x=")
+
+
+def test_evaluate_args_refuse_discrete_latents(tiny_data, tmp_path, capsys):
+    argv = [str(tiny_data), "--save-root", str(tmp_path / "s"), "--setting", "--num-codes", "--values", "8",
+            "--evaluate-args", "", "--", *TRAIN]  # fmt: skip
+    assert sweep.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["davam-sweep: error: --num-codes 8: --evaluate-args is for Gaussian latents (awd*, gavam*, "
+                   "vae_attn*); discrete latents are evaluated with their prior (--prior-args)"]  # fmt: skip
