@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The role of the adversary's weight lambda (AWD paper, Fig. 3: the adversary's scores and its
+# gradient norm over training) at a small, stated budget: AWD (adversarial word dropout,
+# R = 0.2) with lambda in {0.1, 1, 10} on the built-in demo corpus, the same model, budget and
+# optimizer as examples/reproduce/awd_r_sweep_demo.sh (awd_tiny, 10 epochs = 1,250 updates,
+# KL weight 0.1 -> 1 over 1,000 updates, one Adam lr 3e-3, seed 1). Per update (train, logged
+# every 25 updates): the scores' mean and standard deviation, score_kl (the adversary's
+# penalty, weighted by lambda) and adversary_grad_norm (L2 norm of the adversary's gradient
+# per sentence); per epoch (valid): -ELBO and KL. Writes results/awd_lambda_demo.{json,png}.
+#
+#   nohup examples/reproduce/awd_lambda_demo.sh > ../runs/awd_lambda_demo.out 2>&1 &
+#
+# Resumable (davam-sweep); the corpus is the one awd_r_sweep_demo.sh builds (made here if missing).
+source "$(dirname "$0")/common.sh"
+RUN=$RUNS/awd_lambda_demo
+VALUES=${VALUES:-0.1,1,10}
+EPOCHS=${EPOCHS:-10}
+RESULTS=${RESULTS:-$REPO/results}
+CORPUS=$RUNS/awd_r_sweep_demo/data-bin
+if [ ! -f "$CORPUS/dict.txt" ]; then
+  davam-demo-corpus --out-dir "$RUNS/awd_r_sweep_demo/raw" --seed 1
+  davam-prepare-corpus --trainpref "$RUNS/awd_r_sweep_demo/raw/train.txt" --validpref "$RUNS/awd_r_sweep_demo/raw/valid.txt" \
+    --testpref "$RUNS/awd_r_sweep_demo/raw/test.txt" --destdir "$CORPUS"
+fi
+davam-sweep "$CORPUS" --save-root "$RUN" --setting --adversary-lambda --values "$VALUES" \
+  --evaluate-args="--iw-samples 20 --seed $SEED" -- --user-dir "$PLUGIN" --task sentence_vae --arch awd_tiny \
+  --criterion awd_elbo --word-dropout-mode adversarial --word-dropout-rate 0.2 \
+  --optimizer adam --lr 0.003 --clip-norm 5 --batch-size 32 --max-epoch "$EPOCHS" \
+  --kl-weight-start 0.1 --kl-weight-max 1.0 --kl-warmup-updates 1000 --best-checkpoint-metric neg_elbo \
+  --no-epoch-checkpoints --num-workers 0 --seed "$SEED" --log-interval 25 "${PRECISION_FLAGS[@]}"
+mkdir -p "$RESULTS"
+LOGS=(); LABELS=()
+IFS=, read -ra VS <<< "$VALUES"
+for v in "${VS[@]}"; do LOGS+=("$RUN/adversary-lambda_$v/train.log"); LABELS+=("lambda=$v"); done
+davam-plot "${LOGS[@]}" --labels "$(IFS=,; echo "${LABELS[*]}")" --x update --splits train \
+  --metrics score_mean,score_std,score_kl,adversary_grad_norm,kl --out "$RESULTS/awd_lambda_demo.png" \
+  --json "$RESULTS/awd_lambda_demo.json" --title "AWD on the demo corpus, R = 0.2: the adversary over training"
+cp "$RUN/sweep.json" "$RESULTS/awd_lambda_demo_final.json"
+log "wrote $RESULTS/awd_lambda_demo.{json,png} and awd_lambda_demo_final.json (final -ELBO, KL, MI per lambda)"
