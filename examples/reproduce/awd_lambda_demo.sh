@@ -10,18 +10,13 @@
 #
 #   nohup examples/reproduce/awd_lambda_demo.sh > ../runs/awd_lambda_demo.out 2>&1 &
 #
-# Resumable (davam-sweep); the corpus is the one awd_r_sweep_demo.sh builds (made here if missing).
+# Resumable (davam-sweep); the corpus: prepare_demo_corpus in common.sh.
 source "$(dirname "$0")/common.sh"
 RUN=$RUNS/awd_lambda_demo
 VALUES=${VALUES:-0.1,1,10}
 EPOCHS=${EPOCHS:-10}
 RESULTS=${RESULTS:-$REPO/results}
-CORPUS=$RUNS/awd_r_sweep_demo/data-bin
-if [ ! -f "$CORPUS/dict.txt" ]; then
-  davam-demo-corpus --out-dir "$RUNS/awd_r_sweep_demo/raw" --seed 1
-  davam-prepare-corpus --trainpref "$RUNS/awd_r_sweep_demo/raw/train.txt" --validpref "$RUNS/awd_r_sweep_demo/raw/valid.txt" \
-    --testpref "$RUNS/awd_r_sweep_demo/raw/test.txt" --destdir "$CORPUS"
-fi
+CORPUS=$(prepare_demo_corpus)
 davam-sweep "$CORPUS" --save-root "$RUN" --setting --adversary-lambda --values "$VALUES" \
   --evaluate-args="--iw-samples 20 --seed $SEED" -- --user-dir "$PLUGIN" --task sentence_vae --arch awd_tiny \
   --criterion awd_elbo --word-dropout-mode adversarial --word-dropout-rate 0.2 \

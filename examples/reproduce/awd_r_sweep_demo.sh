@@ -9,21 +9,20 @@
 # 20 samples). Writes results/awd_r_sweep_demo.{json,png} (uniform in the JSON's "compare").
 #
 #   nohup examples/reproduce/awd_r_sweep_demo.sh > ../runs/awd_r_sweep_demo.out 2>&1 &
+#   ROW=awd_r_sweep_demo_long EPOCHS=30 KL_WARMUP=3000 VALUES=0.2,0.4 examples/reproduce/awd_r_sweep_demo.sh
+#                                              # a slower KL ramp (results/$ROW.{json,png})
 #
 # Resumable like every recipe here (davam-sweep continues unfinished values, skips finished ones).
 source "$(dirname "$0")/common.sh"
-RUN=$RUNS/awd_r_sweep_demo
+ROW=${ROW:-awd_r_sweep_demo}       # the run directory and the results' file name
+RUN=$RUNS/$ROW
 VALUES=${VALUES:-0.1,0.2,0.3,0.4,0.5}
 EPOCHS=${EPOCHS:-10}
-CORPUS=$RUN/data-bin
-if [ ! -f "$CORPUS/dict.txt" ]; then
-  davam-demo-corpus --out-dir "$RUN/raw" --seed 1
-  davam-prepare-corpus --trainpref "$RUN/raw/train.txt" --validpref "$RUN/raw/valid.txt" \
-    --testpref "$RUN/raw/test.txt" --destdir "$CORPUS"
-fi
+KL_WARMUP=${KL_WARMUP:-1000}
+CORPUS=$(prepare_demo_corpus)
 TRAIN=(--user-dir "$PLUGIN" --task sentence_vae --arch awd_tiny --criterion awd_elbo
   --optimizer adam --lr 0.003 --clip-norm 5 --batch-size 32 --max-epoch "$EPOCHS"
-  --kl-weight-start 0.1 --kl-weight-max 1.0 --kl-warmup-updates 1000 --best-checkpoint-metric neg_elbo
+  --kl-weight-start 0.1 --kl-weight-max 1.0 --kl-warmup-updates "$KL_WARMUP" --best-checkpoint-metric neg_elbo
   --no-epoch-checkpoints --num-workers 0 --seed "$SEED" "${PRECISION_FLAGS[@]}")
 EVAL="--iw-samples 20 --seed $SEED"
 davam-sweep "$CORPUS" --save-root "$RUN/uniform" --setting --word-dropout-rate --values "$VALUES" \
@@ -33,13 +32,14 @@ davam-sweep "$CORPUS" --save-root "$RUN/adversarial" --setting --word-dropout-ra
   -- "${TRAIN[@]}" --word-dropout-mode adversarial
 RESULTS=${RESULTS:-$REPO/results}  # where the JSON and PNG go
 mkdir -p "$RESULTS"
-python - "$RUN" "$RESULTS/awd_r_sweep_demo.json" <<'PY'
-import json, sys
+python - "$RUN" "$RESULTS/$ROW.json" <<'PY'
+import json, os, sys
 run, out = sys.argv[1], sys.argv[2]
 doc = json.load(open(f"{run}/adversarial/sweep.json"))
 doc["compare"] = {"uniform": json.load(open(f"{run}/uniform/sweep.json"))}
 doc["recipe"] = "examples/reproduce/awd_r_sweep_demo.sh"
+doc["recipe_env"] = {k: os.environ.get(k) for k in ("ROW", "EPOCHS", "KL_WARMUP", "VALUES")}
 json.dump(doc, open(out, "w"), indent=1)
 PY
-cp "$RUN/adversarial/sweep.png" "$RESULTS/awd_r_sweep_demo.png"
-log "wrote $RESULTS/awd_r_sweep_demo.json and .png"
+cp "$RUN/adversarial/sweep.png" "$RESULTS/$ROW.png"
+log "wrote $RESULTS/$ROW.json and .png"

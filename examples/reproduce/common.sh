@@ -53,3 +53,15 @@ run_stage() {
   date -u +%FT%TZ > "$dir/$name.done"
   log "$name: finished"
 }
+
+# prepare_demo_corpus: the built-in demo corpus (davam-demo-corpus --seed 1: 4,000 / 300 / 203
+# sentences) binarized under $RUNS/demo_corpus/data-bin, made once; prints that directory.
+prepare_demo_corpus() {
+  local dir=$RUNS/demo_corpus
+  if [ ! -f "$dir/data-bin/dict.txt" ]; then
+    davam-demo-corpus --out-dir "$dir/raw" --seed 1 >&2
+    davam-prepare-corpus --trainpref "$dir/raw/train.txt" --validpref "$dir/raw/valid.txt" \
+      --testpref "$dir/raw/test.txt" --destdir "$dir/data-bin" >&2
+  fi
+  echo "$dir/data-bin"
+}
