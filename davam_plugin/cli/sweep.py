@@ -392,6 +392,21 @@ def read_compare(specs, setting):
     return series
 
 
+def extra_args(text, flag, reserved):
+    """The argument list in ``flag``'s quoted string (None if not given); PipelineError if it does
+    not split or passes one of the ``reserved`` flags, which the sweep sets."""
+    if text is None:
+        return None
+    try:
+        args = shlex.split(text)
+    except ValueError as e:
+        raise PipelineError(f"{flag} {text!r}: {e}") from None
+    for reserved_flag in reserved:
+        if reserved_flag in args:
+            raise PipelineError(f"{flag}: do not pass {reserved_flag}, the sweep sets it")
+    return args
+
+
 def run(args, train_args):
     values = number_list(args.values, "--values")
     data = Path(args.data)
@@ -399,24 +414,8 @@ def run(args, train_args):
         raise PipelineError(f"DATA {data}: no dict.txt there (give a fairseq-preprocess --only-source directory)")
     if args.batch_size < 1:
         raise PipelineError(f"--batch-size must be >= 1, got {args.batch_size}")
-    prior_args = None
-    if args.prior_args is not None:
-        try:
-            prior_args = shlex.split(args.prior_args)
-        except ValueError as e:
-            raise PipelineError(f"--prior-args {args.prior_args!r}: {e}") from None
-        for flag in ("--save-dir", "--log-format", "--davam-path", "--task"):
-            if flag in prior_args:
-                raise PipelineError(f"--prior-args: do not pass {flag}, the sweep sets it")
-    evaluate_args = None
-    if args.evaluate_args is not None:
-        try:
-            evaluate_args = shlex.split(args.evaluate_args)
-        except ValueError as e:
-            raise PipelineError(f"--evaluate-args {args.evaluate_args!r}: {e}") from None
-        for flag in ("--path", "--split", "--json", "--batch-size"):
-            if flag in evaluate_args:
-                raise PipelineError(f"--evaluate-args: do not pass {flag}, the sweep sets it")
+    prior_args = extra_args(args.prior_args, "--prior-args", ("--save-dir", "--log-format", "--davam-path", "--task"))
+    evaluate_args = extra_args(args.evaluate_args, "--evaluate-args", ("--path", "--split", "--json", "--batch-size"))
     compare = read_compare(args.compare, args.setting)
     ns = check_setting(str(data), train_args, args.setting, values)
     out = Path(args.out) if args.out else Path(args.save_root) / "sweep.png"
