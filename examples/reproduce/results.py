@@ -87,7 +87,8 @@ def lm_baseline(runs, data, out):
     saved = out / "lstm_lm_ptb.json"
     if saved.is_file():
         result = json.loads(saved.read_text())
-        return result["valid_nll_per_sentence"], result["epochs"], f"{saved} (commit {result['commit'][:7]})"
+        source = f"{saved} (commit {result['commit'][:7]}, {result['status']} at epoch {result['epochs']})"
+        return result["valid_nll_per_sentence"], result["epochs"], source
     return None
 
 
