@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from davam_plugin.modules.latent_bottleneck import padding_mask_from_lengths
 from davam_plugin.modules.gated_causal_conv import GatedCausalConv1d
 
 
@@ -104,7 +105,7 @@ class GaussianConvPrior(nn.Module):
             mus.append(mu)
             logvars.append(logvar)
             x = self.input_proj(z[:, t])
-        beyond = torch.arange(T, device=lengths.device).unsqueeze(0) >= lengths.unsqueeze(1)
+        beyond = padding_mask_from_lengths(lengths, T)
         z = z.masked_fill(beyond.unsqueeze(-1), 0.0)
         if return_params:
             return z, torch.stack(mus, 1), torch.stack(logvars, 1)

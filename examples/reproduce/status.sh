@@ -13,7 +13,7 @@ for run in "$RUNS"/*/; do
     if [ -f "$run$stage.done" ]; then state=done
     elif pgrep -f -- "${run%/}/" >/dev/null; then state=running  # a process with the row's directory in its command
     else state=stopped; fi
-    last=$(grep -o '"epoch": [0-9]*, "valid_' "$run$stage.log" 2>/dev/null | tail -1 | grep -o '[0-9]*')
+    last=$( (grep -o '"epoch": [0-9]*, "valid_' "$run$stage.log" 2>/dev/null || true) | tail -1 | grep -o '[0-9]*' || true)
     stages="$stages $stage=$state${last:+ (last valid epoch $last)}"
   done
   echo "$row:$stages"
