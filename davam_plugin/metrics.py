@@ -31,6 +31,22 @@ def code_usage(counts: Tensor) -> int:
     return int((torch.as_tensor(counts) > 0).sum())
 
 
+def attention_entropy(attn: Tensor, keep: Tensor, src_lengths: Tensor) -> tuple:
+    """Entropy of attention distributions, summed over the kept query rows.
+
+    ``attn`` (B, L, T): row (b, l) is a distribution over the first ``src_lengths[b]`` of T
+    memory positions (zeros beyond); ``keep`` (B, L) selects the rows counted (real target
+    tokens). Returns (sum of H(a_bl) = -sum_t a_blt log a_blt, sum of log src_lengths[b]):
+    the second is what uniform attention would score, the upper bound of the first. Both in
+    nats, float64.
+    """
+    a = attn.double()
+    h = -torch.special.xlogy(a, a).sum(-1)  # (B, L); 0 log 0 = 0
+    keep = keep.to(torch.bool)
+    uniform = torch.log(src_lengths.double().clamp_min(1)).unsqueeze(1).expand_as(h)
+    return h[keep].sum(), uniform[keep].sum()
+
+
 def linear_warmup(num_updates: int, start: float, end: float, warmup_updates: int) -> float:
     """``start`` at update 0, rising linearly to ``end`` at ``warmup_updates``, then flat."""
     if warmup_updates <= 0:

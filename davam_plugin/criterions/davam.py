@@ -21,6 +21,12 @@ Logged (nats; tokens = words + EOS of the target, EOS counted):
     code_usage      distinct codes used, code_ppl = exp(entropy) of the code histogram;
                     both derived from the histogram summed over the whole logging window,
                     so training-time validation and ``fairseq-validate`` agree.
+    attn_entropy    (models whose decoder attends: DAVAM, GAVAM, VAE+Attn) the entropy of
+                    the decoder's attention over the latent sequence, per target token,
+                    H(a_i) = -sum_t a_it log a_it; attn_entropy_uniform is log T (T = the
+                    sentence's latent positions) per target token, what attention spread
+                    evenly would score. Near uniform: the decoder reads an average of the
+                    codes rather than the code it needs.
 
 The model's latent bottleneck names the term (``model.latent_regularizer``): "commitment"
 above (VQ: DAVAM, DAVAM-q), or "kl" for Gaussian latents (``--latent-type gaussian``: GAVAM,
@@ -47,7 +53,7 @@ from fairseq.dataclass import FairseqDataclass
 
 from davam_plugin.criterions.kl_schedule import KLWeightSchedule
 from davam_plugin.criterions.options import check_non_negative
-from davam_plugin.metrics import at_least_fp32, code_perplexity, code_usage, linear_warmup, perplexity
+from davam_plugin.metrics import at_least_fp32, attention_entropy, code_perplexity, code_usage, linear_warmup, perplexity
 
 # 10 PTB epochs at batch 32 (42,068 training sentences -> 1,315 updates per epoch): the
 # authors ramp beta over the first 10 epochs.
@@ -115,6 +121,10 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
             loss = self._kl_terms(model, rec, extra, logging_output)
         else:
             raise ValueError(f"criterion davam: unknown latent regularizer {regularizer!r}")
+        attn = extra.get("attn", [None])[0]
+        if attn is not None:
+            entropy, uniform = attention_entropy(attn.detach(), sample["target"].ne(self.padding_idx), extra["src_lengths"])
+            logging_output.update(_attn_entropy=entropy, _attn_entropy_uniform=uniform)
         logging_output["loss"] = loss.data
         return loss, nsentences, logging_output
 
@@ -159,6 +169,9 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
             metrics.log_scalar("rec_plus_commitment", rec_commit / nsent, nsent, round=3)
         metrics.log_scalar("nll_per_token", total("rec") / max(ntok, 1), ntok, round=4)
         metrics.log_derived("rec_ppl", lambda m: round(perplexity(m["nll_per_token"].avg, 1), 3))
+        if any("_attn_entropy" in log for log in logging_outputs):
+            for key in ("attn_entropy", "attn_entropy_uniform"):
+                metrics.log_scalar(key, float(total("_" + key)) / max(ntok, 1), ntok, round=3)
         hists = [log["_code_hist"] for log in logging_outputs if "_code_hist" in log]
         if hists:
             metrics.log_scalar_sum("_code_hist", sum(h.cpu() for h in hists))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from fairseq import metrics
 
 from davam_plugin.criterions.davam import DavamCriterion
-from davam_plugin.metrics import linear_warmup
+from davam_plugin.metrics import attention_entropy, linear_warmup
 from helpers import SENTENCES, TinyTask, make_batch, tiny_model
 
 
@@ -127,3 +127,40 @@ def test_sixteen_bit_training_step(dtype):
     assert q.cluster_size.sum().item() == pytest.approx(0.01 * log["ntokens"])  # one EMA update
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert loss.item() == pytest.approx(ref_loss.item(), rel=2e-2)
+
+
+def test_attention_entropy_exact_values():
+    attn = torch.tensor([[[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.2, 0.3, 0.5]],
+                         [[0.25, 0.25, 0.5], [0.9, 0.1, 0.0], [0.0, 0.0, 1.0]]])  # fmt: skip
+    keep = torch.tensor([[True, True, False], [True, False, False]])
+    entropy, uniform = attention_entropy(attn, keep, torch.tensor([2, 3]))
+    expected = math.log(2) + 0.0 + (2 * 0.25 * math.log(4) + 0.5 * math.log(2))
+    assert entropy.item() == pytest.approx(expected, rel=1e-12)
+    assert uniform.item() == pytest.approx(2 * math.log(2) + math.log(3), rel=1e-12)
+
+
+def test_criterion_logs_the_decoders_attention_entropy_per_target_token():
+    model, d = tiny_model()
+    model.eval()
+    crit = make_criterion(d)
+    batch = make_batch(d, SENTENCES)
+    _, _, log = crit(model, batch)
+    _, extra = model(**batch["net_input"], features_only=True)
+    a = extra["attn"][0].double()
+    keep = batch["target"].ne(d.pad())
+    lengths = torch.tensor([len(s) + 1 for s in SENTENCES])  # one latent per token (words + EOS)
+    expected = sum(-(a[b, i] * a[b, i].clamp_min(1e-300).log()).sum().item()
+                   for b in range(a.size(0)) for i in range(a.size(1)) if keep[b, i])  # fmt: skip
+    assert log["_attn_entropy"].item() == pytest.approx(expected, rel=1e-6)
+    assert log["_attn_entropy_uniform"].item() == pytest.approx(
+        sum((len(s) + 1) * math.log(n) for s, n in zip(SENTENCES, lengths.tolist())), rel=1e-9
+    )
+    assert 0 < log["_attn_entropy"] < log["_attn_entropy_uniform"]
+    _, _, padded = crit(model, make_batch(d, SENTENCES, extra_pad=7))
+    assert padded["_attn_entropy"].item() == pytest.approx(log["_attn_entropy"].item(), rel=1e-6)
+    with metrics.aggregate(new_root=True) as agg:
+        DavamCriterion.reduce_metrics([log])
+        values = agg.get_smoothed_values()
+    ntok = sum(len(s) + 1 for s in SENTENCES)
+    assert values["attn_entropy"] == pytest.approx(log["_attn_entropy"].item() / ntok, abs=1e-3)
+    assert "_attn_entropy" not in values
