@@ -4,6 +4,9 @@ directory (logs, commands, evaluation JSON), finished or not.
 
     python examples/reproduce/results.py davam_ptb_k512 [--runs ../runs] [--out results]
     python examples/reproduce/results.py lstm_lm_ptb      # the LM baseline -> results/lstm_lm_ptb.json
+    python examples/reproduce/results.py --table [--write README.md]
+                                          # the reproduction table from results/*.json (with
+                                          # --write: replaces the README's table between its markers)
 
 JSON: the evaluation JSON (when the row's evaluation has run) plus epochs, updates,
 train_hours (sum of fairseq's per-epoch train_wall: training time, validation excluded),
@@ -33,6 +36,82 @@ PAPER = {  # the paper's value of the plotted validation metric (test-set number
     "awd_ptb_uniform": {"neg_elbo": (101.4, "paper -ELBO"), "kl": (5.1, "paper KL")},
     "awd_ptb_adversarial": {"neg_elbo": (99.7, "paper -ELBO"), "kl": (5.1, "paper KL")},
 }
+
+
+# rows of the reproduction table: (row, the paper's test numbers, where they are)
+TABLE_ROWS = [
+    ("davam_ptb_k512", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
+    ("davam_ptb_k512_fast", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
+    ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
+    ("awd_ptb_uniform", "-ELBO 101.4, KL 5.1, MI 4.2 (R=0.4)", "row 6 of Table 5 (AWD)"),
+    ("awd_ptb_adversarial", "-ELBO 99.7, KL 5.1, MI 4.3 (R=0.2)", "row 7 of Table 5 (AWD)"),
+    ("lstm_lm_ptb", "PPL 100.47", "row 1 of Table II (DAVAM)"),
+]
+TABLE_START = "<!-- reproduction-table: written by examples/reproduce/results.py --table --write README.md -->"
+TABLE_END = "<!-- reproduction-table: end -->"
+
+
+def _trained(r):
+    hours, epochs = r.get("train_hours"), r.get("epochs")
+    updates = f", {r['updates']:,} updates" if r.get("updates") else ""
+    return f"{epochs} epochs{updates}, {hours:.2f} h ({r.get('precision', 'fp32')}, {r.get('threads', 1)} thread)"
+
+
+def _validation(r):
+    if r["row"] == "lstm_lm_ptb":
+        ppl = 2 ** r["valid_bits_per_token"]  # fairseq's base-2 loss per token
+        return f"NLL {r['valid_nll_per_sentence']:.2f}, PPL {ppl:.1f} (best, epoch {r['best_epoch']})"
+    v = {m: c["value"][-1] for m, c in r["valid_curves"].items()}
+    if "commitment" in v:
+        cells = [f"Rec {v['rec']:.2f}", f"{v['code_usage']:.0f} codes"]
+        if "info_vs_lm" in v:
+            cells.append(f"LM NLL - Rec {v['info_vs_lm']:+.2f}")
+        return ", ".join(cells)
+    return f"-ELBO {v['neg_elbo']:.2f}, Rec {v['rec']:.2f}, KL {v['kl']:.2f}"
+
+
+def _test(r):
+    e = r.get("evaluation")
+    if not e:
+        return "-"
+    if "kl_paper" in e and "iw_nll" not in e:
+        return (f"Rec {e['rec']:.2f}, KL {e['kl_paper']:.2f} (paper conv.) / {e['kl']:.2f} (sum), "
+                f"PPL {e['ppl_paper']:.2f} (paper conv.) / {e['ppl_bound']:.2f} (bound)")
+    return (f"-ELBO {e['neg_elbo']:.2f}, KL {e['kl']:.2f}, MI {e['mi']:.2f}, AU {e['active_units']}/{e['latent_dim']}, "
+            f"IW-NLL {e['iw_nll']:.2f} (S={e['iw_samples']})")
+
+
+def reproduction_table(out):
+    """The markdown table of the reproduction rows from the JSONs under ``out``."""
+    lines = [
+        "| row | paper (test set) | status | trained | ours: validation, last epoch | ours: test set |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, paper, where in TABLE_ROWS:
+        path = out / f"{row}.json"
+        cells = [f"`{row}`", f"{paper}: {where}"]
+        if not path.is_file():
+            cells += ["no results yet", "-", "-", "-"]
+        else:
+            r = json.loads(path.read_text())
+            status = "finished" if r["status"] == "finished" else "training"
+            link = f"[{status}](results/{row}.json)" + (
+                f", [curves](results/{row}.png)" if (out / f"{row}.png").is_file() else "")
+            cells += [link, _trained(r), _validation(r), _test(r)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(readme, table):
+    """Replace the text between the README's table markers by ``table``."""
+    text = readme.read_text()
+    if TABLE_START not in text or TABLE_END not in text:
+        sys.exit(f"error: {readme} has no reproduction-table markers ({TABLE_START!r} ... {TABLE_END!r})")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    tmp = readme.with_name(f".{readme.name}.tmp")
+    tmp.write_text(head + TABLE_START + "\n" + table + TABLE_END + tail)
+    os.replace(tmp, readme)
 
 
 def valid_curve(log):
@@ -128,14 +207,30 @@ def lm_main(args, repo, out):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("row")
+    p.add_argument("row", nargs="?", help="the row (run directory under --runs); not with --table")
+    p.add_argument("--table", action="store_true", help="print the reproduction table from the JSONs in --out")
+    p.add_argument("--write", metavar="README", help="with --table: put the table between README's markers")
     repo = Path(__file__).resolve().parents[2]
     p.add_argument("--runs", default=str(repo.parent / "runs"))
     p.add_argument("--data", default=str(repo.parent / "data-bin" / "ptb"))
     p.add_argument("--out", default=str(repo / "results"))
     args = p.parse_args(argv)
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     out = Path(args.out)
+    if args.table:
+        if args.row:
+            p.error("--table takes no row")
+        table = reproduction_table(out)
+        if args.write:
+            write_table(Path(args.write), table)
+            print(f"wrote the reproduction table into {args.write}")
+        else:
+            print(table, end="")
+        return
+    if not args.row:
+        p.error("give a row, or --table")
+    if args.write:
+        p.error("--write needs --table")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     out.mkdir(parents=True, exist_ok=True)
     if args.row == "lstm_lm_ptb":
         return lm_main(args, repo, out)

@@ -73,3 +73,59 @@ def test_lm_baseline_json_and_its_use_by_a_davam_row(tmp_path):
     assert "lstm_lm_ptb.json (commit" in from_json["lm_baseline_source"]
     assert from_json["valid_curves"]["info_vs_lm"] == from_log["valid_curves"]["info_vs_lm"]
     assert (out / "davam_fake.png").stat().st_size > 0
+
+
+def test_readme_reproduction_table_is_the_one_the_committed_results_give():
+    """README's table is written from results/*.json (``results.py --table --write README.md``):
+    a results file committed without rewriting the table fails here."""
+    results = _results_module()
+    readme = (REPO / "README.md").read_text()
+    block = readme.split(results.TABLE_START, 1)[1].split(results.TABLE_END, 1)[0]
+    assert block == "\n" + results.reproduction_table(REPO / "results")
+
+
+def test_reproduction_table_cells(tmp_path):
+    results = _results_module()
+    davam = {"row": "davam_ptb_k512", "status": "finished", "epochs": 40, "updates": 52600, "train_hours": 8.5,
+             "precision": "fp32", "threads": 1,
+             "valid_curves": {"rec": {"epoch": [1, 40], "value": [120.0, 61.234]},
+                              "commitment": {"epoch": [1, 40], "value": [2.0, 0.5]},
+                              "code_usage": {"epoch": [1, 40], "value": [3, 480]},
+                              "info_vs_lm": {"epoch": [1, 40], "value": [-15.0, 44.0]}},
+             "evaluation": {"rec": 60.5, "kl_paper": 3.0, "kl": 70.25, "ppl_paper": 18.0, "ppl_bound": 130.126}}  # fmt: skip
+    awd = {"row": "awd_ptb_uniform", "status": "training (interrupted or running)", "epochs": 3, "updates": 3945,
+           "train_hours": 1.5, "precision": "fp32", "threads": 1,
+           "valid_curves": {"neg_elbo": {"epoch": [3], "value": [110.0]}, "rec": {"epoch": [3], "value": [106.0]},
+                            "kl": {"epoch": [3], "value": [4.0]}},
+           "evaluation": {"neg_elbo": 100.0, "kl": 5.0, "mi": 4.25, "active_units": 12, "latent_dim": 32,
+                          "iw_nll": 98.5, "iw_samples": 100}}  # fmt: skip
+    for r in (davam, awd):
+        (tmp_path / f"{r['row']}.json").write_text(json.dumps(r))
+    (tmp_path / "davam_ptb_k512.png").write_bytes(b"")
+    rows = {line.split(" | ")[0][2:]: line for line in results.reproduction_table(tmp_path).splitlines()[2:]}
+    assert rows["`davam_ptb_k512`"] == (
+        "| `davam_ptb_k512` | Rec 60.16, KL 3.12, PPL 17.94: row 11 of Table II (DAVAM) | "
+        "[finished](results/davam_ptb_k512.json), [curves](results/davam_ptb_k512.png) | "
+        "40 epochs, 52,600 updates, 8.50 h (fp32, 1 thread) | Rec 61.23, 480 codes, LM NLL - Rec +44.00 | "
+        "Rec 60.50, KL 3.00 (paper conv.) / 70.25 (sum), PPL 18.00 (paper conv.) / 130.13 (bound) |"
+    )
+    assert rows["`awd_ptb_uniform`"].endswith(
+        "| [training](results/awd_ptb_uniform.json) | 3 epochs, 3,945 updates, 1.50 h (fp32, 1 thread) | "
+        "-ELBO 110.00, Rec 106.00, KL 4.00 | -ELBO 100.00, KL 5.00, MI 4.25, AU 12/32, IW-NLL 98.50 (S=100) |"
+    )
+    assert rows["`awd_ptb_none`"].endswith("| no results yet | - | - | - |")
+
+
+def test_write_table_needs_the_markers(tmp_path):
+    results = _results_module()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{results.TABLE_START}\nold\n{results.TABLE_END}\ntail\n")
+    results.write_table(readme, "| new |\n")
+    assert readme.read_text() == f"# x\n{results.TABLE_START}\n| new |\n{results.TABLE_END}\ntail\n"
+    readme.write_text("# no markers\n")
+    try:
+        results.write_table(readme, "| new |\n")
+    except SystemExit as e:
+        assert "no reproduction-table markers" in str(e)
+    else:
+        raise AssertionError("write_table accepted a README without markers")
