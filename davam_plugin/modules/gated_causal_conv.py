@@ -16,6 +16,12 @@ instead of re-running the whole prefix. For s = 1 the caller feeds x_{t-1} to ob
 (the new column is the oldest tap's successor); for s = 0 it feeds x_t. In both cases the
 cache after t steps holds exactly the columns the full convolution reads for y_t, so
 :meth:`forward` and repeated :meth:`step` give the same values.
+
+Computation: the k taps of every position are gathered into one row (``unfold``) and all
+positions of the batch go through one matrix product with the (2C, C k) weight, then one with
+R: on a CPU this is about twice as fast as ``conv1d`` (oneDNN) for the prior's shapes
+(C = 512, k = 5, T ~ 25), forward and backward. The parameters stay ``nn.Conv1d`` modules
+(same state dict as before).
 """
 
 from typing import Optional
@@ -41,17 +47,21 @@ class GatedCausalConv1d(nn.Module):
         self.conv = nn.Conv1d(channels, 2 * channels, kernel_size)
         self.out = nn.Conv1d(channels, channels, 1)
 
-    def _gate_and_project(self, pre: Tensor, x: Optional[Tensor]) -> Tensor:
+    def _rows(self, cols: Tensor) -> Tensor:
+        """Rows of gathered taps (N, C k) -> gated, projected outputs (N, C), before the residual."""
+        C = self.out.out_channels
+        pre = torch.addmm(self.conv.bias, cols, self.conv.weight.reshape(2 * C, -1).t())
         a, b = pre.chunk(2, dim=1)
-        y = self.out(torch.tanh(a) * torch.sigmoid(b))
-        return y + x if self.residual else y
+        return torch.addmm(self.out.bias, torch.tanh(a) * torch.sigmoid(b), self.out.weight.view(C, C).t())
 
     def forward(self, x: Tensor) -> Tensor:
         """Full sequence: x (B, C, T) -> y (B, C, T)."""
-        T = x.size(2)
-        padded = F.pad(x, (self.kernel_size - 1 + self.shift, 0))
-        pre = self.conv(padded)[:, :, :T]
-        return self._gate_and_project(pre, x)
+        B, C, T = x.shape
+        k = self.kernel_size
+        padded = F.pad(x, (k - 1 + self.shift, 0))[:, :, : T + k - 1]
+        cols = padded.unfold(2, k, 1).transpose(1, 2).reshape(B * T, C * k)  # row (b, t): taps x_{t-s-k+1..t-s}
+        y = self._rows(cols).view(B, T, C).transpose(1, 2)
+        return y + x if self.residual else y
 
     def init_cache(self, x: Tensor) -> Tensor:
         """Empty cache (all left padding) for a batch like ``x`` (B, C, ...)."""
@@ -61,5 +71,5 @@ class GatedCausalConv1d(nn.Module):
         """One position: x_new (B, C) -> (y (B, C), new cache). See the module docstring for
         which column to feed (x_{t-1} if strictly causal, else x_t)."""
         cache = torch.cat([cache[:, :, 1:], x_new.unsqueeze(2)], dim=2)
-        pre = F.conv1d(cache, self.conv.weight, self.conv.bias).squeeze(2)
-        return self._gate_and_project(pre.unsqueeze(2), x_new.unsqueeze(2) if self.residual else None).squeeze(2), cache
+        y = self._rows(cache.reshape(cache.size(0), -1))
+        return (y + x_new if self.residual else y), cache
