@@ -6,7 +6,9 @@ summed over the batch; fairseq divides the gradient by ``sample_size`` = number 
 so the optimised objective is the per-sentence mean, as in the authors' code.
 
 beta(u) rises linearly from ``--beta-start`` to ``--beta-max`` over ``--beta-warmup-updates``
-updates, then stays. ``u`` is the model's update counter, which fairseq sets through
+updates, then stays; with ``--beta-hold-updates H`` it stays at ``--beta-start`` for the first
+H updates and rises after them (the paper's text: "we first warm up the training for 10
+epochs, and then gradually increase beta"; the authors' code ramps from update 0, H = 0). ``u`` is the model's update counter, which fairseq sets through
 ``set_num_updates`` every step and when a checkpoint is restored, so a resumed run continues
 the schedule exactly.
 
@@ -68,6 +70,10 @@ class DavamCriterionConfig(FairseqDataclass):
         default=PTB_TEN_EPOCHS_OF_UPDATES,
         metadata={"help": "updates over which beta rises linearly from --beta-start to --beta-max (0: always --beta-max)"},
     )
+    beta_hold_updates: int = field(
+        default=0,
+        metadata={"help": "updates at --beta-start before the ramp begins (0, the authors' code; the paper's text: 10 epochs)"},
+    )
     kl_weight_start: float = field(
         default=1.0, metadata={"help": "Gaussian latents (gavam, vae_attn): KL weight at update 0"}
     )
@@ -96,17 +102,24 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
     arch_family = "a davam*, gavam*, davam_q* or vae_attn*"
 
     def __init__(
-        self, task, beta_start, beta_max, beta_warmup_updates, kl_weight_start=1.0, kl_weight_max=1.0, kl_warmup_updates=0
+        self, task, beta_start, beta_max, beta_warmup_updates, kl_weight_start=1.0, kl_weight_max=1.0, kl_warmup_updates=0,
+        beta_hold_updates=0,
     ):
         super().__init__(task)
         self.init_kl_schedule(kl_weight_start, kl_weight_max, kl_warmup_updates)
-        check_non_negative(("--beta-start", beta_start), ("--beta-max", beta_max), ("--beta-warmup-updates", beta_warmup_updates))
+        check_non_negative(
+            ("--beta-start", beta_start), ("--beta-max", beta_max), ("--beta-warmup-updates", beta_warmup_updates),
+            ("--beta-hold-updates", beta_hold_updates),
+        )
         self.beta_start = beta_start
         self.beta_max = beta_max
         self.beta_warmup_updates = beta_warmup_updates
+        self.beta_hold_updates = beta_hold_updates
 
     def beta(self, num_updates: int) -> float:
-        return linear_warmup(num_updates, self.beta_start, self.beta_max, self.beta_warmup_updates)
+        if num_updates < self.beta_hold_updates:
+            return float(self.beta_start)
+        return linear_warmup(num_updates - self.beta_hold_updates, self.beta_start, self.beta_max, self.beta_warmup_updates)
 
     def forward(self, model, sample, reduce=True):
         features, extra = model(**sample["net_input"], features_only=True)

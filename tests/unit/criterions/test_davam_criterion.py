@@ -86,6 +86,19 @@ def test_beta_schedule():
     assert linear_warmup(3, 0.15, 5.0, 0) == pytest.approx(5.0)
 
 
+def test_beta_hold_keeps_the_start_value_then_ramps():
+    """--beta-hold-updates H: beta_start for H updates, then the usual ramp (the paper's text)."""
+    d = tiny_model()[1]
+    crit = make_criterion(d, beta_start=0.1, beta_max=5.0, beta_warmup_updates=100, beta_hold_updates=50)
+    assert [crit.beta(u) for u in (0, 49, 50)] == [pytest.approx(0.1)] * 3
+    assert crit.beta(100) == pytest.approx(0.1 + 4.9 * 0.5)
+    assert crit.beta(150) == crit.beta(10**6) == pytest.approx(5.0)
+    step = make_criterion(d, beta_start=0.1, beta_max=5.0, beta_warmup_updates=0, beta_hold_updates=50)
+    assert (step.beta(49), step.beta(50)) == (pytest.approx(0.1), pytest.approx(5.0))
+    with pytest.raises(SystemExit, match="--beta-hold-updates must be >= 0"):
+        make_criterion(d, beta_hold_updates=-1)
+
+
 def test_reduce_metrics_derives_code_statistics_from_summed_histograms():
     logs = [
         {"loss": 10.0, "rec": 8.0, "commitment": 4.0, "beta": 1.0, "ntokens": 4, "nsentences": 2,
