@@ -8,6 +8,8 @@
 #   examples/reproduce/davam_ptb_probe.sh adam_kmeans     # ... and k-means++ codebook initialisation
 #   examples/reproduce/davam_ptb_probe.sh sgd_clip25      # the authors' SGD, gradient clipping at 25, not 5
 #   examples/reproduce/davam_ptb_probe.sh sgd_kmeans      # the authors' SGD, k-means++ codebook initialisation
+#   examples/reproduce/davam_ptb_probe.sh sgd_dead        # the authors' SGD, codes whose EMA count falls below
+#                                                         # 0.02 per batch restart at an encoder state
 #   examples/reproduce/davam_ptb_probe.sh beta_low        # beta held at 0.15 (the paper's text: a 10-epoch
 #                                                         # warm-up before beta rises; the code ramps from update 0)
 #   examples/reproduce/davam_ptb_probe.sh authors         # the authors' recipe itself
@@ -15,7 +17,7 @@
 # Writes $RUNS/davam_probe_<VARIANT>/ (resumable like every recipe here); plot the probes
 # against each other with davam-plot $RUNS/davam_probe_*/stage1.log --metrics rec,code_usage,attn_entropy.
 source "$(dirname "$0")/common.sh"
-VARIANT=${1:?usage: davam_ptb_probe.sh adam|adam_kmeans|sgd_clip25|sgd_kmeans|beta_low|authors}
+VARIANT=${1:?usage: davam_ptb_probe.sh adam|adam_kmeans|sgd_clip25|sgd_kmeans|sgd_dead|beta_low|authors}
 EPOCHS=${EPOCHS:-2}
 RUN=$RUNS/davam_probe_$VARIANT
 OPT=(--optimizer sgd --lr 1.0 --clip-norm 5)
@@ -26,8 +28,9 @@ case "$VARIANT" in
   adam_kmeans) OPT=(--optimizer adam --lr 0.001 --clip-norm 5); EXTRA=(--codebook-kmeans-init) ;;
   sgd_clip25) OPT=(--optimizer sgd --lr 1.0 --clip-norm 25); EXTRA=() ;;
   sgd_kmeans) EXTRA=(--codebook-kmeans-init) ;;
+  sgd_dead) EXTRA=(--codebook-dead-code-threshold 0.02) ;;
   beta_low) EXTRA=(); BETA=(--beta-start 0.15 --beta-max 0.15 --beta-warmup-updates 0) ;;
-  *) echo "error: unknown VARIANT '$VARIANT' (adam, adam_kmeans, sgd_clip25, sgd_kmeans, beta_low, authors)" >&2; exit 2 ;;
+  *) echo "error: unknown VARIANT '$VARIANT' (adam, adam_kmeans, sgd_clip25, sgd_kmeans, sgd_dead, beta_low, authors)" >&2; exit 2 ;;
 esac
 prepare_ptb
 STAGE1=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb --criterion davam
