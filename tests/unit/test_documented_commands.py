@@ -132,6 +132,7 @@ def parse_fairseq(program, args):
 def parse_hydra(args):
     from fairseq.dataclass.initialize import add_defaults, hydra_init
     from hydra import compose, initialize_config_dir
+    from hydra import version as hydra_version
     from hydra.core.global_hydra import GlobalHydra
 
     own, overrides, i = {}, [], 0
@@ -147,8 +148,15 @@ def parse_hydra(args):
     assert (config_dir / f"{name}.yaml").is_file(), f"no config {config_dir / name}.yaml"
     hydra_init(name)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        cfg = compose(config_name=name, overrides=[o for o in overrides if not o.startswith("hydra.")])
+    # hydra's version base is process-global; fairseq's own hydra calls (hydra.experimental,
+    # used by later tests in this worker) need the 1.1 base that fairseq-hydra-train runs with
+    base = hydra_version.VersionBase.instance().version_base
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.1"):
+            cfg = compose(config_name=name, overrides=[o for o in overrides if not o.startswith("hydra.")])
+    finally:
+        hydra_version.VersionBase.instance().version_base = base  # as it was (possibly unset)
+        GlobalHydra.instance().clear()
     add_defaults(cfg)  # merges each component's dataclass: an unknown key raises
 
 
@@ -224,6 +232,17 @@ def test_the_extraction_reads_shell_as_a_user_pastes_it():
         ("echo", ["a b"]),
         ("fairseq-interactive", ["data", "--beam", "5"]),
     ]
+
+
+def test_parsing_leaves_fairseqs_hydra_usable():
+    """fairseq's own hydra calls (hydra.experimental under the 1.1 version base) still work after
+    a hydra command was parse-checked in this process (davam-augment's tests share a worker)."""
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq import options
+
+    parse_hydra(["--config-dir", "examples/reproduce", "--config-name", "awd_ptb", "task.data=x"])
+    args = options.parse_args_and_arch(options.get_training_parser(), ["data", "--task", "language_modeling", "--arch", "lstm_lm"])
+    assert convert_namespace_to_omegaconf(args).task._name == "language_modeling"
 
 
 def test_a_misspelt_flag_fails():
