@@ -8,9 +8,9 @@ so the optimised objective is the per-sentence mean, as in the authors' code.
 beta(u) rises linearly from ``--beta-start`` to ``--beta-max`` over ``--beta-warmup-updates``
 updates, then stays; with ``--beta-hold-updates H`` it stays at ``--beta-start`` for the first
 H updates and rises after them (the paper's text: "we first warm up the training for 10
-epochs, and then gradually increase beta"; the authors' code ramps from update 0, H = 0). ``u`` is the model's update counter, which fairseq sets through
-``set_num_updates`` every step and when a checkpoint is restored, so a resumed run continues
-the schedule exactly.
+epochs, and then gradually increase beta"; the authors' code ramps from update 0, H = 0).
+``u`` is the model's update counter, which fairseq sets through ``set_num_updates`` every
+step and when a checkpoint is restored, so a resumed run continues the schedule exactly.
 
 Logged (nats; tokens = words + EOS of the target, EOS counted):
     loss            objective per sentence (rec + beta * commitment)

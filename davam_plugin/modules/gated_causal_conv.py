@@ -24,8 +24,6 @@ R: on a CPU this is about twice as fast as ``conv1d`` (oneDNN) for the prior's s
 (same state dict as before).
 """
 
-from typing import Optional
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
