@@ -54,6 +54,20 @@ run_stage() {
   log "$name: finished"
 }
 
+# davam_ptb_stage1 RUN [FLAG ...]: DAVAM stage one on PTB with the authors' recipe (davam_ptb.sh
+# says what it is) into RUN/stage1, as run_stage "stage1". FLAGs go last, so a FLAG given again
+# overrides the recipe's value (fairseq's argparse keeps the last one): the probes' variants.
+davam_ptb_stage1() {
+  local run=$1; shift
+  run_stage stage1 "$run" fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb \
+    --criterion davam --num-codes 512 --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch 100 \
+    --beta-start 0.15 --beta-max 5.0 --beta-warmup-updates 13150 \
+    --lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5 \
+    --stop-min-lr 0 --best-checkpoint-metric rec_plus_commitment \
+    --save-dir "$run/stage1" --no-epoch-checkpoints --log-format json --log-interval 100 \
+    --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "$@"
+}
+
 # prepare_demo_corpus: the built-in demo corpus (davam-demo-corpus --seed 1: 4,000 / 300 / 203
 # sentences) binarized under $RUNS/demo_corpus/data-bin, made once; prints that directory.
 prepare_demo_corpus() {

@@ -13,18 +13,11 @@ source "$(dirname "$0")/common.sh"
 ROW=${1:?usage: davam_ptb.sh ROW (davam_ptb_k512)}
 RUN=$RUNS/$ROW
 case "$ROW" in
-  davam_ptb_k512) ROW_FLAGS=(--num-codes 512) ;;
+  davam_ptb_k512) ;;  # K = 512, as davam_ptb_stage1 (common.sh) trains it
   *) echo "error: unknown row '$ROW' (known: davam_ptb_k512)" >&2; exit 2 ;;
 esac
 prepare_ptb
-STAGE1=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb --criterion davam
-  "${ROW_FLAGS[@]}" --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch 100
-  --beta-start 0.15 --beta-max 5.0 --beta-warmup-updates 13150
-  --lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5
-  --stop-min-lr 0 --best-checkpoint-metric rec_plus_commitment
-  --save-dir "$RUN/stage1" --no-epoch-checkpoints --log-format json --log-interval 100
-  --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}")
-run_stage stage1 "$RUN" "${STAGE1[@]}"
+davam_ptb_stage1 "$RUN"
 # Stage two: the PixelCNN prior over the codes of the frozen best stage-one model, with the
 # authors' settings (arch davam_prior: width 512, 15 gated layers, kernel 5; SGD lr 0.5, clip 5,
 # batch 32, at most 50 epochs, the same plateau schedule watching the validation NLL).

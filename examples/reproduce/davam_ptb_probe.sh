@@ -20,24 +20,15 @@ source "$(dirname "$0")/common.sh"
 VARIANT=${1:?usage: davam_ptb_probe.sh adam|adam_kmeans|sgd_clip25|sgd_kmeans|sgd_dead|beta_low|authors}
 EPOCHS=${EPOCHS:-2}
 RUN=$RUNS/davam_probe_$VARIANT
-OPT=(--optimizer sgd --lr 1.0 --clip-norm 5)
-BETA=(--beta-start 0.15 --beta-max 5.0 --beta-warmup-updates 13150)
-case "$VARIANT" in
-  authors) EXTRA=() ;;
-  adam) OPT=(--optimizer adam --lr 0.001 --clip-norm 5); EXTRA=() ;;
-  adam_kmeans) OPT=(--optimizer adam --lr 0.001 --clip-norm 5); EXTRA=(--codebook-kmeans-init) ;;
-  sgd_clip25) OPT=(--optimizer sgd --lr 1.0 --clip-norm 25); EXTRA=() ;;
-  sgd_kmeans) EXTRA=(--codebook-kmeans-init) ;;
-  sgd_dead) EXTRA=(--codebook-dead-code-threshold 0.02) ;;
-  beta_low) EXTRA=(); BETA=(--beta-start 0.15 --beta-max 0.15 --beta-warmup-updates 0) ;;
+case "$VARIANT" in  # flags that replace the recipe's (davam_ptb_stage1 in common.sh)
+  authors) FLAGS=() ;;
+  adam) FLAGS=(--optimizer adam --lr 0.001) ;;
+  adam_kmeans) FLAGS=(--optimizer adam --lr 0.001 --codebook-kmeans-init) ;;
+  sgd_clip25) FLAGS=(--clip-norm 25) ;;
+  sgd_kmeans) FLAGS=(--codebook-kmeans-init) ;;
+  sgd_dead) FLAGS=(--codebook-dead-code-threshold 0.02) ;;
+  beta_low) FLAGS=(--beta-max 0.15 --beta-warmup-updates 0) ;;
   *) echo "error: unknown VARIANT '$VARIANT' (adam, adam_kmeans, sgd_clip25, sgd_kmeans, sgd_dead, beta_low, authors)" >&2; exit 2 ;;
 esac
 prepare_ptb
-STAGE1=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb --criterion davam
-  --num-codes 512 "${OPT[@]}" "${EXTRA[@]}" --batch-size 32 --max-epoch "$EPOCHS"
-  "${BETA[@]}"
-  --lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5
-  --stop-min-lr 0 --best-checkpoint-metric rec_plus_commitment
-  --save-dir "$RUN/stage1" --no-epoch-checkpoints --log-format json --log-interval 100
-  --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}")
-run_stage stage1 "$RUN" "${STAGE1[@]}"
+davam_ptb_stage1 "$RUN" --max-epoch "$EPOCHS" "${FLAGS[@]}"
