@@ -8,7 +8,8 @@
 # fairseq language_modeling with --sample-break-mode eos: one sentence per sample, EOS
 # predicted, so its per-token loss x tokens-per-sentence x ln 2 is directly comparable with
 # DAVAM's Rec. Adam 2e-3, dropout 0.3, clip 5, batch 32, stop after 3 epochs without
-# improvement (at most 40). Rerun the same command to continue after an interruption.
+# improvement (at most 40). Rerun the same command to continue after an interruption;
+# MAX_UPDATE=2 examples/reproduce/lstm_lm_ptb.sh is a smoke run.
 source "$(dirname "$0")/common.sh"
 RUN=$RUNS/lstm_lm_ptb
 prepare_ptb
@@ -17,4 +18,5 @@ TRAIN=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task language_modeling --arc
   --decoder-out-embed-dim 256 --decoder-layers 1 --dropout 0.3 --optimizer adam --lr 0.002 --clip-norm 5
   --batch-size 32 --max-epoch 40 --patience 3 --save-dir "$RUN/lm" --no-epoch-checkpoints
   --log-format json --log-interval 100 --seed "$SEED" --num-workers 0)
+[ -n "${MAX_UPDATE:-}" ] && TRAIN+=(--max-update "$MAX_UPDATE")  # a smoke run
 run_stage train "$RUN" "${TRAIN[@]}"

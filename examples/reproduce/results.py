@@ -10,10 +10,14 @@ directory (logs, commands, evaluation JSON), finished or not.
 
 JSON: the evaluation JSON (when the row's evaluation has run) plus epochs, updates,
 train_hours (sum of fairseq's per-epoch train_wall: training time, validation excluded),
-threads, precision, seed, the commands, the commit, and the per-epoch validation curves.
-PNG: validation curves per epoch (DAVAM: Rec, commitment, codes used, and the information the
-codes carry measured against a plain LSTM LM of the same size, LM valid NLL - Rec, nats per
-sentence; AWD: -ELBO, Rec, KL), the paper's value as a dotted line where it exists. The LM
+threads, precision, seed, the commands, the commit, the per-epoch validation curves, status
+("finished" once the recipe's last stage is done, else the stage it is in) and, for DAVAM,
+stage two (prior_epochs, prior_updates, prior_train_hours, prior_precision, the prior's
+per-epoch validation NLL of the codes in nats per sentence) and the samples' diversity and
+fluency JSONs. PNG: validation curves per epoch (DAVAM: Rec, commitment, codes used, the
+information the codes carry measured against a plain LSTM LM of the same size, LM valid NLL -
+Rec, nats per sentence, and the prior's validation NLL per stage-two epoch; AWD: -ELBO, Rec,
+KL), the paper's value as a dotted line where it exists. The LM
 baseline comes from its run log (../runs/lstm_lm_ptb) or, when that directory is gone, from
 the committed results/lstm_lm_ptb.json; the row's JSON names which (lm_baseline_source).
 """
@@ -32,6 +36,7 @@ from davam_plugin.cli.plot import draw
 
 PAPER = {  # the paper's value of the plotted validation metric (test-set numbers; see docs/results.md)
     "davam_ptb_k512": {"rec": (60.16, "paper test Rec")},
+    "davam_ptb_k512_fast": {"rec": (60.16, "paper test Rec")},
     "awd_ptb_none": {"neg_elbo": (102.6, "paper -ELBO"), "kl": (1.1, "paper KL")},
     "awd_ptb_uniform": {"neg_elbo": (101.4, "paper -ELBO"), "kl": (5.1, "paper KL")},
     "awd_ptb_adversarial": {"neg_elbo": (99.7, "paper -ELBO"), "kl": (5.1, "paper KL")},
@@ -47,6 +52,14 @@ TABLE_ROWS = [
     ("awd_ptb_adversarial", "-ELBO 99.7, KL 5.1, MI 4.3 (R=0.2)", "row 7 of Table 5 (AWD)"),
     ("lstm_lm_ptb", "PPL 100.47", "row 1 of Table II (DAVAM)"),
 ]
+# each recipe's stages in order (run_stage names, examples/reproduce/common.sh); a row is
+# finished when the last one is done
+STAGES = {
+    "davam": ("stage1", "stage2", "eval", "samples", "diversity", "fluency"),
+    "awd": ("train", "eval"),
+}
+STAGE_LABELS = {"stage1": "training", "train": "training", "stage2": "training the prior", "eval": "evaluating",
+                "samples": "sampling", "diversity": "sampling", "fluency": "sampling"}
 TABLE_START = "<!-- reproduction-table: written by examples/reproduce/results.py --table --write README.md -->"
 TABLE_END = "<!-- reproduction-table: end -->"
 
@@ -54,7 +67,11 @@ TABLE_END = "<!-- reproduction-table: end -->"
 def _trained(r):
     hours, epochs = r.get("train_hours"), r.get("epochs")
     updates = f", {r['updates']:,} updates" if r.get("updates") else ""
-    return f"{epochs} epochs{updates}, {hours:.2f} h ({r.get('precision', 'fp32')}, {r.get('threads', 1)} thread)"
+    cell = f"{epochs} epochs{updates}, {hours:.2f} h ({r.get('precision', 'fp32')}, {r.get('threads', 1)} thread)"
+    if r.get("prior_epochs"):
+        cell += (f"; prior {r['prior_epochs']} epochs, {r['prior_train_hours']:.2f} h ({r['prior_precision']}), "
+                 f"valid NLL {r['prior_valid_curve']['nll_per_sentence'][-1]:.2f}")
+    return cell
 
 
 def _validation(r):
@@ -75,8 +92,15 @@ def _test(r):
     if not e:
         return "-"
     if "kl_paper" in e and "iw_nll" not in e:
-        return (f"Rec {e['rec']:.2f}, KL {e['kl_paper']:.2f} (paper conv.) / {e['kl']:.2f} (sum), "
+        cell = (f"Rec {e['rec']:.2f}, KL {e['kl_paper']:.2f} (paper conv.) / {e['kl']:.2f} (sum), "
                 f"PPL {e['ppl_paper']:.2f} (paper conv.) / {e['ppl_bound']:.2f} (bound)")
+        d, f = r.get("diversity"), r.get("fluency")
+        if d:
+            cell += (f"; {d['sentences']} samples: Ent {d['ent']:.2f}, Dist-1 {d['dist_1']:.3f}, "
+                     f"Dist-2 {d['dist_2']:.3f}")
+            if f:
+                cell += f", LM PPL {f['overall']['ppl']:.1f}"
+        return cell
     return (f"-ELBO {e['neg_elbo']:.2f}, KL {e['kl']:.2f}, MI {e['mi']:.2f}, AU {e['active_units']}/{e['latent_dim']}, "
             f"IW-NLL {e['iw_nll']:.2f} (S={e['iw_samples']})")
 
@@ -94,7 +118,7 @@ def reproduction_table(out):
             cells += ["no results yet", "-", "-", "-"]
         else:
             r = json.loads(path.read_text())
-            status = "finished" if r["status"] == "finished" else "training"
+            status = "finished" if r["status"] == "finished" else STAGE_LABELS.get(r.get("stage"), "training")
             link = f"[{status}](results/{row}.json)" + (
                 f", [curves](results/{row}.png)" if (out / f"{row}.png").is_file() else "")
             cells += [link, _trained(r), _validation(r), _test(r)]
@@ -169,6 +193,24 @@ def lm_baseline(runs, data, out):
         source = f"{saved} (commit {result['commit'][:7]}, {result['status']} at epoch {result['epochs']})"
         return result["valid_nll_per_sentence"], result["epochs"], source
     return None
+
+
+def precision_of(cmd_file):
+    return "bf16-autocast" if "--bf16-autocast" in cmd_file.read_text() else "fp32"
+
+
+def prior_curve(run):
+    """DAVAM stage two from RUN/stage2.log: (epochs, validation NLL of the codes per sentence
+    under the prior, updates, training hours), or None before its first validation."""
+    log = run / "stage2.log"
+    if not log.is_file():
+        return None
+    valid, train = valid_curve(log)
+    points = [(e, r) for e, r in valid if "nll_per_sentence" in r.metrics]
+    if not points:
+        return None
+    hours = round(sum(r.metrics.get("train_wall", 0.0) for _, r in train) / 3600, 3)
+    return [e for e, _ in points], [r.metrics["nll_per_sentence"] for _, r in points], points[-1][1].num_updates, hours
 
 
 def write_json(out, row, result):
@@ -254,16 +296,25 @@ def main(argv=None):
     hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in PAPER.get(args.row, {}).items()}
     if lm is not None:
         hlines.setdefault("info_vs_lm", []).append({"value": 0.0, "label": "codes carry nothing"})
-    draw(data, metrics, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=f"{args.row} (validation, per epoch)")
+    prior = prior_curve(run) if davam else None
+    plotted = list(metrics)
+    if prior:
+        data[args.row]["splits"]["valid"]["prior_nll_per_sentence"] = {"x": prior[0], "y": prior[1]}
+        plotted.append("prior_nll_per_sentence")
+    title = f"{args.row} (validation, per epoch" + ("; prior: per stage-two epoch)" if prior else ")")
+    draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title)
     last = valid[-1][1]
+    stages = STAGES["davam" if davam else "awd"]
+    pending = [name for name in stages if not (run / f"{name}.done").is_file()]
     result = {
         "row": args.row,
-        "status": "finished" if (run / f"{stage}.done").is_file() else "training (interrupted or running)",
+        "status": "finished" if not pending else f"{pending[0]} (interrupted or running)",
+        "stage": pending[0] if pending else None,
         "epochs": valid[-1][0],
         "updates": last.num_updates,
         "train_hours": round(sum(r.metrics.get("train_wall", 0.0) for _, r in train) / 3600, 3),
         "threads": int(os.environ.get("THREADS", "1")),
-        "precision": "bf16-autocast" if "--bf16-autocast" in (run / f"{stage}.cmd").read_text() else "fp32",
+        "precision": precision_of(run / f"{stage}.cmd"),
         "seed": int(os.environ.get("SEED", "1")),
         "commands": {f.stem: f.read_text().strip() for f in sorted(run.glob("*.cmd"))},
         "commit": git_head(repo),
@@ -274,9 +325,16 @@ def main(argv=None):
         "last_valid": {k: v for k, v in last.metrics.items()},
         "conventions": "nats per sentence; tokens = words + EOS; curves are validation-set values per epoch",
     }
+    if prior:
+        result.update(prior_epochs=prior[0][-1], prior_updates=prior[2], prior_train_hours=prior[3],
+                      prior_precision=precision_of(run / "stage2.cmd"),
+                      prior_valid_curve={"epoch": prior[0], "nll_per_sentence": prior[1]})
     for name in ("eval.json", "eval_test.json"):
         if (run / name).is_file():
             result["evaluation"] = json.loads((run / name).read_text())
+    for name in ("diversity", "fluency"):  # the samples' Ent / Dist-n and their NLL under the LM
+        if (run / f"{name}.json").is_file():
+            result[name] = json.loads((run / f"{name}.json").read_text())
     write_json(out, args.row, result)
     print(f"wrote {out / (args.row + '.json')} and {out / (args.row + '.png')}: {result['epochs']} epochs, "
           f"{result['train_hours']} h, last valid " + ", ".join(f"{m}={curves[m][1][-1]:.2f}" for m in metrics))

@@ -92,7 +92,11 @@ def test_reproduction_table_cells(tmp_path):
                               "commitment": {"epoch": [1, 40], "value": [2.0, 0.5]},
                               "code_usage": {"epoch": [1, 40], "value": [3, 480]},
                               "info_vs_lm": {"epoch": [1, 40], "value": [-15.0, 44.0]}},
-             "evaluation": {"rec": 60.5, "kl_paper": 3.0, "kl": 70.25, "ppl_paper": 18.0, "ppl_bound": 130.126}}  # fmt: skip
+             "prior_epochs": 30, "prior_train_hours": 12.25, "prior_precision": "bf16-autocast",
+             "prior_valid_curve": {"epoch": [1, 30], "nll_per_sentence": [150.0, 70.125]},
+             "evaluation": {"rec": 60.5, "kl_paper": 3.0, "kl": 70.25, "ppl_paper": 18.0, "ppl_bound": 130.126},
+             "diversity": {"sentences": 100, "ent": 7.125, "dist_1": 0.1234, "dist_2": 0.5678},
+             "fluency": {"overall": {"sentences": 100, "ppl": 95.25}}}  # fmt: skip
     awd = {"row": "awd_ptb_uniform", "status": "training (interrupted or running)", "epochs": 3, "updates": 3945,
            "train_hours": 1.5, "precision": "fp32", "threads": 1,
            "valid_curves": {"neg_elbo": {"epoch": [3], "value": [110.0]}, "rec": {"epoch": [3], "value": [106.0]},
@@ -106,14 +110,55 @@ def test_reproduction_table_cells(tmp_path):
     assert rows["`davam_ptb_k512`"] == (
         "| `davam_ptb_k512` | Rec 60.16, KL 3.12, PPL 17.94: row 11 of Table II (DAVAM) | "
         "[finished](results/davam_ptb_k512.json), [curves](results/davam_ptb_k512.png) | "
-        "40 epochs, 52,600 updates, 8.50 h (fp32, 1 thread) | Rec 61.23, 480 codes, LM NLL - Rec +44.00 | "
-        "Rec 60.50, KL 3.00 (paper conv.) / 70.25 (sum), PPL 18.00 (paper conv.) / 130.13 (bound) |"
+        "40 epochs, 52,600 updates, 8.50 h (fp32, 1 thread); prior 30 epochs, 12.25 h (bf16-autocast), "
+        "valid NLL 70.12 | Rec 61.23, 480 codes, LM NLL - Rec +44.00 | "
+        "Rec 60.50, KL 3.00 (paper conv.) / 70.25 (sum), PPL 18.00 (paper conv.) / 130.13 (bound); "
+        "100 samples: Ent 7.12, Dist-1 0.123, Dist-2 0.568, LM PPL 95.2 |"
     )
     assert rows["`awd_ptb_uniform`"].endswith(
         "| [training](results/awd_ptb_uniform.json) | 3 epochs, 3,945 updates, 1.50 h (fp32, 1 thread) | "
         "-ELBO 110.00, Rec 106.00, KL 4.00 | -ELBO 100.00, KL 5.00, MI 4.25, AU 12/32, IW-NLL 98.50 (S=100) |"
     )
     assert rows["`awd_ptb_none`"].endswith("| no results yet | - | - | - |")
+    (tmp_path / "davam_ptb_k512.json").write_text(json.dumps(dict(davam, status="stage2 (interrupted or running)",
+                                                                  stage="stage2")))  # fmt: skip
+    table = results.reproduction_table(tmp_path)
+    assert "| [training the prior](results/davam_ptb_k512.json), [curves](results/davam_ptb_k512.png) |" in table
+
+
+def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
+    """A DAVAM row is finished only when its last stage (fluency) is; until then the JSON names
+    the stage it is in. Stage two's validation NLL per epoch and its hours come from stage2.log."""
+    results = _results_module()
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    _write_runs(runs)
+    row = runs / "davam_fake"
+    args = ["davam_fake", "--runs", str(runs), "--data", str(DATA), "--out", str(out)]
+    results.main(args)
+    r = json.loads((out / "davam_fake.json").read_text())
+    assert r["status"] == "stage1 (interrupted or running)" and r["stage"] == "stage1" and "prior_epochs" not in r
+    (row / "stage1.done").write_text("2026-12-03T00:00:00Z\n")
+    lines = []
+    for epoch, nll in [(1, 150.0), (2, 120.5), (3, 110.25)]:
+        lines.append(_line("train", {"epoch": epoch, "train_loss": 5.0, "train_train_wall": 900}))
+        lines.append(_line("valid", {"epoch": epoch, "valid_nll_per_sentence": nll, "valid_num_updates": 40 * epoch}))
+    (row / "stage2.log").write_text("".join(lines))
+    (row / "stage2.cmd").write_text("fairseq-train DATA --task davam_prior --bf16-autocast\n")
+    results.main(args)
+    r = json.loads((out / "davam_fake.json").read_text())
+    assert r["stage"] == "stage2" and r["prior_epochs"] == 3 and r["prior_updates"] == 120
+    assert r["prior_train_hours"] == 0.75 and r["prior_precision"] == "bf16-autocast" and r["precision"] == "fp32"
+    assert r["prior_valid_curve"] == {"epoch": [1, 2, 3], "nll_per_sentence": [150.0, 120.5, 110.25]}
+    for stage in ("stage2", "eval", "samples", "diversity"):
+        (row / f"{stage}.done").write_text("2026-12-03T00:00:00Z\n")
+    (row / "diversity.json").write_text(json.dumps({"sentences": 100, "ent": 7.0, "dist_1": 0.1, "dist_2": 0.5}))
+    results.main(args)
+    r = json.loads((out / "davam_fake.json").read_text())
+    assert r["stage"] == "fluency" and r["diversity"]["ent"] == 7.0 and "fluency" not in r
+    (row / "fluency.done").write_text("2026-12-03T00:00:00Z\n")
+    results.main(args)
+    r = json.loads((out / "davam_fake.json").read_text())
+    assert r["status"] == "finished" and r["stage"] is None
 
 
 def test_write_table_needs_the_markers(tmp_path):
