@@ -103,3 +103,61 @@ def test_davam_rows_commands(tmp_path):
     assert stage1[stage1.index("--lr-decay-start-epoch") + 1] == "16" and "--codebook-dead-code-threshold" not in stage1
     assert "--bf16-autocast" in authors[1] and "--bf16-autocast" not in authors[0] + authors[2]
     assert " --sample-from-prior 100 " in authors[3] and "--max-update" not in " ".join(authors)
+
+
+def _recording_tool(tools, name, calls):
+    """A stand-in for ``name`` that records its arguments one per line and writes the figure
+    named by --out and its JSON, as davam-sweep and davam-augment do."""
+    script = f"""#!/usr/bin/env bash
+printf '%s\\n' "$@" > {calls}
+while [ $# -gt 0 ]; do
+  if [ "$1" = --out ]; then echo png > "$2"; echo '{{}}' > "${{2%.png}}.json"; fi
+  shift
+done
+"""
+    (tools / name).write_text(script)
+    (tools / name).chmod(0o755)
+
+
+def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
+    """davam_ptb_k_sweep.sh and snli_augment.sh: the flags they pass (the stated reduced
+    budgets, the prior under --bf16-autocast) and the results they copy; the real tools'
+    runs are tested in test_sweep/test_augment, and both recipes were smoke-run on real data."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    calls = tmp_path / "calls.txt"
+    for tool in ("davam-sweep", "davam-augment"):
+        _recording_tool(tools, tool, calls)
+    data, snli, out = tmp_path / "data", tmp_path / "snli", tmp_path / "results"
+    data.mkdir()
+    snli.mkdir()
+    for name in ("dict.txt", "train.bin"):
+        (data / name).write_text("")
+    env = dict(SUBPROCESS_ENV, DATA=str(data), RUNS=str(tmp_path / "runs"), VENV_BIN=str(tools), OUT=str(out),
+               SNLI=str(snli))  # fmt: skip
+
+    proc = recipe("davam_ptb_k_sweep.sh", env)
+    assert proc.returncode == 0, proc.stderr
+    args = calls.read_text().splitlines()
+    assert args[args.index("--values") + 1] == "128,256,512,1024" and args[args.index("--setting") + 1] == "--num-codes"
+    prior = next(a for a in args if a.startswith("--prior-args=")).split()
+    assert "--bf16-autocast" in prior and prior[prior.index("--prior-layers") + 1] == "5"
+    assert prior[prior.index("--max-epoch") + 1] == "2"
+    train = args[args.index("--") + 1 :]
+    assert train[train.index("--max-epoch") + 1] == "3" and train[train.index("--beta-warmup-updates") + 1] == "2630"
+    assert "--max-update" not in " ".join(args)
+    assert (out / "davam_ptb_k_sweep.png").is_file() and (out / "davam_ptb_k_sweep.json").is_file()
+
+    missing = recipe("snli_augment.sh", env)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: {snli}/valid.txt not found: set SNLI to the SNLI sentences directory"
+    for split in ("valid", "test"):
+        (snli / f"{split}.txt").write_text("a b\n")
+    proc = recipe("snli_augment.sh", dict(env, MAX_UPDATE="2"))
+    assert proc.returncode == 0, proc.stderr
+    args = calls.read_text().splitlines()
+    assert args[args.index("--source") + 1] == f"{snli}/valid.txt" and args[args.index("--test") + 1] == f"{snli}/test.txt"
+    assert args[args.index("--sizes") + 1] == "1000,2000,4000" and args[args.index("--ratios") + 1] == "0.5,1,2,4"
+    assert "--prior-args=--bf16-autocast --max-update 2" in args and "--lm-args=--max-update 2" in args
+    assert "--sample-args=--prior-max-len 10 --max-len-b 20" in args
+    assert (out / "snli_augment.png").is_file() and (out / "snli_augment.json").is_file()

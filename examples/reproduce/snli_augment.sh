@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The DAVAM paper's data augmentation (Fig. 3) on SNLI: language models trained on 1k / 2k / 4k
+# SNLI sentences plus 0.5x / 1x / 2x / 4x as many sentences generated from scratch by a DAVAM
+# (stage one and prior) trained on the same subset, against the same LM without them.
+#
+#   nohup examples/reproduce/snli_augment.sh > ../runs/snli_augment.out 2>&1 &
+#   MAX_UPDATE=2 SIZES=100,200 examples/reproduce/snli_augment.sh   # a smoke run
+#
+# davam-augment with its stated settings (davam_plugin/cli/augment.py: which SNLI split is
+# used for what; test.txt is held out), the prior under --bf16-autocast (PRIOR_PRECISION,
+# as in davam_ptb.sh), one thread. Writes $RUNS/snli_augment/ (rerun the same command to
+# continue: finished stages are skipped, an unfinished training resumes) and, when done,
+# results/snli_augment.{png,json}.
+#
+# Environment (besides common.sh's): SNLI=../shared/data/snli (valid.txt, test.txt),
+# SIZES=1000,2000,4000, RATIOS=0.5,1,2,4, PRIOR_PRECISION=bf16, OUT=results.
+source "$(dirname "$0")/common.sh"
+SNLI=${SNLI:-$REPO/../shared/data/snli}
+RUN=$RUNS/snli_augment
+SIZES=${SIZES:-1000,2000,4000}
+RATIOS=${RATIOS:-0.5,1,2,4}
+OUT=${OUT:-$REPO/results}
+case "${PRIOR_PRECISION:-bf16}" in
+  fp32) PRIOR_FLAGS="" ;;
+  bf16) PRIOR_FLAGS="--bf16-autocast" ;;
+  *) echo "error: PRIOR_PRECISION must be fp32 or bf16, got '$PRIOR_PRECISION'" >&2; exit 2 ;;
+esac
+for f in valid test; do
+  [ -f "$SNLI/$f.txt" ] || { echo "error: $SNLI/$f.txt not found: set SNLI to the SNLI sentences directory" >&2; exit 2; }
+done
+SMOKE="" SAMPLE_SMOKE=""
+if [ -n "${MAX_UPDATE:-}" ]; then  # a smoke run: MAX_UPDATE updates per training, short samples
+  SMOKE="--max-update $MAX_UPDATE" SAMPLE_SMOKE="--prior-max-len 10 --max-len-b 20"
+fi
+mkdir -p "$RUN"
+AUGMENT=(davam-augment --source "$SNLI/valid.txt" --test "$SNLI/test.txt" --work-dir "$RUN"
+  --sizes "$SIZES" --ratios "$RATIOS" --seed "$SEED" --out "$RUN/augment.png"
+  --davam-args="$SMOKE" --prior-args="$PRIOR_FLAGS $SMOKE" --sample-args="$SAMPLE_SMOKE" --lm-args="$SMOKE")
+log "augment: ${AUGMENT[*]}" | tee -a "$RUN/augment.log"
+"${AUGMENT[@]}" >> "$RUN/augment.log" 2>&1
+mkdir -p "$OUT"
+cp "$RUN/augment.png" "$OUT/snli_augment.png"
+cp "$RUN/augment.json" "$OUT/snli_augment.json"
+log "augment: finished; wrote $OUT/snli_augment.{png,json}"
