@@ -2,12 +2,14 @@
 
     davam-plot LOG [LOG ...] --metrics rec,kl --out FIG.png [--x epoch|update]
                [--splits train,valid] [--labels a,b] [--hline rec=20.3:paper] [--json PATH]
+               [--max-x 5]
 
 LOG is what ``fairseq-train --log-format json`` writes (its ``--log-file``, or its redirected
 console output; see :mod:`davam_plugin.cli.training_logs`). One subplot per metric, shared x
 axis (epochs, or updates with ``--x update``: training curves then come from the
 ``train_inner`` records of every ``--log-interval`` updates), one colour per run, one line
-style per split. The curves are also written as JSON (``--json``, default FIG with the suffix
+style per split. ``--max-x N`` keeps the points up to epoch (update) N: runs of different
+lengths compared over the budget they share. The curves are also written as JSON (``--json``, default FIG with the suffix
 ``.json``)::
 
     {"x": "epoch", "metrics": [...], "splits": [...], "hlines": {"rec": [{"value": 20.3, "label": "paper"}]},
@@ -54,6 +56,8 @@ def build_parser():
         help="a labelled horizontal reference line on the subplot of metric NAME (repeatable)",
     )  # fmt: skip
     p.add_argument("--title", help="figure title")
+    p.add_argument("--max-x", type=float, metavar="N",
+                   help="plot only the points with x <= N (e.g. the epochs every run has; default: all)")
     return p
 
 
@@ -117,9 +121,9 @@ def load_runs(logs, labels):
     return runs
 
 
-def collect(runs, metrics, splits, x):
-    """``{label: {"log": LOG, "splits": {split: {metric: {"x": [...], "y": [...]}}}}}``; PlotError
-    for a split or metric that no run has."""
+def collect(runs, metrics, splits, x, max_x=None):
+    """``{label: {"log": LOG, "splits": {split: {metric: {"x": [...], "y": [...]}}}}}`` (only the
+    points with x <= ``max_x`` when given); PlotError for a split or metric that no run has."""
     present_splits = set().union(*(tl.available_splits(records, x) for _, _, records in runs))
     missing = [s for s in splits if s not in present_splits]
     if missing:
@@ -139,6 +143,8 @@ def collect(runs, metrics, splits, x):
         per_split = {}
         for split in splits:
             points = tl.curve_points(records, split, x)
+            if max_x is not None:
+                points = [(px, record) for px, record in points if px <= max_x]
             curves = {}
             for metric in metrics:
                 xs, ys = tl.metric_series(points, metric)
@@ -225,13 +231,15 @@ def run(args):
         hlines.setdefault(name, []).append(line)
     labels = _run_labels(args.logs, args.labels)
     runs = load_runs(args.logs, labels)
-    data = collect(runs, metrics, splits, args.x)
+    if args.max_x is not None and not args.max_x > 0:
+        raise PlotError(f"--max-x must be > 0, got {args.max_x:g}")
+    data = collect(runs, metrics, splits, args.x, args.max_x)
     out = Path(args.out)
     json_path = Path(args.json) if args.json else out.with_suffix(".json")
     if json_path.absolute() == out.absolute():
         raise PlotError(f"--out {out} and the JSON would be the same file (give --out FIG.png or --json PATH)")
     draw(data, metrics, splits, args.x, hlines, out, args.title)
-    doc = {"x": args.x, "metrics": metrics, "splits": splits, "hlines": hlines, "runs": data}
+    doc = {"x": args.x, "max_x": args.max_x, "metrics": metrics, "splits": splits, "hlines": hlines, "runs": data}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(dumps(doc) + "\n")
     print(f"wrote {out} ({len(metrics)} subplot(s), {len(data)} run(s)) and {json_path}")

@@ -231,6 +231,24 @@ def test_main_per_update_with_labels(logs, tmp_path, capsys):
     assert "DAVAM" in capsys.readouterr().out
 
 
+def test_max_x_keeps_the_shared_budget(logs, tmp_path):
+    """--max-x N: only the points up to epoch (update) N, of every run and split."""
+    from davam_plugin.cli import plot
+
+    _, paths = logs
+    fig = tmp_path / "fig.png"
+    argv = [str(paths["davam"]), str(paths["awd"]), "--metrics", "rec,kl", "--labels", "davam,awd",
+            "--max-x", "1", "--out", str(fig)]  # fmt: skip
+    assert plot.main(argv) == 0
+    doc = json.loads(fig.with_suffix(".json").read_text())
+    expected = {label: {split: {m: {"x": c["x"][:1], "y": c["y"][:1]} for m, c in curves_.items()}
+                        for split, curves_ in splits.items()} for label, splits in EXPECTED_EPOCH_RUNS.items()}  # fmt: skip
+    assert curves(doc) == expected and doc["max_x"] == 1.0
+    argv[argv.index("--max-x") + 1] = "3"  # beyond the last epoch: everything
+    assert plot.main(argv) == 0
+    assert curves(json.loads(fig.with_suffix(".json").read_text())) == EXPECTED_EPOCH_RUNS
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -240,6 +258,7 @@ def test_main_per_update_with_labels(logs, tmp_path, capsys):
         (["--metrics", "rec", "--hline", "kl=3"], "'kl' is not among --metrics"),
         (["--metrics", "rec", "--splits", "train,test"], "unknown split 'test' for --x epoch; splits in the log(s):"),
         (["--metrics", "rec", "--labels", "a,b"], "--labels 'a,b': give 1 non-empty label(s)"),
+        (["--metrics", "rec", "--max-x", "0"], "--max-x must be > 0, got 0"),
     ],
 )
 def test_main_errors_are_one_line(logs, tmp_path, capsys, args, message):

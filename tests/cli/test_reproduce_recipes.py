@@ -161,3 +161,37 @@ def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
     assert "--prior-args=--bf16-autocast --max-update 2" in args and "--lm-args=--max-update 2" in args
     assert "--sample-args=--prior-max-len 10 --max-len-b 20" in args
     assert (out / "snli_augment.png").is_file() and (out / "snli_augment.json").is_file()
+
+
+def test_dynamics_ptb_recipe_commands(tmp_path):
+    """dynamics_ptb.sh: GAVAM with the DAVAM row's stage-one recipe for EPOCHS epochs, drawn
+    against that row's first EPOCHS epochs (and its prior's once stage two has a log)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    calls = tmp_path / "calls.txt"
+    train_calls = tmp_path / "train.txt"
+    (tools / "fairseq-train").write_text(f'#!/usr/bin/env bash\necho "$*" > {train_calls}\n')
+    (tools / "fairseq-train").chmod(0o755)
+    _recording_tool(tools, "davam-plot", calls)
+    data, davam_run = tmp_path / "data", tmp_path / "davam_row"
+    data.mkdir()
+    for name in ("dict.txt", "train.bin"):
+        (data / name).write_text("")
+    env = dict(SUBPROCESS_ENV, DATA=str(data), RUNS=str(tmp_path / "runs"), VENV_BIN=str(tools),
+               RESULTS=str(tmp_path / "results"), DAVAM_RUN=str(davam_run))  # fmt: skip
+    missing = recipe("dynamics_ptb.sh", env)
+    assert missing.returncode == 2 and missing.stderr.startswith(f"error: {davam_run}/stage1.log not found")
+    davam_run.mkdir()
+    (davam_run / "stage1.log").write_text("")
+    assert recipe("dynamics_ptb.sh", env).returncode == 0
+    train = train_calls.read_text().split()
+    assert train[train.index("--arch") + 1] == "gavam" and train[train.index("--max-epoch") + 1] == "5"
+    assert train[train.index("--lr") + 1] == "1.0" and train[train.index("--optimizer") + 1] == "sgd"
+    args = calls.read_text().splitlines()
+    assert args[:2] == [str(tmp_path / "runs" / "dynamics_ptb" / "gavam.log"), str(davam_run / "stage1.log")]
+    assert args[args.index("--metrics") + 1] == "rec,kl" and args[args.index("--max-x") + 1] == "5"
+    (davam_run / "stage2.log").write_text("")
+    assert recipe("dynamics_ptb.sh", dict(env, EPOCHS="3")).returncode == 0
+    args = calls.read_text().splitlines()
+    assert args[2] == str(davam_run / "stage2.log") and args[args.index("--labels") + 1].count(",") == 2
+    assert args[args.index("--metrics") + 1] == "rec,kl,nll_per_sentence" and args[args.index("--max-x") + 1] == "3"
