@@ -8,13 +8,16 @@ directory (logs, commands, evaluation JSON), finished or not.
                                           # the reproduction table from results/*.json (with
                                           # --write: replaces the README's table between its markers)
 
-JSON: the evaluation JSON (when the row's evaluation has run) plus epochs, updates,
-train_hours (sum of fairseq's per-epoch train_wall: training time, validation excluded),
+JSON: the evaluation JSON (when the row's evaluation has run) plus epochs (of the last
+validation), epochs_completed, updates,
+train_hours (training time, validation excluded, pauses of the process excluded: see
+training_hours; train_hours_logged is fairseq's raw sum, train_hours_paused_excluded the difference),
 threads, precision, seed, the commands, the commit, the per-epoch validation curves, status
 ("finished" once the recipe's last stage is done, else the stage it is in) and, for DAVAM,
 stage two (prior_epochs, prior_updates, prior_train_hours, prior_precision, the prior's
 per-epoch validation NLL of the codes in nats per sentence) and the samples' diversity and
-fluency JSONs. PNG: validation curves per epoch (DAVAM: Rec, commitment, codes used, the
+fluency JSONs. PNG: validation curves per epoch (DAVAM: Rec, commitment, codes used, the decoder's
+attention entropy per target token where the log has it (uniform attention dotted), the
 information the codes carry measured against a plain LSTM LM of the same size, LM valid NLL -
 Rec, nats per sentence, and the prior's validation NLL per stage-two epoch; AWD: -ELBO, Rec,
 KL), the paper's value as a dotted line where it exists. The LM
@@ -65,7 +68,7 @@ TABLE_END = "<!-- reproduction-table: end -->"
 
 
 def _trained(r):
-    hours, epochs = r.get("train_hours"), r.get("epochs")
+    hours, epochs = r.get("train_hours"), r.get("epochs_completed", r.get("epochs"))
     updates = f", {r['updates']:,} updates" if r.get("updates") else ""
     cell = f"{epochs} epochs{updates}, {hours:.2f} h ({r.get('precision', 'fp32')}, {r.get('threads', 1)} thread)"
     if r.get("prior_epochs"):
@@ -108,7 +111,7 @@ def _test(r):
 def reproduction_table(out):
     """The markdown table of the reproduction rows from the JSONs under ``out``."""
     lines = [
-        "| row | paper (test set) | status | trained | ours: validation, last epoch | ours: test set |",
+        "| row | paper (test set) | status | trained | ours: last validation | ours: test set |",
         "|---|---|---|---|---|---|",
     ]
     for row, paper, where in TABLE_ROWS:
@@ -195,6 +198,36 @@ def lm_baseline(runs, data, out):
     return None
 
 
+PAUSE_FACTOR = 3.0  # a logging interval over this many times the median one was a pause
+
+
+def training_hours(log):
+    """(hours, logged hours, paused hours) of a fairseq-train log.
+
+    fairseq's train_wall is wall-clock time, so a run paused with SIGSTOP (to free the cores
+    for a test suite) counts the pause as training. The estimate takes the train_inner records
+    (one per --log-interval updates, the last occurrence of an update kept when a resumed
+    run repeats it), counts an interval longer than PAUSE_FACTOR x the median interval time
+    per update at that median, and scales the sum to all updates the log reached. Logged
+    hours: the sum of the end-of-epoch train_wall (pauses included; restarted epochs only
+    from the restart on)."""
+    records = tl.read_log(log)
+    logged = sum(r.metrics.get("train_wall", 0.0) for _, r in tl.curve_points(records, "train", "epoch")) / 3600
+    inner = [(u, r.metrics["train_wall"]) for u, r in tl.curve_points(records, "train", "update")
+             if "train_wall" in r.metrics]  # fmt: skip
+    if not inner:
+        return round(logged, 3), round(logged, 3), 0.0
+    sizes = [u - prev for (u, _), prev in zip(inner, [0] + [u for u, _ in inner[:-1]])]
+    rates = sorted(w / n for (_, w), n in zip(inner, sizes))
+    median = rates[len(rates) // 2]
+    counted = [min(w, PAUSE_FACTOR * median * n) for (_, w), n in zip(inner, sizes)]
+    paused = sum(w for _, w in inner) - sum(counted)
+    valid, train = valid_curve(log)
+    last = max([u for u, _ in inner] + [r.num_updates or 0 for _, r in valid + train])
+    hours = sum(counted) * last / inner[-1][0] / 3600
+    return round(hours, 3), round(logged, 3), round(paused / 3600, 3)
+
+
 def precision_of(cmd_file):
     return "bf16-autocast" if "--bf16-autocast" in cmd_file.read_text() else "fp32"
 
@@ -209,8 +242,8 @@ def prior_curve(run):
     points = [(e, r) for e, r in valid if "nll_per_sentence" in r.metrics]
     if not points:
         return None
-    hours = round(sum(r.metrics.get("train_wall", 0.0) for _, r in train) / 3600, 3)
-    return [e for e, _ in points], [r.metrics["nll_per_sentence"] for _, r in points], points[-1][1].num_updates, hours
+    return ([e for e, _ in points], [r.metrics["nll_per_sentence"] for _, r in points], points[-1][1].num_updates,
+            training_hours(log)[0])
 
 
 def write_json(out, row, result):
@@ -286,6 +319,8 @@ def main(argv=None):
         sys.exit(f"error: {log} has no validation record yet (wait for the end of the first epoch)")
     davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
     metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]
+    if davam and any("attn_entropy" in r.metrics for _, r in valid):
+        metrics.append("attn_entropy")  # logged by runs started after it existed: maybe a partial curve
     curves = {m: tl.metric_series(valid, m) for m in metrics}
     lm = lm_baseline(Path(args.runs), args.data, out) if davam else None
     if lm is not None:
@@ -296,6 +331,9 @@ def main(argv=None):
     hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in PAPER.get(args.row, {}).items()}
     if lm is not None:
         hlines.setdefault("info_vs_lm", []).append({"value": 0.0, "label": "codes carry nothing"})
+    uniform = [r.metrics["attn_entropy_uniform"] for _, r in valid if "attn_entropy_uniform" in r.metrics]
+    if "attn_entropy" in metrics and uniform:
+        hlines["attn_entropy"] = [{"value": uniform[-1], "label": "uniform attention"}]
     prior = prior_curve(run) if davam else None
     plotted = list(metrics)
     if prior:
@@ -304,6 +342,7 @@ def main(argv=None):
     title = f"{args.row} (validation, per epoch" + ("; prior: per stage-two epoch)" if prior else ")")
     draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title)
     last = valid[-1][1]
+    hours = training_hours(log)
     stages = STAGES["davam" if davam else "awd"]
     pending = [name for name in stages if not (run / f"{name}.done").is_file()]
     result = {
@@ -311,8 +350,11 @@ def main(argv=None):
         "status": "finished" if not pending else f"{pending[0]} (interrupted or running)",
         "stage": pending[0] if pending else None,
         "epochs": valid[-1][0],
+        "epochs_completed": train[-1][0] if train else 0,  # AWD validates mid-epoch too
         "updates": last.num_updates,
-        "train_hours": round(sum(r.metrics.get("train_wall", 0.0) for _, r in train) / 3600, 3),
+        "train_hours": hours[0],
+        "train_hours_logged": hours[1],
+        "train_hours_paused_excluded": hours[2],
         "threads": int(os.environ.get("THREADS", "1")),
         "precision": precision_of(run / f"{stage}.cmd"),
         "seed": int(os.environ.get("SEED", "1")),

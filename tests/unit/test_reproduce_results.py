@@ -41,8 +41,9 @@ def _write_runs(runs):
     lines = []
     for epoch, rec in [(1, 120.0), (2, 100.0)]:
         lines.append(_line("train", {"epoch": epoch, "train_loss": rec, "train_train_wall": 600}))
+        attention = {"valid_attn_entropy": 2.5, "valid_attn_entropy_uniform": 3.25} if epoch == 2 else {}  # new in epoch 2
         lines.append(_line("valid", {"epoch": epoch, "valid_rec": rec, "valid_commitment": 1.5,
-                                     "valid_code_usage": 10 * epoch, "valid_num_updates": 50 * epoch}))  # fmt: skip
+                                     "valid_code_usage": 10 * epoch, "valid_num_updates": 50 * epoch, **attention}))  # fmt: skip
     (row / "stage1.log").write_text("".join(lines))
     (row / "stage1.cmd").write_text("fairseq-train DATA --arch davam_ptb\n")
 
@@ -66,6 +67,7 @@ def test_lm_baseline_json_and_its_use_by_a_davam_row(tmp_path):
     from_log = json.loads((out / "davam_fake.json").read_text())
     assert from_log["lm_baseline_source"].endswith("lstm_lm_ptb/train.log")
     assert from_log["valid_curves"]["info_vs_lm"]["value"] == [lm["valid_nll_per_sentence"] - r for r in (120.0, 100.0)]
+    assert from_log["valid_curves"]["attn_entropy"] == {"epoch": [2], "value": [2.5]}  # from where the log has it
 
     shutil.rmtree(runs / "lstm_lm_ptb")  # the machine changed: only the committed JSON is left
     results.main(["davam_fake", "--runs", str(runs), "--data", str(DATA), "--out", str(out)])
@@ -174,3 +176,23 @@ def test_write_table_needs_the_markers(tmp_path):
         assert "no reproduction-table markers" in str(e)
     else:
         raise AssertionError("write_table accepted a README without markers")
+
+
+def test_training_hours_leave_out_pauses(tmp_path):
+    """A run paused with SIGSTOP logs the pause as train_wall: the estimate counts an interval
+    longer than 3x the median time per update at the median, keeps the last occurrence of an
+    update a resumed run repeats, and scales to the updates of the last record."""
+    results = _results_module()
+    inner = [(100, 50.0), (200, 50.0), (300, 5000.0), (400, 60.0), (300, 40.0), (400, 50.0), (450, 25.0)]
+    lines = [_line("train_inner", {"epoch": 1, "update": u / 500, "num_updates": u, "train_wall": w}) for u, w in inner]
+    lines.append(_line("train", {"epoch": 1, "train_train_wall": 5275.0, "train_num_updates": 500}))
+    log = tmp_path / "train.log"
+    log.write_text("".join(lines))
+    hours, logged, paused = results.training_hours(log)
+    # kept: 100: 50, 200: 50, 300: 40 (the rerun), 400: 50, 450: 25 -> 215 s for 450 updates, no pause left
+    assert hours == round(215 * 500 / 450 / 3600, 3) and logged == round(5275 / 3600, 3) and paused == 0.0
+    lines.insert(2, _line("train_inner", {"epoch": 1, "update": 0.5, "num_updates": 250, "train_wall": 4000.0}))  # paused: 50 updates
+    log.write_text("".join(lines))
+    hours, _, paused = results.training_hours(log)
+    # median 0.5 s per update: the 50-update interval counts 3 x 0.5 x 50 = 75 s, 3925 s were a pause
+    assert paused == round(3925 / 3600, 3) and hours == round((215 + 75) * 500 / 450 / 3600, 3)
