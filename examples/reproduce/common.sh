@@ -24,11 +24,17 @@ VENV_BIN=${VENV_BIN:-$REPO/.venv/bin}
 export PATH="$VENV_BIN:$PATH" OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
 PLUGIN=$REPO/davam_plugin
 
-case "$PRECISION" in
-  fp32) PRECISION_FLAGS=() ;;
-  bf16) PRECISION_FLAGS=(--bf16-autocast) ;;
-  *) echo "error: PRECISION must be fp32 or bf16, got '$PRECISION'" >&2; exit 2 ;;
-esac
+# precision_flags VAR: fairseq's flags for the precision named by $VAR (fp32: none; bf16:
+# --bf16-autocast) into the array VAR_FLAGS; anything else ends the recipe with one line
+precision_flags() {
+  local -n flags="$1_FLAGS"
+  case "${!1}" in
+    fp32) flags=() ;;
+    bf16) flags=(--bf16-autocast) ;;
+    *) echo "error: $1 must be fp32 or bf16, got '${!1}'" >&2; exit 2 ;;
+  esac
+}
+precision_flags PRECISION
 
 log() { echo "[$(date -u +%FT%TZ)] $*"; }
 

@@ -29,11 +29,7 @@ case "$ROW" in
   *) echo "error: unknown row '$ROW' (known: davam_ptb_k512, davam_ptb_k512_fast)" >&2; exit 2 ;;
 esac
 PRIOR_PRECISION=${PRIOR_PRECISION:-bf16}
-case "$PRIOR_PRECISION" in
-  fp32) PRIOR_PRECISION_FLAGS=() ;;
-  bf16) PRIOR_PRECISION_FLAGS=(--bf16-autocast) ;;
-  *) echo "error: PRIOR_PRECISION must be fp32 or bf16, got '$PRIOR_PRECISION'" >&2; exit 2 ;;
-esac
+precision_flags PRIOR_PRECISION
 LM_PATH=${LM_PATH:-$RUNS/lstm_lm_ptb/lm/checkpoint_best.pt}
 if [ ! -f "$LM_PATH" ] && [ ! -f "$RUN/fluency.done" ]; then
   echo "error: $LM_PATH not found: the fluency stage scores the samples with the LM baseline;" \

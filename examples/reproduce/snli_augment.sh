@@ -20,11 +20,8 @@ RUN=$RUNS/snli_augment
 SIZES=${SIZES:-1000,2000,4000}
 RATIOS=${RATIOS:-0.5,1,2,4}
 OUT=${OUT:-$REPO/results}
-case "${PRIOR_PRECISION:-bf16}" in
-  fp32) PRIOR_FLAGS="" ;;
-  bf16) PRIOR_FLAGS="--bf16-autocast" ;;
-  *) echo "error: PRIOR_PRECISION must be fp32 or bf16, got '$PRIOR_PRECISION'" >&2; exit 2 ;;
-esac
+PRIOR_PRECISION=${PRIOR_PRECISION:-bf16}
+precision_flags PRIOR_PRECISION
 for f in valid test; do
   [ -f "$SNLI/$f.txt" ] || { echo "error: $SNLI/$f.txt not found: set SNLI to the SNLI sentences directory" >&2; exit 2; }
 done
@@ -35,7 +32,7 @@ fi
 mkdir -p "$RUN"
 AUGMENT=(davam-augment --source "$SNLI/valid.txt" --test "$SNLI/test.txt" --work-dir "$RUN"
   --sizes "$SIZES" --ratios "$RATIOS" --seed "$SEED" --out "$RUN/augment.png"
-  --davam-args="$SMOKE" --prior-args="$PRIOR_FLAGS $SMOKE" --sample-args="$SAMPLE_SMOKE" --lm-args="$SMOKE")
+  --davam-args="$SMOKE" --prior-args="${PRIOR_PRECISION_FLAGS[*]} $SMOKE" --sample-args="$SAMPLE_SMOKE" --lm-args="$SMOKE")
 log "augment: ${AUGMENT[*]}" | tee -a "$RUN/augment.log"
 "${AUGMENT[@]}" >> "$RUN/augment.log" 2>&1
 mkdir -p "$OUT"

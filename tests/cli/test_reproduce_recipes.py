@@ -71,22 +71,28 @@ def test_davam_recipe_rejects_a_bad_prior_precision(tmp_path):
     assert unknown.returncode == 2 and "unknown row 'davam_ptb_k64'" in unknown.stderr
 
 
+def stand_in_env(tmp_path, tools, **env):
+    """The environment that runs a recipe with stand-in tools (name -> bash script body, in
+    tmp_path/bin, first on PATH) on a data directory prepare_ptb takes as binarized already."""
+    bin_dir, data = tmp_path / "bin", tmp_path / "data"
+    bin_dir.mkdir()
+    data.mkdir()
+    for name, body in tools.items():
+        (bin_dir / name).write_text("#!/usr/bin/env bash\n" + body)
+        (bin_dir / name).chmod(0o755)
+    for name in ("dict.txt", "train.bin"):
+        (data / name).write_text("")
+    return dict(SUBPROCESS_ENV, DATA=str(data), RUNS=str(tmp_path / "runs"), VENV_BIN=str(bin_dir), **env)
+
+
 def test_davam_rows_commands(tmp_path):
     """The commands each DAVAM row runs, through stand-in tools that only record their
     arguments: the fast row is the authors' stage one plus its two flags, the rest is equal."""
-    tools = tmp_path / "bin"
-    tools.mkdir()
     calls = tmp_path / "calls.txt"
-    for tool in ("fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency"):
-        (tools / tool).write_text(f'#!/usr/bin/env bash\necho "$(basename "$0") $*" >> {calls}\n')
-        (tools / tool).chmod(0o755)
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("dict.txt", "train.bin"):  # prepare_ptb: already binarized
-        (data / name).write_text("")
+    tools = ("fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency")
     (tmp_path / "lm.pt").write_text("")
-    env = dict(SUBPROCESS_ENV, DATA=str(data), RUNS=str(tmp_path / "runs"), VENV_BIN=str(tools),
-               LM_PATH=str(tmp_path / "lm.pt"))  # fmt: skip
+    env = stand_in_env(tmp_path, {tool: f'echo "$(basename "$0") $*" >> {calls}\n' for tool in tools},
+                       LM_PATH=str(tmp_path / "lm.pt"))  # fmt: skip
     commands = {}
     for row in ("davam_ptb_k512", "davam_ptb_k512_fast"):
         calls.write_text("")
@@ -105,36 +111,26 @@ def test_davam_rows_commands(tmp_path):
     assert " --sample-from-prior 100 " in authors[3] and "--max-update" not in " ".join(authors)
 
 
-def _recording_tool(tools, name, calls):
-    """A stand-in for ``name`` that records its arguments one per line and writes the figure
-    named by --out and its JSON, as davam-sweep and davam-augment do."""
-    script = f"""#!/usr/bin/env bash
-printf '%s\\n' "$@" > {calls}
+def recording_figure_tool(calls):
+    """The script of a stand-in that records its arguments one per line and writes the figure
+    named by --out and its JSON, as davam-sweep, davam-augment and davam-plot do."""
+    return f"""printf '%s\\n' "$@" > {calls}
 while [ $# -gt 0 ]; do
   if [ "$1" = --out ]; then echo png > "$2"; echo '{{}}' > "${{2%.png}}.json"; fi
   shift
 done
 """
-    (tools / name).write_text(script)
-    (tools / name).chmod(0o755)
 
 
 def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
     """davam_ptb_k_sweep.sh and snli_augment.sh: the flags they pass (the stated reduced
     budgets, the prior under --bf16-autocast) and the results they copy; the real tools'
     runs are tested in test_sweep/test_augment, and both recipes were smoke-run on real data."""
-    tools = tmp_path / "bin"
-    tools.mkdir()
     calls = tmp_path / "calls.txt"
-    for tool in ("davam-sweep", "davam-augment"):
-        _recording_tool(tools, tool, calls)
-    data, snli, out = tmp_path / "data", tmp_path / "snli", tmp_path / "results"
-    data.mkdir()
+    snli, out = tmp_path / "snli", tmp_path / "results"
     snli.mkdir()
-    for name in ("dict.txt", "train.bin"):
-        (data / name).write_text("")
-    env = dict(SUBPROCESS_ENV, DATA=str(data), RUNS=str(tmp_path / "runs"), VENV_BIN=str(tools), OUT=str(out),
-               SNLI=str(snli))  # fmt: skip
+    tools = {tool: recording_figure_tool(calls) for tool in ("davam-sweep", "davam-augment")}
+    env = stand_in_env(tmp_path, tools, OUT=str(out), SNLI=str(snli))
 
     proc = recipe("davam_ptb_k_sweep.sh", env)
     assert proc.returncode == 0, proc.stderr
@@ -166,19 +162,9 @@ def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
 def test_dynamics_ptb_recipe_commands(tmp_path):
     """dynamics_ptb.sh: GAVAM with the DAVAM row's stage-one recipe for EPOCHS epochs, drawn
     against that row's first EPOCHS epochs (and its prior's once stage two has a log)."""
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    calls = tmp_path / "calls.txt"
-    train_calls = tmp_path / "train.txt"
-    (tools / "fairseq-train").write_text(f'#!/usr/bin/env bash\necho "$*" > {train_calls}\n')
-    (tools / "fairseq-train").chmod(0o755)
-    _recording_tool(tools, "davam-plot", calls)
-    data, davam_run = tmp_path / "data", tmp_path / "davam_row"
-    data.mkdir()
-    for name in ("dict.txt", "train.bin"):
-        (data / name).write_text("")
-    env = dict(SUBPROCESS_ENV, DATA=str(data), RUNS=str(tmp_path / "runs"), VENV_BIN=str(tools),
-               RESULTS=str(tmp_path / "results"), DAVAM_RUN=str(davam_run))  # fmt: skip
+    calls, train_calls, davam_run = tmp_path / "calls.txt", tmp_path / "train.txt", tmp_path / "davam_row"
+    tools = {"fairseq-train": f'echo "$*" > {train_calls}\n', "davam-plot": recording_figure_tool(calls)}
+    env = stand_in_env(tmp_path, tools, RESULTS=str(tmp_path / "results"), DAVAM_RUN=str(davam_run))
     missing = recipe("dynamics_ptb.sh", env)
     assert missing.returncode == 2 and missing.stderr.startswith(f"error: {davam_run}/stage1.log not found")
     davam_run.mkdir()
