@@ -141,9 +141,10 @@ def write_table(readme, table):
     os.replace(tmp, readme)
 
 
-def valid_curve(log):
+def read_curves(log):
+    """(records, validation points, end-of-epoch training points) of a fairseq-train log, read once."""
     records = tl.read_log(log)
-    return tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
+    return records, tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
 
 
 def valid_tokens_per_sentence(data):
@@ -165,7 +166,7 @@ def lm_result(runs, data):
     log = runs / "lstm_lm_ptb" / "train.log"
     if not log.is_file():
         return None
-    points, train = valid_curve(log)
+    records, points, _ = read_curves(log)
     points = [(e, r) for e, r in points if "loss" in r.metrics]
     if not points:
         return None
@@ -177,7 +178,7 @@ def lm_result(runs, data):
         "valid_bits_per_token": points[best][1].metrics["loss"],
         "best_epoch": points[best][0],
         "epochs": points[-1][0],
-        "train_hours": round(sum(r.metrics.get("train_wall", 0.0) for _, r in train) / 3600, 3),
+        "train_hours": training_hours(records)[0],
         "valid_curve": {"epoch": [e for e, _ in points], "nll_per_sentence": curve},
         "log": str(log),
     }
@@ -201,8 +202,8 @@ def lm_baseline(runs, data, out):
 PAUSE_FACTOR = 3.0  # a logging interval over this many times the median one was a pause
 
 
-def training_hours(log):
-    """(hours, logged hours, paused hours) of a fairseq-train log.
+def training_hours(records):
+    """(hours, logged hours, paused hours) of the records of a fairseq-train log.
 
     fairseq's train_wall is wall-clock time, so a run paused with SIGSTOP (to free the cores
     for a test suite) counts the pause as training. The estimate takes the train_inner records
@@ -211,8 +212,8 @@ def training_hours(log):
     per update at that median, and scales the sum to all updates the log reached. Logged
     hours: the sum of the end-of-epoch train_wall (pauses included; restarted epochs only
     from the restart on)."""
-    records = tl.read_log(log)
-    logged = sum(r.metrics.get("train_wall", 0.0) for _, r in tl.curve_points(records, "train", "epoch")) / 3600
+    valid, train = tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
+    logged = sum(r.metrics.get("train_wall", 0.0) for _, r in train) / 3600
     inner = [(u, r.metrics["train_wall"]) for u, r in tl.curve_points(records, "train", "update")
              if "train_wall" in r.metrics]  # fmt: skip
     if not inner:
@@ -222,7 +223,6 @@ def training_hours(log):
     median = rates[len(rates) // 2]
     counted = [min(w, PAUSE_FACTOR * median * n) for (_, w), n in zip(inner, sizes)]
     paused = sum(w for _, w in inner) - sum(counted)
-    valid, train = valid_curve(log)
     last = max([u for u, _ in inner] + [r.num_updates or 0 for _, r in valid + train])
     hours = sum(counted) * last / inner[-1][0] / 3600
     return round(hours, 3), round(logged, 3), round(paused / 3600, 3)
@@ -238,12 +238,12 @@ def prior_curve(run):
     log = run / "stage2.log"
     if not log.is_file():
         return None
-    valid, train = valid_curve(log)
+    records, valid, _ = read_curves(log)
     points = [(e, r) for e, r in valid if "nll_per_sentence" in r.metrics]
     if not points:
         return None
     return ([e for e, _ in points], [r.metrics["nll_per_sentence"] for _, r in points], points[-1][1].num_updates,
-            training_hours(log)[0])
+            training_hours(records)[0])
 
 
 def write_json(out, row, result):
@@ -314,7 +314,7 @@ def main(argv=None):
     log = run / f"{stage}.log"
     if not log.is_file():
         sys.exit(f"error: {log} not found: has the row been started?")
-    valid, train = valid_curve(log)
+    records, valid, train = read_curves(log)
     if not valid:
         sys.exit(f"error: {log} has no validation record yet (wait for the end of the first epoch)")
     davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
@@ -342,7 +342,7 @@ def main(argv=None):
     title = f"{args.row} (validation, per epoch" + ("; prior: per stage-two epoch)" if prior else ")")
     draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title)
     last = valid[-1][1]
-    hours = training_hours(log)
+    hours = training_hours(records)
     stages = STAGES["davam" if davam else "awd"]
     pending = [name for name in stages if not (run / f"{name}.done").is_file()]
     result = {

@@ -188,11 +188,11 @@ def test_training_hours_leave_out_pauses(tmp_path):
     lines.append(_line("train", {"epoch": 1, "train_train_wall": 5275.0, "train_num_updates": 500}))
     log = tmp_path / "train.log"
     log.write_text("".join(lines))
-    hours, logged, paused = results.training_hours(log)
+    hours, logged, paused = results.training_hours(results.read_curves(log)[0])
     # kept: 100: 50, 200: 50, 300: 40 (the rerun), 400: 50, 450: 25 -> 215 s for 450 updates, no pause left
     assert hours == round(215 * 500 / 450 / 3600, 3) and logged == round(5275 / 3600, 3) and paused == 0.0
     lines.insert(2, _line("train_inner", {"epoch": 1, "update": 0.5, "num_updates": 250, "train_wall": 4000.0}))  # paused: 50 updates
     log.write_text("".join(lines))
-    hours, _, paused = results.training_hours(log)
+    hours, _, paused = results.training_hours(results.read_curves(log)[0])
     # median 0.5 s per update: the 50-update interval counts 3 x 0.5 x 50 = 75 s, 3925 s were a pause
     assert paused == round(3925 / 3600, 3) and hours == round((215 + 75) * 500 / 450 / 3600, 3)
