@@ -15,7 +15,7 @@ demo: venv
 # two workers (pytest-xdist), one test file each at a time: the suite is mostly fairseq CLI runs
 # on one thread each, so a 2-core machine runs it in about half the time
 test: venv
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
 
 bench: venv
 	$(BIN)/python scripts/bench_train.py

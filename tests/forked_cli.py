@@ -13,8 +13,10 @@ a log file. The child ends as the interpreter would: exit status 0 (or the integ
 or 1 with ``SystemExit``'s message / the traceback of any other exception on stderr, after
 running the ``atexit`` handlers. Children are real processes: the tests SIGKILL them.
 
-Protocol (one JSON object per line): ``{"start": [tool, args...], "log": path, "input":
-path|null}`` -> ``{"pid": N}``; ``{"wait": N}`` -> ``{"rc": code}`` (``-signal`` if killed).
+Protocol (one JSON object per line): ``{"start": [tool, args...], "log": path, "err":
+path|null, "input": path|null}`` -> ``{"pid": N}`` (stderr into "err" where given, else into
+"log" with stdout); ``{"wait": N}`` -> ``{"rc": code}`` (``-signal`` if killed). The client
+is thread-safe: requests from several threads are answered in turn.
 """
 
 import json
@@ -23,6 +25,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -47,6 +50,7 @@ class ForkServer:
             stderr=self._stderr, env=env, cwd=REPO,
         )  # fmt: skip
         self._n = 0
+        self._lock = threading.Lock()  # one request and its reply at a time
 
     def _ask(self, request, timeout=None):
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
@@ -59,33 +63,51 @@ class ForkServer:
             raise RuntimeError(f"fork server died:\n{(self.workdir / 'server.log').read_text()[-3000:]}")
         return json.loads(line)
 
-    def start(self, tool, *args, input=None, log=None):
-        """Fork ``tool args``; return (pid, log path)."""
-        self._n += 1
-        log = Path(log or self.workdir / f"run{self._n}.log")
+    def start(self, tool, *args, input=None, log=None, err=None):
+        """Fork ``tool args``; return (pid, log path). Its stderr goes to ``err`` where given."""
+        with self._lock:
+            self._n += 1
+            n = self._n
+        log = Path(log or self.workdir / f"run{n}.log")
         log.unlink(missing_ok=True)
         stdin = None
         if input is not None:
-            stdin = self.workdir / f"run{self._n}.in"
+            stdin = self.workdir / f"run{n}.in"
             stdin.write_text(input, encoding="utf-8")
-        reply = self._ask({"start": [tool, *map(str, args)], "log": str(log), "input": stdin and str(stdin)}, 300)
+        request = {"start": [tool, *map(str, args)], "log": str(log), "err": err and str(err), "input": stdin and str(stdin)}
+        with self._lock:
+            reply = self._ask(request, 300)
         if reply is None:
             raise RuntimeError("fork server did not answer (still warming up after 300 s?)")
         return reply["pid"], log
 
     def wait(self, pid, timeout=300):
         """Exit status of ``pid`` (``-signal`` if killed); SIGKILL it after ``timeout`` s."""
-        reply = self._ask({"wait": pid}, timeout)
-        if reply is None:
-            os.kill(pid, signal.SIGKILL)
-            reply = json.loads(self.proc.stdout.readline())
-            raise TimeoutError(f"pid {pid} ran over {timeout} s and was killed")
+        with self._lock:
+            reply = self._ask({"wait": pid}, timeout)
+            if reply is None:
+                os.kill(pid, signal.SIGKILL)
+                reply = json.loads(self.proc.stdout.readline())
+                raise TimeoutError(f"pid {pid} ran over {timeout} s and was killed")
         return reply["rc"]
 
     def run(self, tool, *args, input=None, timeout=300):
         pid, log = self.start(tool, *args, input=input)
         rc = self.wait(pid, timeout)
         return CliResult(rc, log.read_text(errors="replace"))
+
+    def run_captured(self, tool, *args, input=None, timeout=600):
+        """``tool args`` with stdout and stderr apart: (exit status, stdout, stderr)."""
+        with self._lock:
+            self._n += 1
+            err = self.workdir / f"run{self._n}.err"
+        pid, log = self.start(tool, *args, input=input, err=err)
+        try:
+            rc = self.wait(pid, timeout)
+            return rc, log.read_text(errors="replace"), err.read_text(errors="replace")
+        finally:
+            log.unlink(missing_ok=True)
+            err.unlink(missing_ok=True)
 
     def close(self):
         if self.proc.poll() is None:
@@ -114,7 +136,7 @@ def _script_entry(argv):
     return lambda: runpy.run_path(script, run_name="__main__")
 
 
-def _run_child(entry, argv, log, stdin_path):
+def _run_child(entry, argv, log, err_log, stdin_path):
     """The child's whole life is the plugin's own (davam_plugin.cli.fairseq_runner), with the
     ``atexit`` handlers run as at an interpreter exit."""
     from davam_plugin.cli.fairseq_runner import run_in_this_child
@@ -124,7 +146,7 @@ def _run_child(entry, argv, log, stdin_path):
         main = _script_entry(argv)
     else:
         main = entry.load()
-    run_in_this_child(main, argv, log, stdin_path=stdin_path, run_atexit=True)
+    run_in_this_child(main, argv, log, stdin_path=stdin_path, run_atexit=True, err_log=err_log)
 
 
 def serve():
@@ -153,7 +175,7 @@ def serve():
             if pid == 0:
                 proto_in.close()
                 proto_out.close()
-                _run_child(None if tool == "python" else entries[tool], [tool, *args], request["log"], request.get("input"))
+                _run_child(None if tool == "python" else entries[tool], [tool, *args], request["log"], request.get("err"), request.get("input"))
             reply = {"pid": pid}
         else:
             _, status = os.waitpid(request["wait"], 0)

@@ -95,14 +95,18 @@ def interpreter_exit_code(target) -> int:
     return status if isinstance(status, int) else 0
 
 
-def run_in_this_child(target, argv, log, append=False, stdin_path=None, run_atexit=False):
-    """In a forked child: stdout + stderr into ``log`` (line-buffered), stdin from ``stdin_path``
-    (default /dev/null), fairseq's CLI logging, ``sys.argv = argv``; run ``target`` and end the
-    process with :func:`interpreter_exit_code` (after the ``atexit`` handlers with
-    ``run_atexit``, as an interpreter exit would run them). Never returns."""
+def run_in_this_child(target, argv, log, append=False, stdin_path=None, run_atexit=False, err_log=None):
+    """In a forked child: stdout + stderr into ``log`` (stderr into ``err_log`` instead where
+    given; line-buffered), stdin from ``stdin_path`` (default /dev/null), fairseq's CLI
+    logging, ``sys.argv = argv``; run ``target`` and end the process with
+    :func:`interpreter_exit_code` (after the ``atexit`` handlers with ``run_atexit``, as an
+    interpreter exit would run them). Never returns."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(log, flags, 0o644)
     os.dup2(fd, 1)
+    if err_log is not None:
+        os.close(fd)
+        fd = os.open(err_log, flags, 0o644)
     os.dup2(fd, 2)
     os.close(fd)
     fd = os.open(stdin_path or os.devnull, os.O_RDONLY)

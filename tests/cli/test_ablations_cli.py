@@ -34,7 +34,9 @@ def pipeline(arch, data, root):
     ckpt = save / "checkpoint_last.pt"
     common = ["--user-dir", PLUGIN, "--task", "sentence_vae", "--path", ckpt, "--cpu", "--batch-size", "16"]
     validate = run_cli("fairseq-validate", data, *common, "--valid-subset", "valid")
-    generate = run_cli("fairseq-generate", data, *common, "--gen-subset", "test", "--beam", "2")
+    # --max-len-b 30: a model 10 updates old rarely ends a sentence, and beam search would run to 200
+    # tokens (the check counts one output per line, not its words)
+    generate = run_cli("fairseq-generate", data, *common, "--gen-subset", "test", "--beam", "2", "--max-len-b", "30")
     # stage two: GAVAM and VAE+Attn carry their prior; DAVAM-q fits one (davam_prior task)
     prior = []
     if arch not in GAUSSIAN:
@@ -44,7 +46,8 @@ def pipeline(arch, data, root):
             "--batch-size", "32", "--max-update", "5", "--cpu", "--num-workers", "0", "--save-dir", root / f"{arch}_prior",
         )  # fmt: skip
         prior = ["--prior-path", root / f"{arch}_prior" / "checkpoint_last.pt"]
-    sampled = run_cli("fairseq-generate", data, *common, *prior, "--sample-from-prior", "6", "--beam", "1", "--sampling")
+    sampled = run_cli("fairseq-generate", data, *common, *prior, "--sample-from-prior", "6", "--beam", "1", "--sampling",
+                      "--max-len-b", "30")  # fmt: skip
     out = root / f"{arch}_eval.json"
     run_cli("davam-evaluate", data, "--path", ckpt, *prior, "--split", "test", "--json", out, "--cpu")
     return {

@@ -9,7 +9,6 @@ resumed run, a data directory without ``dict.txt`` and over-long lines.
 import argparse
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import yaml
 
 import davam_plugin  # noqa: F401  (allow-lists fairseq's checkpoint types for torch.load)
 
-from conftest import BIN, PLUGIN, REPO, SUBPROCESS_ENV, TRAIN_TINY, run_cli
+from conftest import PLUGIN, REPO, TRAIN_TINY, fork_server, run_cli
 
 CRITERION_METRICS = ("rec", "nll_per_token", "code_usage", "code_ppl")
 
@@ -81,25 +80,19 @@ def sources(output):
 
 
 def start_cli(tool, *args):
-    return subprocess.Popen(
-        [str(BIN / tool), *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=SUBPROCESS_ENV,
-        cwd=REPO,
-    )
+    """Start ``tool args`` forked from the fork server (stdout + stderr into one log); finish() it."""
+    return fork_server().start(tool, *args)
 
 
-def finish(proc, what, timeout=300):
+def finish(run, what, timeout=300):
+    pid, log = run
     try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        pytest.fail(f"{what} timed out:\n{out[-3000:]}")
-    if proc.returncode != 0:
-        pytest.fail(f"{what} exited {proc.returncode}:\n{out[-4000:]}")
+        rc = fork_server().wait(pid, timeout)
+    except TimeoutError:
+        pytest.fail(f"{what} timed out:\n{log.read_text(errors='replace')[-3000:]}")
+    out = log.read_text(errors="replace")
+    if rc != 0:
+        pytest.fail(f"{what} exited {rc}:\n{out[-4000:]}")
     return out
 
 

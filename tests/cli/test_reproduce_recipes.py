@@ -130,7 +130,7 @@ def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
     snli, out = tmp_path / "snli", tmp_path / "results"
     snli.mkdir()
     tools = {tool: recording_figure_tool(calls) for tool in ("davam-sweep", "davam-augment")}
-    env = stand_in_env(tmp_path, tools, OUT=str(out), SNLI=str(snli))
+    env = stand_in_env(tmp_path, tools, RESULTS=str(out), SNLI=str(snli))
 
     proc = recipe("davam_ptb_k_sweep.sh", env)
     assert proc.returncode == 0, proc.stderr
