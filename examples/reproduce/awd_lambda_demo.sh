@@ -18,7 +18,6 @@ RUN=$RUNS/$ROW
 VALUES=${VALUES:-0.1,1,10}
 EPOCHS=${EPOCHS:-10}
 KL_WARMUP=${KL_WARMUP:-1000}
-RESULTS=${RESULTS:-$REPO/results}
 CORPUS=$(prepare_demo_corpus)
 davam-sweep "$CORPUS" --save-root "$RUN" --setting --adversary-lambda --values "$VALUES" \
   --evaluate-args="--iw-samples 20 --seed $SEED" -- --user-dir "$PLUGIN" --task sentence_vae --arch awd_tiny \

@@ -30,7 +30,6 @@ davam-sweep "$CORPUS" --save-root "$RUN/uniform" --setting --word-dropout-rate -
 davam-sweep "$CORPUS" --save-root "$RUN/adversarial" --setting --word-dropout-rate --values "$VALUES" \
   --evaluate-args="$EVAL" --label "AWD (adversarial)" --compare "uniform=$RUN/uniform/sweep.json" \
   -- "${TRAIN[@]}" --word-dropout-mode adversarial
-RESULTS=${RESULTS:-$REPO/results}  # where the JSON and PNG go
 mkdir -p "$RESULTS"
 python - "$RUN" "$RESULTS/$ROW.json" <<'PY'
 import json, os, sys

@@ -8,6 +8,7 @@
 #   PTB=../shared/data/ptb   raw Penn Treebank (Mikolov split: train.txt valid.txt test.txt)
 #   DATA=../data-bin/ptb     binarized corpus (made from PTB on first use)
 #   RUNS=../runs             where each row's save directory and logs go
+#   RESULTS=results          where the recipes put their committed JSON and PNG files
 #   THREADS=1                OMP threads per training (two runs at once on a 2-core machine)
 #   PRECISION=fp32           fp32 | bf16 (--bf16-autocast: faster only on GPUs and CPUs with
 #                            AVX512-BF16/AMX; emulated and slower on AVX2-only CPUs)
@@ -17,6 +18,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PTB=${PTB:-$REPO/../shared/data/ptb}
 DATA=${DATA:-$REPO/../data-bin/ptb}
 RUNS=${RUNS:-$REPO/../runs}
+RESULTS=${RESULTS:-$REPO/results}
 THREADS=${THREADS:-1}
 PRECISION=${PRECISION:-fp32}
 SEED=${SEED:-1}
@@ -37,6 +39,14 @@ precision_flags() {
 precision_flags PRECISION
 
 log() { echo "[$(date -u +%FT%TZ)] $*"; }
+
+# publish STEM NAME: copy a tool's figure STEM.png and its JSON STEM.json to $RESULTS/NAME.*
+publish() {
+  mkdir -p "$RESULTS"
+  cp "$1.png" "$RESULTS/$2.png"
+  cp "$1.json" "$RESULTS/$2.json"
+  log "wrote $RESULTS/$2.{png,json}"
+}
 
 prepare_ptb() {
   if [ -f "$DATA/dict.txt" ] && [ -f "$DATA/train.bin" ]; then return; fi

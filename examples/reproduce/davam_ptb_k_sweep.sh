@@ -12,13 +12,12 @@
 # hour per PTB epoch on one core) for PRIOR_EPOCHS=2 epochs under --bf16-autocast. So the
 # numbers show the trend over K at this budget, not the paper's values. Writes
 # $RUNS/davam_ptb_k_sweep/ (one directory per K; rerun the same command to continue) and,
-# when done, results/davam_ptb_k_sweep.{png,json}.
+# when done, $RESULTS/davam_ptb_k_sweep.{png,json} (RESULTS=results by default).
 source "$(dirname "$0")/common.sh"
 RUN=$RUNS/davam_ptb_k_sweep
 VALUES=${VALUES:-128,256,512,1024}
 EPOCHS=${EPOCHS:-3}
 PRIOR_EPOCHS=${PRIOR_EPOCHS:-2}
-OUT=${OUT:-$REPO/results}
 SMOKE=""
 [ -n "${MAX_UPDATE:-}" ] && SMOKE="--max-update $MAX_UPDATE"
 prepare_ptb
@@ -34,7 +33,5 @@ SWEEP=(davam-sweep "$DATA" --save-root "$RUN" --setting --num-codes --values "$V
   --seed "$SEED" --num-workers 0 --no-epoch-checkpoints "${PRECISION_FLAGS[@]}" $SMOKE)
 log "sweep: ${SWEEP[*]}" | tee -a "$RUN/sweep.log"
 "${SWEEP[@]}" >> "$RUN/sweep.log" 2>&1
-mkdir -p "$OUT"
-cp "$RUN/sweep.png" "$OUT/davam_ptb_k_sweep.png"
-cp "$RUN/sweep.json" "$OUT/davam_ptb_k_sweep.json"
-log "sweep: finished; wrote $OUT/davam_ptb_k_sweep.{png,json}"
+log "sweep: finished"
+publish "$RUN/sweep" davam_ptb_k_sweep

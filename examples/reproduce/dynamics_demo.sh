@@ -14,7 +14,6 @@
 source "$(dirname "$0")/common.sh"
 RUN=$RUNS/dynamics_demo
 EPOCHS=${EPOCHS:-20}
-RESULTS=${RESULTS:-$REPO/results}
 CORPUS=$(prepare_demo_corpus)
 COMMON=(--user-dir "$PLUGIN" --optimizer adam --lr 0.003 --clip-norm 5 --max-epoch "$EPOCHS"
   --no-epoch-checkpoints --num-workers 0 --seed "$SEED" --log-format json --log-interval 25 "${PRECISION_FLAGS[@]}")

@@ -17,7 +17,6 @@ source "$(dirname "$0")/common.sh"
 RUN=$RUNS/dynamics_ptb
 EPOCHS=${EPOCHS:-5}
 DAVAM_RUN=${DAVAM_RUN:-$RUNS/davam_ptb_k512}
-RESULTS=${RESULTS:-$REPO/results}
 if [ ! -f "$DAVAM_RUN/stage1.log" ]; then
   echo "error: $DAVAM_RUN/stage1.log not found: train the DAVAM row first (examples/reproduce/davam_ptb.sh davam_ptb_k512) or set DAVAM_RUN" >&2
   exit 2

@@ -10,16 +10,15 @@
 # used for what; test.txt is held out), the prior under --bf16-autocast (PRIOR_PRECISION,
 # as in davam_ptb.sh), one thread. Writes $RUNS/snli_augment/ (rerun the same command to
 # continue: finished stages are skipped, an unfinished training resumes) and, when done,
-# results/snli_augment.{png,json}.
+# $RESULTS/snli_augment.{png,json} (RESULTS=results by default).
 #
 # Environment (besides common.sh's): SNLI=../shared/data/snli (valid.txt, test.txt),
-# SIZES=1000,2000,4000, RATIOS=0.5,1,2,4, PRIOR_PRECISION=bf16, OUT=results.
+# SIZES=1000,2000,4000, RATIOS=0.5,1,2,4, PRIOR_PRECISION=bf16.
 source "$(dirname "$0")/common.sh"
 SNLI=${SNLI:-$REPO/../shared/data/snli}
 RUN=$RUNS/snli_augment
 SIZES=${SIZES:-1000,2000,4000}
 RATIOS=${RATIOS:-0.5,1,2,4}
-OUT=${OUT:-$REPO/results}
 PRIOR_PRECISION=${PRIOR_PRECISION:-bf16}
 precision_flags PRIOR_PRECISION
 for f in valid test; do
@@ -35,7 +34,5 @@ AUGMENT=(davam-augment --source "$SNLI/valid.txt" --test "$SNLI/test.txt" --work
   --davam-args="$SMOKE" --prior-args="${PRIOR_PRECISION_FLAGS[*]} $SMOKE" --sample-args="$SAMPLE_SMOKE" --lm-args="$SMOKE")
 log "augment: ${AUGMENT[*]}" | tee -a "$RUN/augment.log"
 "${AUGMENT[@]}" >> "$RUN/augment.log" 2>&1
-mkdir -p "$OUT"
-cp "$RUN/augment.png" "$OUT/snli_augment.png"
-cp "$RUN/augment.json" "$OUT/snli_augment.json"
-log "augment: finished; wrote $OUT/snli_augment.{png,json}"
+log "augment: finished"
+publish "$RUN/augment" snli_augment
