@@ -35,7 +35,9 @@ The importance-weighted sampling shows a progress bar with the time left on stde
 stderr is a terminal (``--no-progress`` hides it).
 
 The results are printed and written as JSON to ``--json`` (default: ``eval_<split>.json`` in
-the directory of ``--path``, never the current directory).
+the directory of ``--path``, never the current directory). ``--max-sentences N`` evaluates the
+first N sentences of the split only (every metric; "whole split" then means those N): a quick
+check, for example of a full-size model's recipe on a CPU (JSON ``max_sentences``).
 """
 
 import argparse
@@ -60,6 +62,8 @@ def build_parser():
     p.add_argument("--mi-batch-size", type=int, default=None, help="AWD: minibatch of the per-minibatch MI")
     p.add_argument("--seed", type=int, default=1, help="AWD: seed of all sampling")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--max-sentences", type=int, default=None,
+                   help="evaluate the first N sentences of the split only, every metric (a quick check; default: all)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", default=None, help="write the results here (default: eval_<split>.json next to --path)")
     p.add_argument("--cpu", action="store_true", help="do not use a GPU even if there is one")
@@ -110,6 +114,21 @@ def gaussian_lines(split, s):
     ]
 
 
+class FirstSentences:
+    """The first ``n`` sentences of a split's dataset (its length and items: all the evaluation reads)."""
+
+    def __init__(self, dataset, n):
+        self.dataset, self.n = dataset, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        return self.dataset[index]
+
+
 def main(argv=None):
     """Console script ``davam-evaluate``: 0, or an error line and a non-zero status."""
     args = parse_args(argv)
@@ -120,7 +139,7 @@ def main(argv=None):
 
 def run(args):
     """Evaluate, print, write the JSON; return the results."""
-    for name in ("batch_size", "iw_samples", "iw_chunk", "iw_max_sentences"):
+    for name in ("batch_size", "iw_samples", "iw_chunk", "iw_max_sentences", "max_sentences"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             sys.exit(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     device = device_for(args.cpu)
@@ -132,12 +151,17 @@ def run(args):
         args.path, args.data, "--path", device, use_ema=args.use_ema, expect=(DavamModel, AwdModel)
     )
     sentences = task.load_sentences(args.split)
-    header = {"split": args.split, "path": args.path, "use_ema": args.use_ema,
+    total = len(sentences)
+    if args.max_sentences is not None and args.max_sentences < total:
+        sentences = FirstSentences(sentences, args.max_sentences)
+    header = {"split": args.split, "max_sentences": args.max_sentences, "path": args.path, "use_ema": args.use_ema,
               "precision": "bf16-autocast" if args.bf16_autocast else str(next(model.parameters()).dtype)}
     from davam_plugin.modules.precision import bf16_autocast
 
     with bf16_autocast(args.bf16_autocast, device.type):
         result, lines = evaluate(args, task, model, sentences, header, device)
+    if len(sentences) < total:
+        lines[0] += f" - the first {len(sentences)} of {total} (--max-sentences)"
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.path)), f"eval_{args.split}.json")
     write_json(out, result)
     print("\n".join(lines))

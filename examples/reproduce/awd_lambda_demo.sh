@@ -13,6 +13,7 @@
 #
 # Resumable (davam-sweep); the corpus: prepare_demo_corpus in common.sh.
 source "$(dirname "$0")/common.sh"
+no_arguments "$@"
 ROW=${ROW:-awd_lambda_demo}        # the run directory and the results' file names
 RUN=$RUNS/$ROW
 VALUES=${VALUES:-0.1,1,10}

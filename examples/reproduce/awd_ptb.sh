@@ -36,7 +36,8 @@ TRAIN=(fairseq-hydra-train --config-dir "$REPO/examples/reproduce" --config-name
   hydra.run.dir="$RUN/hydra" model.encoder_hidden_dim="$HIDDEN" model.decoder_hidden_dim="$HIDDEN"
   model.adversary_hidden_dim="$HIDDEN" "${MODE_ARGS[@]}" "${EXTRA[@]}")
 run_stage train "$RUN" "${TRAIN[@]}"
-[ -n "${MAX_UPDATE:-}" ] && IW_ARGS=(--iw-max-sentences 20 --iw-samples 4 --split valid) || IW_ARGS=(--iw-samples "$IW_SAMPLES" --split test)
+# (a smoke run evaluates the first 40 validation sentences only, with 4 importance samples)
+[ -n "${MAX_UPDATE:-}" ] && IW_ARGS=(--max-sentences 40 --iw-samples 4 --split valid) || IW_ARGS=(--iw-samples "$IW_SAMPLES" --split test)
 EVAL=(davam-evaluate "$DATA" --path "$RUN/train/checkpoint_best.pt" --use-ema
   --json "$RUN/eval.json" --seed "$SEED" "${IW_ARGS[@]}")
 run_stage eval "$RUN" "${EVAL[@]}"

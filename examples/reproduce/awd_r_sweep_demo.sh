@@ -14,6 +14,7 @@
 #
 # Resumable like every recipe here (davam-sweep continues unfinished values, skips finished ones).
 source "$(dirname "$0")/common.sh"
+no_arguments "$@"
 ROW=${ROW:-awd_r_sweep_demo}       # the run directory and the results' file name
 RUN=$RUNS/$ROW
 VALUES=${VALUES:-0.1,0.2,0.3,0.4,0.5}

@@ -14,6 +14,14 @@
 #                            AVX512-BF16/AMX; emulated and slower on AVX2-only CPUs)
 #   SEED=1
 set -euo pipefail
+# RECIPE -h | --help: print the recipe's header comment and the environment variables below,
+# then stop before anything is read, made or run
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+  sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"
+  printf '\nEnvironment of every recipe (examples/reproduce/common.sh, all optional):\n'
+  sed -n '/^# Environment (all optional):/,/^[^#]/{/^#   /{s/^#//;p}}' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PTB=${PTB:-$REPO/../shared/data/ptb}
 DATA=${DATA:-$REPO/../data-bin/ptb}
@@ -39,6 +47,11 @@ precision_flags() {
 precision_flags PRECISION
 
 log() { echo "[$(date -u +%FT%TZ)] $*"; }
+
+# no_arguments "$@": a recipe set up by environment variables alone refuses stray arguments
+no_arguments() {
+  [ $# -eq 0 ] || { echo "error: $(basename "$0") takes no arguments, got '$*' (its settings are environment variables: --help)" >&2; exit 2; }
+}
 
 # publish STEM NAME: copy a tool's figure STEM.png and its JSON STEM.json to $RESULTS/NAME.*
 publish() {

@@ -14,6 +14,7 @@
 # $RUNS/davam_ptb_k_sweep/ (one directory per K; rerun the same command to continue) and,
 # when done, $RESULTS/davam_ptb_k_sweep.{png,json} (RESULTS=results by default).
 source "$(dirname "$0")/common.sh"
+no_arguments "$@"
 RUN=$RUNS/davam_ptb_k_sweep
 VALUES=${VALUES:-128,256,512,1024}
 EPOCHS=${EPOCHS:-3}

@@ -12,6 +12,7 @@
 # Writes results/dynamics_demo.{png,json}. Resumable: each stage continues from its
 # checkpoint_last.pt and a finished stage is skipped (common.sh).
 source "$(dirname "$0")/common.sh"
+no_arguments "$@"
 RUN=$RUNS/dynamics_demo
 EPOCHS=${EPOCHS:-20}
 CORPUS=$(prepare_demo_corpus)

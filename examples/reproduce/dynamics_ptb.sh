@@ -14,6 +14,7 @@
 # A GAVAM update costs about 4 s on one core (its 15-layer prior), so 5 epochs take about 7
 # hours. Writes results/dynamics_ptb.{png,json}; rerun the same command to continue.
 source "$(dirname "$0")/common.sh"
+no_arguments "$@"
 RUN=$RUNS/dynamics_ptb
 EPOCHS=${EPOCHS:-5}
 DAVAM_RUN=${DAVAM_RUN:-$RUNS/davam_ptb_k512}

@@ -11,6 +11,7 @@
 # improvement (at most 40). Rerun the same command to continue after an interruption;
 # MAX_UPDATE=2 examples/reproduce/lstm_lm_ptb.sh is a smoke run.
 source "$(dirname "$0")/common.sh"
+no_arguments "$@"
 RUN=$RUNS/lstm_lm_ptb
 prepare_ptb
 TRAIN=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task language_modeling --arch lstm_lm

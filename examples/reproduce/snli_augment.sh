@@ -15,6 +15,7 @@
 # Environment (besides common.sh's): SNLI=../shared/data/snli (valid.txt, test.txt),
 # SIZES=1000,2000,4000, RATIOS=0.5,1,2,4, PRIOR_PRECISION=bf16.
 source "$(dirname "$0")/common.sh"
+no_arguments "$@"
 SNLI=${SNLI:-$REPO/../shared/data/snli}
 RUN=$RUNS/snli_augment
 SIZES=${SIZES:-1000,2000,4000}

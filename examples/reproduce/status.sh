@@ -3,6 +3,7 @@
 #   examples/reproduce/status.sh            # then rerun the command of each row that is not
 #                                           # running and not done (it resumes)
 source "$(dirname "$0")/common.sh"
+no_arguments "$@"
 [ -d "$RUNS" ] || { echo "no runs yet: $RUNS does not exist"; exit 0; }
 for run in "$RUNS"/*/; do
   row=$(basename "$run")

@@ -13,7 +13,7 @@ import torch
 import davam_plugin  # noqa: F401
 
 from conftest import PLUGIN, run_cli
-from test_cli import json_log
+from test_cli import json_log, raw_lines
 
 TRAIN_AWD = [
     "--user-dir", PLUGIN, "--task", "sentence_vae", "--arch", "awd_tiny", "--criterion", "awd_elbo",
@@ -112,7 +112,7 @@ def test_kl_schedule_survives_resume(tiny_data, tmp_path):
         assert (b[n]["loss"], b[n]["rec"], b[n]["kl"]) == (a[n]["loss"], a[n]["rec"], a[n]["kl"]), n
 
 
-def test_ema_weights_are_stored_and_used_by_evaluate(awd_runs, tiny_data, tmp_path):
+def test_ema_weights_are_stored_and_used_by_evaluate(awd_runs, tiny_data, tiny_raw, tmp_path):
     save, _ = awd_runs["adversarial"]
     state = torch.load(save / "checkpoint_last.pt", map_location="cpu")
     ema = state["extra_state"]["ema"]
@@ -142,6 +142,19 @@ def test_ema_weights_are_stored_and_used_by_evaluate(awd_runs, tiny_data, tmp_pa
     assert sub["neg_elbo"] == pytest.approx(outs[False]["neg_elbo"], rel=1e-6)
     proc = run_cli(*base, "--iw-max-sentences", "0", check=False)
     assert proc.returncode != 0 and proc.stderr.strip().splitlines()[-1] == "error: --iw-max-sentences must be >= 1, got 0"
+    # --max-sentences: every metric over the first N sentences only (the same sentences and draws
+    # as the -ELBO of --iw-max-sentences N, which still reads the whole split)
+    first = tmp_path / "eval_first.json"
+    printed = run_cli(*base, "--max-sentences", "5", "--json", first).stdout
+    head = json.loads(first.read_text())
+    valid = raw_lines(tiny_raw / "valid.txt")[:5]
+    assert head["sentences"] == 5 and head["max_sentences"] == 5 and head["iw_sentences"] == 5
+    assert head["tokens"] == sum(len(s.split()) + 1 for s in valid)
+    assert head["neg_elbo"] == pytest.approx(sub["neg_elbo_iw_subset"], rel=1e-5)
+    assert head["iw_nll"] == pytest.approx(sub["iw_nll"], rel=1e-5)
+    assert "valid: 5 sentences" in printed and "the first 5 of 40 (--max-sentences)" in printed
+    proc = run_cli(*base, "--max-sentences", "0", check=False)
+    assert proc.returncode != 0 and proc.stderr.strip().splitlines()[-1] == "error: --max-sentences must be >= 1, got 0"
 
 
 class Terminal(io.StringIO):

@@ -181,3 +181,27 @@ def test_dynamics_ptb_recipe_commands(tmp_path):
     args = calls.read_text().splitlines()
     assert args[2] == str(davam_run / "stage2.log") and args[args.index("--labels") + 1].count(",") == 2
     assert args[args.index("--metrics") + 1] == "rec,kl,nll_per_sentence" and args[args.index("--max-x") + 1] == "3"
+
+
+def test_every_recipe_answers_help_without_running_anything(tmp_path):
+    """RECIPE --help prints the recipe's header comment and the shared environment variables
+    and exits 0 before it reads, makes or runs anything (it used to start training); a recipe
+    set up by environment variables alone refuses stray arguments with one line."""
+    env = dict(SUBPROCESS_ENV, RUNS=str(tmp_path / "runs"), DATA=str(tmp_path / "data"), RESULTS=str(tmp_path / "res"),
+               PTB=str(tmp_path / "ptb"), VENV_BIN=str(tmp_path / "no-venv"))  # fmt: skip
+    scripts = sorted(p.name for p in RECIPES.glob("*.sh") if p.name != "common.sh")
+    assert {"davam_ptb.sh", "awd_ptb.sh", "lstm_lm_ptb.sh", "snli_augment.sh", "status.sh"} <= set(scripts)
+    for name in scripts:
+        for flag in ("--help", "-h"):
+            proc = recipe(name, env, flag)
+            assert proc.returncode == 0 and proc.stderr == "", (name, proc.stderr)
+            header = (RECIPES / name).read_text().splitlines()[1]
+            assert proc.stdout.splitlines()[0] == header[2:], name
+            assert "Environment of every recipe" in proc.stdout and "RUNS=../runs" in proc.stdout
+    assert list(tmp_path.iterdir()) == []
+    takes_arguments = {"davam_ptb.sh", "awd_ptb.sh", "davam_ptb_probe.sh"}
+    for name in set(scripts) - takes_arguments:
+        proc = recipe(name, env, "extra")
+        assert proc.returncode == 2 and proc.stdout == "", name
+        assert proc.stderr == f"error: {name} takes no arguments, got 'extra' (its settings are environment variables: --help)\n"
+    assert list(tmp_path.iterdir()) == []
