@@ -5,8 +5,10 @@ directory (logs, commands, evaluation JSON), finished or not.
     python examples/reproduce/results.py davam_ptb_k512 [--runs ../runs] [--out results]
     python examples/reproduce/results.py lstm_lm_ptb      # the LM baseline -> results/lstm_lm_ptb.json
     python examples/reproduce/results.py --table [--write README.md]
-                                          # the reproduction table from results/*.json (with
-                                          # --write: replaces the README's table between its markers)
+                                          # the reproduction table from results/*.json and, below
+                                          # it, whether the AWD paper's ordering holds on our test
+                                          # numbers (with --write: replaces the README's table
+                                          # between its markers)
 
 JSON: the evaluation JSON (when the row's evaluation has run) plus epochs (of the last
 validation), epochs_completed, updates,
@@ -126,7 +128,42 @@ def reproduction_table(out):
                 f", [curves](results/{row}.png)" if (out / f"{row}.png").is_file() else "")
             cells += [link, _trained(r), _validation(r), _test(r)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + awd_ordering(out)
+
+
+def _verdict(ok):
+    return "holds" if ok else "does not hold"
+
+
+def awd_ordering(out):
+    """One markdown line: does the AWD paper's ordering hold on our test evaluations? Its claim
+    (Table 5): adversarial -ELBO at most uniform's, with higher KL and MI, and both above the
+    unregularised VAE on MI. Pending until all three rows are evaluated; says so when their
+    training budgets (epochs) differ, which would make the comparison unfair."""
+    head = ("**AWD ordering** (the paper: `adversarial` -ELBO at most `uniform`'s, with higher KL and MI; "
+            "both above `none` on MI), our test set, one seed each: ")
+    rows = {}
+    for mode in ("none", "uniform", "adversarial"):
+        path = out / f"awd_ptb_{mode}.json"
+        r = json.loads(path.read_text()) if path.is_file() else {}
+        if r.get("evaluation"):
+            rows[mode] = r
+    missing = [m for m in ("none", "uniform", "adversarial") if m not in rows]
+    if missing:
+        return head + "pending (no test evaluation yet of " + ", ".join(f"`{m}`" for m in missing) + ").\n"
+    e = {m: r["evaluation"] for m, r in rows.items()}
+    adv, uni, non = e["adversarial"], e["uniform"], e["none"]
+    parts = [
+        f"-ELBO {adv['neg_elbo']:.2f} vs {uni['neg_elbo']:.2f}: {_verdict(adv['neg_elbo'] <= uni['neg_elbo'])}",
+        f"KL {adv['kl']:.2f} vs {uni['kl']:.2f}: {_verdict(adv['kl'] > uni['kl'])}",
+        f"MI {adv['mi']:.2f} vs {uni['mi']:.2f}: {_verdict(adv['mi'] > uni['mi'])}",
+        f"MI of both above `none`'s {non['mi']:.2f}: {_verdict(min(adv['mi'], uni['mi']) > non['mi'])}",
+    ]
+    epochs = {m: rows[m].get("epochs_completed", rows[m].get("epochs")) for m in rows}
+    note = ""
+    if len(set(epochs.values())) > 1:
+        note = " (budgets differ: " + ", ".join(f"`{m}` {n} epochs" for m, n in epochs.items()) + ")"
+    return head + "; ".join(parts) + note + ".\n"
 
 
 def write_table(readme, table):

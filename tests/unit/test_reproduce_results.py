@@ -196,3 +196,36 @@ def test_training_hours_leave_out_pauses(tmp_path):
     hours, _, paused = results.training_hours(results.read_curves(log)[0])
     # median 0.5 s per update: the 50-update interval counts 3 x 0.5 x 50 = 75 s, 3925 s were a pause
     assert paused == round(3925 / 3600, 3) and hours == round((215 + 75) * 500 / 450 / 3600, 3)
+
+
+def test_awd_ordering_line(tmp_path):
+    """Below the table: the AWD paper's ordering claim, pending until all three rows have a test
+    evaluation, then each part checked on our numbers, with a warning when budgets differ."""
+    results = _results_module()
+    head = "**AWD ordering**"
+
+    def row(mode, neg_elbo, kl, mi, epochs=40):
+        r = {"row": f"awd_ptb_{mode}", "epochs_completed": epochs,
+             "evaluation": {"neg_elbo": neg_elbo, "kl": kl, "mi": mi}}  # fmt: skip
+        (tmp_path / f"awd_ptb_{mode}.json").write_text(json.dumps(r))
+
+    row("adversarial", 99.5, 5.25, 4.5)
+    (tmp_path / "awd_ptb_uniform.json").write_text(json.dumps({"row": "awd_ptb_uniform", "evaluation": None}))
+    line = results.awd_ordering(tmp_path)
+    assert line.startswith(head) and line.endswith("pending (no test evaluation yet of `none`, `uniform`).\n")
+    row("uniform", 100.0, 5.0, 4.25)
+    row("none", 101.0, 1.0, 0.5)
+    line = results.awd_ordering(tmp_path)
+    assert line.endswith(
+        "-ELBO 99.50 vs 100.00: holds; KL 5.25 vs 5.00: holds; MI 4.50 vs 4.25: holds; "
+        "MI of both above `none`'s 0.50: holds.\n"
+    )
+    row("adversarial", 100.5, 4.75, 0.25, epochs=30)
+    line = results.awd_ordering(tmp_path)
+    assert line.endswith(
+        "-ELBO 100.50 vs 100.00: does not hold; KL 4.75 vs 5.00: does not hold; MI 0.25 vs 4.25: does not hold; "
+        "MI of both above `none`'s 0.50: does not hold (budgets differ: `none` 40 epochs, `uniform` 40 epochs, "
+        "`adversarial` 30 epochs).\n"
+    )
+    empty = tmp_path / "no-results"
+    assert results.reproduction_table(empty).endswith("|\n\n" + results.awd_ordering(empty))
