@@ -14,6 +14,15 @@
 #                            AVX512-BF16/AMX; emulated and slower on AVX2-only CPUs)
 #   SEED=1
 set -euo pipefail
+# The command that started this recipe, with the settings it was given in the environment
+# (track_row records it in the row's directory; status.sh prints it for a row that stopped)
+RECIPE_COMMAND="cd $(printf %q "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)") &&"
+for _v in PTB DATA RUNS RESULTS THREADS PRECISION PRIOR_PRECISION SEED HIDDEN IW_SAMPLES LM_PATH EPOCHS \
+  PRIOR_EPOCHS VALUES SNLI SIZES RATIOS DAVAM_RUN MAX_UPDATE; do
+  if [ -n "${!_v+x}" ]; then RECIPE_COMMAND+=" $_v=$(printf %q "${!_v}")"; fi
+done
+RECIPE_COMMAND+=" examples/reproduce/$(basename "$0")"
+for _a in "$@"; do RECIPE_COMMAND+=" $(printf %q "$_a")"; done
 # RECIPE -h | --help: print the recipe's header comment and the environment variables below,
 # then stop before anything is read, made or run
 if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
@@ -71,10 +80,20 @@ prepare_ptb() {
     --testpref "$PTB/test.txt" --destdir "$DATA" --no-tokenize --no-lowercase
 }
 
+# track_row DIR: DIR is this recipe's row directory: record the command that (re)starts the row
+# in DIR/recipe_command.txt, and mark DIR/recipe.done when the recipe ends with status 0
+track_row() {
+  ROW_DIR=$1
+  mkdir -p "$ROW_DIR"
+  echo "$RECIPE_COMMAND" > "$ROW_DIR/recipe_command.txt"
+  rm -f "$ROW_DIR/recipe.done"
+  trap '_status=$?; [ $_status -ne 0 ] || date -u +%FT%TZ > "$ROW_DIR/recipe.done"' EXIT
+}
+
 # run_stage NAME DIR CMD...: run CMD (appending to DIR/NAME.log) unless DIR/NAME.done exists
 run_stage() {
   local name=$1 dir=$2; shift 2
-  mkdir -p "$dir"
+  [ "${ROW_DIR:-}" = "$dir" ] || track_row "$dir"
   if [ -f "$dir/$name.done" ]; then log "$name: done already ($dir/$name.done)"; return; fi
   log "$name: $*" | tee -a "$dir/$name.log"
   echo "$*" > "$dir/$name.cmd"

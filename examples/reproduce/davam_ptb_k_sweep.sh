@@ -22,7 +22,7 @@ PRIOR_EPOCHS=${PRIOR_EPOCHS:-2}
 SMOKE=""
 [ -n "${MAX_UPDATE:-}" ] && SMOKE="--max-update $MAX_UPDATE"
 prepare_ptb
-mkdir -p "$RUN"
+track_row "$RUN"
 PRIOR_ARGS=(--arch davam_prior --criterion davam_prior --prior-layers 5 --prior-embed-dim 256 --prior-head-dim 256
   --optimizer sgd --lr 0.5 --clip-norm 5 --batch-size 32 --max-epoch "$PRIOR_EPOCHS" --bf16-autocast
   --seed "$SEED" --num-workers 0 --no-epoch-checkpoints $SMOKE)

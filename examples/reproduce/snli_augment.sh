@@ -29,7 +29,7 @@ SMOKE="" SAMPLE_SMOKE=""
 if [ -n "${MAX_UPDATE:-}" ]; then  # a smoke run: MAX_UPDATE updates per training, short samples
   SMOKE="--max-update $MAX_UPDATE" SAMPLE_SMOKE="--prior-max-len 10 --max-len-b 20"
 fi
-mkdir -p "$RUN"
+track_row "$RUN"
 AUGMENT=(davam-augment --source "$SNLI/valid.txt" --test "$SNLI/test.txt" --work-dir "$RUN"
   --sizes "$SIZES" --ratios "$RATIOS" --seed "$SEED" --out "$RUN/augment.png"
   --davam-args="$SMOKE" --prior-args="${PRIOR_PRECISION_FLAGS[*]} $SMOKE" --sample-args="$SAMPLE_SMOKE" --lm-args="$SMOKE")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Where each reproduction row stands: running or not, finished stages, last validation epoch.
-#   examples/reproduce/status.sh            # then rerun the command of each row that is not
-#                                           # running and not done (it resumes)
+# Where each reproduction row stands: its stages (done, running or stopped, with the last
+# validation epoch) and, for a row started by a recipe that records it, whether the row is
+# finished, running or stopped, with the command that resumes a stopped one.
+#   examples/reproduce/status.sh
 source "$(dirname "$0")/common.sh"
 no_arguments "$@"
 [ -d "$RUNS" ] || { echo "no runs yet: $RUNS does not exist"; exit 0; }
@@ -18,4 +19,8 @@ for run in "$RUNS"/*/; do
     stages="$stages $stage=$state${last:+ (last valid epoch $last)}"
   done
   echo "$row:$stages"
+  if [ -f "${run}recipe.done" ]; then echo "  finished"
+  elif pgrep -f -- "${run%/}/" >/dev/null; then echo "  running"
+  elif [ -f "${run}recipe_command.txt" ]; then echo "  stopped; resume: $(cat "${run}recipe_command.txt")"
+  fi
 done

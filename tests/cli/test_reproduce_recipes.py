@@ -58,7 +58,13 @@ def test_davam_recipe_smoke_run_every_stage_then_resume(tiny_data, tmp_path):
     assert json.loads((run / "diversity.json").read_text())["sentences"] == 10
     assert json.loads((run / "fluency.json").read_text())["overall"]["sentences"] == 10
 
-    again = recipe("davam_ptb.sh", env, "davam_ptb_k512")  # finished: every stage is skipped
+    # the row records the command that resumes it (status.sh prints it for a stopped row) and
+    # that it finished; that command, run again, skips every stage
+    assert (run / "recipe.done").is_file()
+    command = (run / "recipe_command.txt").read_text().strip()
+    assert command.startswith(f"cd {REPO} && ") and command.endswith(" examples/reproduce/davam_ptb.sh davam_ptb_k512")
+    assert f"DATA={tiny_data} RUNS={tmp_path} " in command and " MAX_UPDATE=2 " in command
+    again = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("done already") == len(DAVAM_STAGES), again.stdout[-2000:]
 
 
@@ -205,3 +211,28 @@ def test_every_recipe_answers_help_without_running_anything(tmp_path):
         assert proc.returncode == 2 and proc.stdout == "", name
         assert proc.stderr == f"error: {name} takes no arguments, got 'extra' (its settings are environment variables: --help)\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
+    """status.sh: each row's stages (done / stopped, last validation epoch) and, for rows whose
+    recipe recorded its command, finished or stopped with the command that resumes it; a row
+    from before that record gets its stages only."""
+    runs = tmp_path / "runs"
+    stopped, finished, legacy = runs / "row_a", runs / "row_b", runs / "row_c"
+    for d in (stopped, finished, legacy):
+        d.mkdir(parents=True)
+    (stopped / "stage1.cmd").write_text("fairseq-train ...\n")
+    (stopped / "stage1.log").write_text('| valid | {"epoch": 3, "valid_rec": "90.1"}\n')
+    (stopped / "recipe_command.txt").write_text("cd /repo && RUNS=/r examples/reproduce/davam_ptb.sh davam_ptb_k512\n")
+    for name in ("stage1.cmd", "stage1.done", "recipe_command.txt", "recipe.done"):
+        (finished / name).write_text("x\n")
+    for name in ("train.cmd", "train.done"):
+        (legacy / name).write_text("x\n")
+    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "row_a: stage1=stopped (last valid epoch 3)\n"
+        "  stopped; resume: cd /repo && RUNS=/r examples/reproduce/davam_ptb.sh davam_ptb_k512\n"
+        "row_b: stage1=done\n  finished\n"
+        "row_c: train=done\n"
+    )
