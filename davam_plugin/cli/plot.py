@@ -156,9 +156,10 @@ def collect(runs, metrics, splits, x, max_x=None):
     return data
 
 
-def draw(data, metrics, splits, x, hlines, out, title=None):
+def draw(data, metrics, splits, x, hlines, out, title=None, vlines=()):
     """Write the figure (Agg canvas: no display needed): one subplot per metric, one legend
-    entry per run and split above them, reference lines labelled on their subplot."""
+    entry per run and split above them, reference lines labelled on their subplot; ``vlines``
+    ({"value": x, "label": ...}) are drawn on every subplot and labelled on the first."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -184,6 +185,12 @@ def draw(data, metrics, splits, x, hlines, out, title=None):
             ax.annotate(ref["label"], (1, ref["value"]), xycoords=ax.get_yaxis_transform(), xytext=(-4, 2),
                         textcoords="offset points", ha="right", va="bottom", fontsize="small",
                         color="0.25")  # fmt: skip
+        for i, ref in enumerate(vlines):
+            ax.axvline(ref["value"], color="0.55", linestyle="--", linewidth=0.9)
+            if ax is axes[0]:  # labels staggered in height so that close lines stay readable
+                ax.annotate(ref["label"], (ref["value"], 1 - 0.07 * (i % 3)), xycoords=ax.get_xaxis_transform(),
+                            xytext=(2, -2), textcoords="offset points", ha="left", va="top", fontsize="x-small",
+                            color="0.35")  # fmt: skip
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
     axes[-1].set_xlabel(x)

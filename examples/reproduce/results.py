@@ -14,7 +14,8 @@ JSON: the evaluation JSON (when the row's evaluation has run) plus epochs (of th
 validation), epochs_completed, updates,
 train_hours (training time, validation excluded, pauses of the process excluded: see
 training_hours; train_hours_logged is fairseq's raw sum, train_hours_paused_excluded the difference),
-threads, precision, seed, the commands, the commit, the per-epoch validation curves, status
+threads, precision, seed, the commands, the commit, the per-epoch validation curves, the
+learning-rate decays of davam_plateau (lr_decays: after which epoch, the new rate; dashed on the PNG), status
 ("finished" once the recipe's last stage is done, else the stage it is in) and, for DAVAM,
 stage two (prior_epochs, prior_updates, prior_train_hours, prior_precision, the prior's
 per-epoch validation NLL of the codes in nats per sentence) and the samples' diversity and
@@ -32,6 +33,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +184,20 @@ def read_curves(log):
     """(records, validation points, end-of-epoch training points) of a fairseq-train log, read once."""
     records = tl.read_log(log)
     return records, tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
+
+
+LR_DECAY = re.compile(r"davam_plateau: epoch (\d+): decay (\d+)/\d+, lr ([0-9.eE+-]+)")
+
+
+def lr_decays(log):
+    """The davam_plateau scheduler's decays in a training log: [{"after_epoch", "lr"}], each once
+    (a resumed run replays and logs the decision of the epoch it was stopped after again)."""
+    seen = {}
+    for line in Path(log).read_text(errors="replace").splitlines():
+        m = LR_DECAY.search(line)
+        if m:
+            seen[int(m.group(1))] = float(m.group(3))
+    return [{"after_epoch": e, "lr": lr} for e, lr in sorted(seen.items())]
 
 
 def valid_tokens_per_sentence(data):
@@ -377,7 +393,9 @@ def main(argv=None):
         data[args.row]["splits"]["valid"]["prior_nll_per_sentence"] = {"x": prior[0], "y": prior[1]}
         plotted.append("prior_nll_per_sentence")
     title = f"{args.row} (validation, per epoch" + ("; prior: per stage-two epoch)" if prior else ")")
-    draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title)
+    decays = lr_decays(log)  # dashed between the epoch that decided and the first at the new rate
+    vlines = [{"value": d["after_epoch"] + 0.5, "label": f"lr {d['lr']:g}"} for d in decays]
+    draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title, vlines=vlines)
     last = valid[-1][1]
     hours = training_hours(records)
     stages = STAGES["davam" if davam else "awd"]
@@ -401,6 +419,7 @@ def main(argv=None):
         "lm_baseline_epochs": None if lm is None else lm[1],
         "lm_baseline_source": None if lm is None else lm[2],
         "valid_curves": {m: {"epoch": x, "value": y} for m, (x, y) in curves.items()},
+        "lr_decays": decays,
         "last_valid": {k: v for k, v in last.metrics.items()},
         "conventions": "nats per sentence; tokens = words + EOS; curves are validation-set values per epoch",
     }

@@ -271,3 +271,23 @@ def test_main_errors_are_one_line(logs, tmp_path, capsys, args, message):
     assert captured.out == "" and captured.err.startswith("davam-plot: error: ")
     assert captured.err.count("\n") == 1 and message in captured.err
     assert not os.listdir(tmp_path)
+
+
+def test_vertical_reference_lines_are_drawn(tmp_path):
+    """draw(..., vlines=[...]): dashed lines across every subplot (results.py marks the
+    learning-rate decays with them); the figure differs from the one without them only there."""
+    from davam_plugin.cli import plot
+
+    data = {"run": {"splits": {"valid": {"rec": {"x": [1, 2, 3, 4], "y": [4.0, 3.0, 2.5, 2.0]},
+                                         "kl": {"x": [1, 2, 3, 4], "y": [1.0, 1.5, 1.7, 1.8]}}}}}  # fmt: skip
+    plain, marked = tmp_path / "plain.png", tmp_path / "marked.png"
+    plot.draw(data, ["rec", "kl"], ["valid"], "epoch", {}, plain)
+    plot.draw(data, ["rec", "kl"], ["valid"], "epoch", {}, marked, vlines=[{"value": 2.5, "label": "lr 0.5"}])
+    import matplotlib.image
+
+    a, b = matplotlib.image.imread(plain), matplotlib.image.imread(marked)
+    assert a.shape == b.shape
+    rows, columns = (abs(a - b).sum(axis=2) > 0.1).nonzero()
+    assert len(rows), "the lines are missing"
+    assert columns.max() - columns.min() < 0.2 * a.shape[1], "one x position (line and its label)"
+    assert rows.max() - rows.min() > 0.6 * a.shape[0], "a line runs across both subplots"
