@@ -63,13 +63,15 @@ class ForkServer:
             raise RuntimeError(f"fork server died:\n{(self.workdir / 'server.log').read_text()[-3000:]}")
         return json.loads(line)
 
-    def start(self, tool, *args, input=None, log=None, err=None):
-        """Fork ``tool args``; return (pid, log path). Its stderr goes to ``err`` where given."""
+    def start(self, tool, *args, input=None, log=None, separate_stderr=False):
+        """Fork ``tool args``; return (pid, log path). With ``separate_stderr`` its stderr goes to
+        the log path with suffix ``.err`` instead of into the log."""
         with self._lock:
             self._n += 1
             n = self._n
         log = Path(log or self.workdir / f"run{n}.log")
         log.unlink(missing_ok=True)
+        err = log.with_suffix(".err") if separate_stderr else None
         stdin = None
         if input is not None:
             stdin = self.workdir / f"run{n}.in"
@@ -98,10 +100,8 @@ class ForkServer:
 
     def run_captured(self, tool, *args, input=None, timeout=600):
         """``tool args`` with stdout and stderr apart: (exit status, stdout, stderr)."""
-        with self._lock:
-            self._n += 1
-            err = self.workdir / f"run{self._n}.err"
-        pid, log = self.start(tool, *args, input=input, err=err)
+        pid, log = self.start(tool, *args, input=input, separate_stderr=True)
+        err = log.with_suffix(".err")
         try:
             rc = self.wait(pid, timeout)
             return rc, log.read_text(errors="replace"), err.read_text(errors="replace")

@@ -14,9 +14,10 @@
 #                            AVX512-BF16/AMX; emulated and slower on AVX2-only CPUs)
 #   SEED=1
 set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # The command that started this recipe, with the settings it was given in the environment
 # (track_row records it in the row's directory; status.sh prints it for a row that stopped)
-RECIPE_COMMAND="cd $(printf %q "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)") &&"
+RECIPE_COMMAND="cd $(printf %q "$REPO") &&"
 for _v in PTB DATA RUNS RESULTS THREADS PRECISION PRIOR_PRECISION SEED HIDDEN IW_SAMPLES LM_PATH EPOCHS \
   PRIOR_EPOCHS VALUES SNLI SIZES RATIOS DAVAM_RUN MAX_UPDATE; do
   if [ -n "${!_v+x}" ]; then RECIPE_COMMAND+=" $_v=$(printf %q "${!_v}")"; fi
@@ -31,7 +32,6 @@ if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
   sed -n '/^# Environment (all optional):/,/^[^#]/{/^#   /{s/^#//;p}}' "${BASH_SOURCE[0]}"
   exit 0
 fi
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PTB=${PTB:-$REPO/../shared/data/ptb}
 DATA=${DATA:-$REPO/../data-bin/ptb}
 RUNS=${RUNS:-$REPO/../runs}

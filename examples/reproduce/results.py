@@ -133,6 +133,9 @@ def reproduction_table(out):
     return "\n".join(lines) + "\n\n" + awd_ordering(out)
 
 
+AWD_MODES = ("none", "uniform", "adversarial")
+
+
 def _verdict(ok):
     return "holds" if ok else "does not hold"
 
@@ -145,12 +148,12 @@ def awd_ordering(out):
     head = ("**AWD ordering** (the paper: `adversarial` -ELBO at most `uniform`'s, with higher KL and MI; "
             "both above `none` on MI), our test set, one seed each: ")
     rows = {}
-    for mode in ("none", "uniform", "adversarial"):
+    for mode in AWD_MODES:
         path = out / f"awd_ptb_{mode}.json"
         r = json.loads(path.read_text()) if path.is_file() else {}
         if r.get("evaluation"):
             rows[mode] = r
-    missing = [m for m in ("none", "uniform", "adversarial") if m not in rows]
+    missing = [m for m in AWD_MODES if m not in rows]
     if missing:
         return head + "pending (no test evaluation yet of " + ", ".join(f"`{m}`" for m in missing) + ").\n"
     e = {m: r["evaluation"] for m, r in rows.items()}
@@ -181,19 +184,22 @@ def write_table(readme, table):
 
 
 def read_curves(log):
-    """(records, validation points, end-of-epoch training points) of a fairseq-train log, read once."""
-    records = tl.read_log(log)
-    return records, tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
+    """(records, validation points, end-of-epoch training points, learning-rate decays) of a
+    fairseq-train log, read once."""
+    lines = Path(log).read_text(encoding="utf-8", errors="replace").splitlines()
+    records = tl.parse_lines(lines)
+    valid, train = tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
+    return records, valid, train, lr_decays(lines)
 
 
 LR_DECAY = re.compile(r"davam_plateau: epoch (\d+): decay (\d+)/\d+, lr ([0-9.eE+-]+)")
 
 
-def lr_decays(log):
-    """The davam_plateau scheduler's decays in a training log: [{"after_epoch", "lr"}], each once
-    (a resumed run replays and logs the decision of the epoch it was stopped after again)."""
+def lr_decays(lines):
+    """The davam_plateau scheduler's decays among a training log's lines: [{"after_epoch", "lr"}],
+    each once (a resumed run replays and logs the decision of the epoch it was stopped after again)."""
     seen = {}
-    for line in Path(log).read_text(errors="replace").splitlines():
+    for line in lines:
         m = LR_DECAY.search(line)
         if m:
             seen[int(m.group(1))] = float(m.group(3))
@@ -219,7 +225,7 @@ def lm_result(runs, data):
     log = runs / "lstm_lm_ptb" / "train.log"
     if not log.is_file():
         return None
-    records, points, _ = read_curves(log)
+    records, points, _, _ = read_curves(log)
     points = [(e, r) for e, r in points if "loss" in r.metrics]
     if not points:
         return None
@@ -291,7 +297,7 @@ def prior_curve(run):
     log = run / "stage2.log"
     if not log.is_file():
         return None
-    records, valid, _ = read_curves(log)
+    records, valid, _, _ = read_curves(log)
     points = [(e, r) for e, r in valid if "nll_per_sentence" in r.metrics]
     if not points:
         return None
@@ -367,7 +373,7 @@ def main(argv=None):
     log = run / f"{stage}.log"
     if not log.is_file():
         sys.exit(f"error: {log} not found: has the row been started?")
-    records, valid, train = read_curves(log)
+    records, valid, train, decays = read_curves(log)
     if not valid:
         sys.exit(f"error: {log} has no validation record yet (wait for the end of the first epoch)")
     davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
@@ -393,7 +399,7 @@ def main(argv=None):
         data[args.row]["splits"]["valid"]["prior_nll_per_sentence"] = {"x": prior[0], "y": prior[1]}
         plotted.append("prior_nll_per_sentence")
     title = f"{args.row} (validation, per epoch" + ("; prior: per stage-two epoch)" if prior else ")")
-    decays = lr_decays(log)  # dashed between the epoch that decided and the first at the new rate
+    # the decays dashed between the epoch that decided and the first at the new rate
     vlines = [{"value": d["after_epoch"] + 0.5, "label": f"lr {d['lr']:g}"} for d in decays]
     draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title, vlines=vlines)
     last = valid[-1][1]
