@@ -127,11 +127,16 @@ def kill_during_second_save(fork_cli, args, last: Path, rng):
     pid, log = fork_cli.start("fairseq-train", *args)
     deadline, armed, polls = time.monotonic() + 240, None, 0
     while time.monotonic() < deadline:
-        if armed is None or polls % 40 == 0:  # the log says when the second save begins
+        if armed is None or polls % 40 == 0:
             text = log.read_text() if log.exists() else ""
             if "done training" in text or "Traceback" in text:
                 break
-            if armed is None and text.count("Saving checkpoint to") >= 2:
+            # armed once the first save has finished: the next change of checkpoint_last.pt (or
+            # its .tmp) is then the second save. (Arming at the second "Saving checkpoint to"
+            # line left only the few ms of writing the update's own checkpoint file before
+            # checkpoint_last.pt is written: a poll that came later armed after the second save
+            # and killed in the third, and four such kills could reach --max-update.)
+            if armed is None and "Saved checkpoint" in text:
                 armed = write_signature(last)
         elif write_signature(last) != armed:
             break
