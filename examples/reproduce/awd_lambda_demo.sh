@@ -16,6 +16,7 @@ source "$(dirname "$0")/common.sh"
 no_arguments "$@"
 ROW=${ROW:-awd_lambda_demo}        # the run directory and the results' file names
 RUN=$RUNS/$ROW
+track_row "$RUN"
 VALUES=${VALUES:-0.1,1,10}
 EPOCHS=${EPOCHS:-10}
 KL_WARMUP=${KL_WARMUP:-1000}

@@ -17,6 +17,7 @@ source "$(dirname "$0")/common.sh"
 no_arguments "$@"
 ROW=${ROW:-awd_r_sweep_demo}       # the run directory and the results' file name
 RUN=$RUNS/$ROW
+track_row "$RUN"
 VALUES=${VALUES:-0.1,0.2,0.3,0.4,0.5}
 EPOCHS=${EPOCHS:-10}
 KL_WARMUP=${KL_WARMUP:-1000}

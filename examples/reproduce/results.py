@@ -345,9 +345,11 @@ def main(argv=None):
     p.add_argument("--table", action="store_true", help="print the reproduction table from the JSONs in --out")
     p.add_argument("--write", metavar="README", help="with --table: put the table between README's markers")
     repo = Path(__file__).resolve().parents[2]
-    p.add_argument("--runs", default=str(repo.parent / "runs"))
-    p.add_argument("--data", default=str(repo.parent / "data-bin" / "ptb"))
-    p.add_argument("--out", default=str(repo / "results"))
+    # the defaults follow the recipes' environment (examples/reproduce/common.sh)
+    p.add_argument("--runs", default=os.environ.get("RUNS") or str(repo.parent / "runs"), help="default: $RUNS or ../runs")
+    p.add_argument("--data", default=os.environ.get("DATA") or str(repo.parent / "data-bin" / "ptb"),
+                   help="default: $DATA or ../data-bin/ptb")
+    p.add_argument("--out", default=os.environ.get("RESULTS") or str(repo / "results"), help="default: $RESULTS or results")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.table:

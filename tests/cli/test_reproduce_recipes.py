@@ -205,7 +205,7 @@ def test_every_recipe_answers_help_without_running_anything(tmp_path):
             assert proc.stdout.splitlines()[0] == header[2:], name
             assert "Environment of every recipe" in proc.stdout and "RUNS=../runs" in proc.stdout
     assert list(tmp_path.iterdir()) == []
-    takes_arguments = {"davam_ptb.sh", "awd_ptb.sh", "davam_ptb_probe.sh"}
+    takes_arguments = {"davam_ptb.sh", "awd_ptb.sh", "davam_ptb_probe.sh", "all.sh"}
     for name in set(scripts) - takes_arguments:
         proc = recipe(name, env, "extra")
         assert proc.returncode == 2 and proc.stdout == "", name

@@ -48,7 +48,7 @@ def _write_runs(runs):
     (row / "stage1.cmd").write_text("fairseq-train DATA --arch davam_ptb\n")
 
 
-def test_lm_baseline_json_and_its_use_by_a_davam_row(tmp_path):
+def test_lm_baseline_json_and_its_use_by_a_davam_row(tmp_path, monkeypatch):
     results = _results_module()
     runs, out = tmp_path / "runs", tmp_path / "results"
     _write_runs(runs)
@@ -57,7 +57,11 @@ def test_lm_baseline_json_and_its_use_by_a_davam_row(tmp_path):
     per_sentence = math.log(2) * float(valid.sizes.sum()) / len(valid)
     del valid
 
-    results.main(["lstm_lm_ptb", "--runs", str(runs), "--data", str(DATA), "--out", str(out)])
+    # the defaults of --runs, --data and --out are the recipes' RUNS, DATA and RESULTS (all.sh runs it so)
+    monkeypatch.setenv("RUNS", str(runs))
+    monkeypatch.setenv("DATA", str(DATA))
+    monkeypatch.setenv("RESULTS", str(out))
+    results.main(["lstm_lm_ptb"])
     lm = json.loads((out / "lstm_lm_ptb.json").read_text())
     assert math.isclose(lm["valid_nll_per_sentence"], round(7.0 * per_sentence, 3))
     assert lm["best_epoch"] == 2 and lm["epochs"] == 3 and lm["train_hours"] == 1.5 and lm["status"] == "finished"

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Every reproduction row and figure of the two papers in one command: the rows of
+# examples/reproduce/rows.txt (what each runs, what it needs first, roughly how long it takes),
+# LANES at a time, each in the order of that file once the rows it needs are done.
+#
+#   nohup examples/reproduce/all.sh >> ../runs/all.out 2>&1 &    # everything, resumable
+#   examples/reproduce/all.sh --list                             # each row: state, needs, hours
+#   examples/reproduce/all.sh awd_ptb_uniform awd_ptb_none       # these rows only
+#
+# Resumable like every recipe: a done row (RUNS/ROW/recipe.done) is skipped, a stopped one
+# continues from its checkpoints, so after an interruption the same command picks up where it
+# was. A row already running in another process (started by hand, or by another all.sh) counts
+# against LANES and is not started twice. Each row's output is appended to RUNS/ROW.out; after
+# each finished row README.md's reproduction table is rewritten (results.py --table). A failed
+# row is reported and skipped, the others go on; the command ends with status 1 if any selected
+# row is not done.
+#
+# Environment (besides common.sh's): LANES=2 (rows trained at once: one per core with THREADS=1,
+# or one per GPU), ROWS_FILE=examples/reproduce/rows.txt, POLL=60 (seconds between looks while
+# waiting for a lane or a needed row), README_TABLE=README.md (empty: leave the README alone).
+source "$(dirname "$0")/common.sh"
+ROWS_FILE=${ROWS_FILE:-$REPO/examples/reproduce/rows.txt}
+LANES=${LANES:-2}
+POLL=${POLL:-60}
+README_TABLE=${README_TABLE-$REPO/README.md}
+QUEUE=$RUNS/.all
+die() { echo "error: $*" >&2; exit 2; }
+[[ $LANES =~ ^[1-9][0-9]*$ ]] || die "LANES must be a positive integer, got '$LANES'"
+[[ $POLL =~ ^[0-9]+([.][0-9]+)?$ ]] || die "POLL must be a number of seconds, got '$POLL'"
+[ -f "$ROWS_FILE" ] || die "$ROWS_FILE not found: set ROWS_FILE to a rows file (see examples/reproduce/rows.txt)"
+command -v flock >/dev/null || die "all.sh needs flock (util-linux) to share its queue between lanes"
+
+declare -A NEEDS HOURS CMD
+ORDER=()
+n=0
+while IFS= read -r line || [ -n "$line" ]; do
+  n=$((n + 1))
+  [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+  read -r name needs hours cmd <<< "$line"
+  [ -n "$cmd" ] || die "$ROWS_FILE:$n: expected NAME NEEDS HOURS COMMAND, got '$line'"
+  [[ $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "$ROWS_FILE:$n: row name '$name' is not a plain directory name"
+  [ -z "${CMD[$name]+x}" ] || die "$ROWS_FILE:$n: row $name is listed twice"
+  [[ $hours =~ ^[0-9]+([.][0-9]+)?$ ]] || die "$ROWS_FILE:$n: HOURS must be a number, got '$hours'"
+  ORDER+=("$name") NEEDS[$name]=${needs//,/ } HOURS[$name]=$hours CMD[$name]=$cmd
+  [ "$needs" != - ] || NEEDS[$name]=""
+done < "$ROWS_FILE"
+for row in "${ORDER[@]}"; do
+  for need in ${NEEDS[$row]}; do
+    [ -n "${CMD[$need]+x}" ] || die "$ROWS_FILE: row $row needs '$need', which is not a row of that file"
+  done
+done
+
+is_done() { [ -f "$RUNS/$1/recipe.done" ]; }
+# a process outside this command's lanes with the row's directory in its command line
+running_elsewhere() { pgrep -f -- "$RUNS/$1/" >/dev/null; }
+claimed() { local pid; pid=$(cat "$QUEUE/claims/$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
+busy() { claimed "$1" || running_elsewhere "$1"; }
+failed() { [ -f "$QUEUE/failed/$1" ]; }
+state() {
+  if is_done "$1"; then echo done
+  elif busy "$1"; then echo running
+  elif failed "$1"; then echo "failed (status $(cat "$QUEUE/failed/$1"))"
+  elif [ -e "$RUNS/$1" ]; then echo stopped
+  else echo "not started"; fi
+}
+
+if [ "${1:-}" = --list ]; then
+  [ $# -eq 1 ] || die "--list takes no rows"
+  printf '%-22s %-20s %-6s %s\n' ROW STATE HOURS NEEDS
+  for row in "${ORDER[@]}"; do
+    printf '%-22s %-20s %-6s %s\n' "$row" "$(state "$row")" "${HOURS[$row]}" "${NEEDS[$row]:--}"
+  done
+  exit 0
+fi
+SELECTED=()
+for row in "$@"; do
+  [ -n "${CMD[$row]+x}" ] || die "unknown row '$row' (the rows: ${ORDER[*]}; --list)"
+  SELECTED+=("$row")
+done
+[ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${ORDER[@]}")
+selected() { [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
+for row in "${SELECTED[@]}"; do
+  for need in ${NEEDS[$row]}; do
+    is_done "$need" || selected "$need" || die "row $row needs $need, which is not done: name $need too"
+  done
+done
+
+mkdir -p "$QUEUE/claims"
+rm -rf "$QUEUE/failed"
+locked() { ( flock 9; "$@" ) 9> "$QUEUE/lock"; }
+
+# next_row LANE_PID (under the lock): the next row this lane may start, claimed for it; WAIT
+# when one must wait (all lanes busy, or the remaining rows wait for rows in progress); nothing
+# when no selected row is left to run
+next_row() {
+  local row need busy_rows=0 waiting=0 candidate=""
+  for row in "${ORDER[@]}"; do
+    if ! is_done "$row" && busy "$row"; then busy_rows=$((busy_rows + 1)); fi
+  done
+  for row in "${SELECTED[@]}"; do
+    if is_done "$row" || failed "$row"; then continue; fi
+    if busy "$row"; then waiting=1; continue; fi
+    local ready=1 blocked=0
+    for need in ${NEEDS[$row]}; do
+      is_done "$need" && continue
+      ready=0
+      failed "$need" && blocked=1
+    done
+    if [ $ready = 1 ]; then candidate=$row; break; fi
+    [ $blocked = 1 ] || waiting=1
+  done
+  if [ -n "$candidate" ] && [ $busy_rows -lt "$LANES" ]; then
+    echo "$1" > "$QUEUE/claims/$candidate"
+    echo "$candidate"
+  elif [ -n "$candidate" ] || [ $waiting = 1 ]; then
+    echo WAIT
+  fi
+}
+
+after_row() {
+  [ -n "$README_TABLE" ] || return 0
+  (cd "$REPO" && python examples/reproduce/results.py --table --write "$README_TABLE") >> "$RUNS/$1.out" 2>&1 ||
+    log "could not rewrite the reproduction table in $README_TABLE (see $RUNS/$1.out)"
+}
+
+lane() {
+  local id=$1 me=$BASHPID row status
+  while :; do
+    row=$(locked next_row "$me")
+    [ -n "$row" ] || return 0
+    if [ "$row" = WAIT ]; then sleep "$POLL"; continue; fi
+    log "lane $id: $row: ${CMD[$row]} (output: $RUNS/$row.out)"
+    status=0
+    (cd "$REPO" && bash -c "${CMD[$row]}") >> "$RUNS/$row.out" 2>&1 < /dev/null || status=$?
+    if [ $status = 0 ] && ! is_done "$row"; then
+      log "lane $id: $row: the command ended without writing $RUNS/$row/recipe.done"
+      status=1
+    fi
+    if [ $status = 0 ]; then
+      log "lane $id: $row: done"
+      locked after_row "$row"
+    else
+      mkdir -p "$QUEUE/failed"
+      echo "$status" > "$QUEUE/failed/$row"
+      log "lane $id: $row: failed with status $status (see $RUNS/$row.out)"
+    fi
+    rm -f "$QUEUE/claims/$row"
+  done
+}
+
+log "all: ${#SELECTED[@]} rows (${SELECTED[*]}), $LANES at a time, rows from $ROWS_FILE"
+for i in $(seq 1 "$LANES"); do lane "$i" & done
+wait
+left=0
+for row in "${SELECTED[@]}"; do
+  s=$(state "$row")
+  if [ "$s" != done ]; then
+    left=$((left + 1))
+    for need in ${NEEDS[$row]}; do is_done "$need" || s="$s, needs $need"; done
+  fi
+  log "all: $row: $s"
+done
+[ $left = 0 ]

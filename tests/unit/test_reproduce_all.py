@@ -1,0 +1,130 @@
+"""examples/reproduce/all.sh, the one command behind every reproduction row: its queue on
+rows files whose commands are small shell snippets (order, needs, failures, the LANES bound
+counting rows that already run in other processes, resuming), its errors, and that the
+shipped rows.txt names existing recipes."""
+
+import os
+import subprocess
+import time
+
+from conftest import REPO, SUBPROCESS_ENV
+
+ALL = REPO / "examples" / "reproduce" / "all.sh"
+
+
+def run_all(tmp_path, rows, *args, **env):
+    rows_file = tmp_path / "rows.txt"
+    rows_file.write_text(rows)
+    env = dict(SUBPROCESS_ENV, RUNS=str(tmp_path / "runs"), ROWS_FILE=str(rows_file), POLL="0.1", README_TABLE="",
+               R=str(tmp_path / "runs"), **env)  # fmt: skip
+    return subprocess.run(["bash", str(ALL), *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+# a row that records when it ran and whether what it needs was done by then, then finishes
+def row_cmd(name, needs=""):
+    check = f'test -f "$R/{needs}/recipe.done" && echo needs-done >> "$R/{name}/trace"; ' if needs else ""
+    return (f'mkdir -p "$R/{name}" && date +%s.%N >> "$R/{name}/trace" && {check}sleep 0.3 && '
+            f'date +%s.%N >> "$R/{name}/trace" && date > "$R/{name}/recipe.done"')
+
+
+def trace(tmp_path, name):
+    return (tmp_path / "runs" / name / "trace").read_text().split()
+
+
+def test_rows_run_in_order_after_what_they_need_and_a_failure_stops_only_its_dependents(tmp_path):
+    rows = "\n".join([
+        "# comment lines and blank lines are skipped",
+        "",
+        f"a  -  1  {row_cmd('a')}",
+        f"b  a  1  {row_cmd('b', 'a')}",
+        "c  -  1  echo boom; exit 3",
+        f"d  c  2  {row_cmd('d')}",
+        "e  -  1  echo ran e",  # ends 0 without recipe.done: a failure, not a loop
+    ]) + "\n"  # fmt: skip
+    proc = run_all(tmp_path, rows)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    runs = tmp_path / "runs"
+    assert "needs-done" in trace(tmp_path, "b")  # b started only once a was done
+    assert (runs / "c.out").read_text() == "boom\n" and (runs / "e.out").read_text() == "ran e\n"
+    assert not (runs / "d").exists()  # c failed, so d never started
+    summary = [line.split("] ", 1)[1] for line in proc.stdout.splitlines() if "] all: " in line][1:]
+    assert summary == ["all: a: done", "all: b: done", "all: c: failed (status 3)", "all: d: not started, needs c",
+                       "all: e: failed (status 1)"]  # fmt: skip
+    assert "e: the command ended without writing" in proc.stdout
+
+    # the same command again: a and b are done and skipped, the failed rows are retried
+    again = run_all(tmp_path, rows)
+    assert again.returncode == 1
+    assert len(trace(tmp_path, "a")) == 2 and (runs / "c.out").read_text() == "boom\nboom\n"
+    assert "lane 1: a:" not in again.stdout and "lane 2: a:" not in again.stdout
+
+    listing = run_all(tmp_path, rows, "--list")
+    assert listing.returncode == 0
+    states = {line.split()[0]: line.split()[1] for line in listing.stdout.splitlines()[1:]}
+    assert states == {"a": "done", "b": "done", "c": "failed", "d": "not", "e": "failed"}
+
+
+def test_a_row_running_in_another_process_counts_against_lanes_and_is_not_started_twice(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "x").mkdir(parents=True)
+    # "x" trained by hand: a process with the row's directory in its command line
+    outside = subprocess.Popen(["bash", "-c", f'sleep 1.5; date +%s.%N > {runs}/x/ended; date > {runs}/x/recipe.done'
+                                f" # {runs}/x/"])  # fmt: skip
+    try:
+        rows = f"x  -  1  echo started x twice\ny  -  1  {row_cmd('y')}\n"
+        proc = run_all(tmp_path, rows, LANES="1")
+    finally:
+        outside.wait(timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (runs / "x.out").exists()
+    assert float(trace(tmp_path, "y")[0]) >= float((runs / "x" / "ended").read_text())  # y waited for the lane
+
+    # two lanes: y runs beside a row that runs elsewhere, z waits for it
+    (runs / "y" / "recipe.done").unlink()
+    outside = subprocess.Popen(["bash", "-c", f"sleep 1.5; date > {runs}/w/recipe.done # {runs}/w/"])
+    (runs / "w").mkdir()
+    try:
+        rows = f"w  -  1  echo no\ny  -  1  {row_cmd('y')}\nz  -  1  {row_cmd('z')}\n"
+        started = time.time()
+        proc = run_all(tmp_path, rows, LANES="2")
+    finally:
+        outside.wait(timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    y_start, z_start = float(trace(tmp_path, "y")[2]), float(trace(tmp_path, "z")[0])
+    assert y_start < started + 1.2 and z_start >= float(trace(tmp_path, "y")[3])
+
+
+def test_bad_input_is_one_line_naming_what_to_fix(tmp_path):
+    good = f"a  -  1  {row_cmd('a')}\nb  a  1  {row_cmd('b', 'a')}\n"
+    cases = [
+        (good, ["nope"], "error: unknown row 'nope' (the rows: a b; --list)"),
+        (good, ["b"], "error: row b needs a, which is not done: name a too"),
+        ("a  -  1\n", [], f"error: {tmp_path}/rows.txt:1: expected NAME NEEDS HOURS COMMAND, got 'a  -  1'"),
+        ("a  -  x  true\n", [], f"error: {tmp_path}/rows.txt:1: HOURS must be a number, got 'x'"),
+        ("a  q  1  true\n", [], f"error: {tmp_path}/rows.txt: row a needs 'q', which is not a row of that file"),
+        ("a  -  1  true\na  -  1  true\n", [], f"error: {tmp_path}/rows.txt:2: row a is listed twice"),
+        (good, ["--list", "a"], "error: --list takes no rows"),
+    ]
+    for rows, args, message in cases:
+        proc = run_all(tmp_path, rows, *args)
+        assert proc.returncode == 2 and proc.stdout == "" and proc.stderr == message + "\n", (args, proc.stderr)
+    proc = run_all(tmp_path, good, LANES="0")
+    assert proc.returncode == 2 and proc.stderr == "error: LANES must be a positive integer, got '0'\n"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_shipped_rows_name_existing_recipes_and_rows(tmp_path):
+    env = dict(SUBPROCESS_ENV, RUNS=str(tmp_path / "runs"))
+    proc = subprocess.run(["bash", str(ALL), "--list"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    listed = [line.split()[0] for line in proc.stdout.splitlines()[1:]]
+    assert {"davam_ptb_k512", "davam_ptb_k512_fast", "awd_ptb_none", "awd_ptb_uniform", "awd_ptb_adversarial",
+            "lstm_lm_ptb", "davam_ptb_k_sweep", "dynamics_ptb", "snli_augment"} <= set(listed)  # fmt: skip
+    assert all(" not started " in line for line in proc.stdout.splitlines()[1:])
+    for line in (REPO / "examples" / "reproduce" / "rows.txt").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, _needs, _hours, script, *rest = line.split()
+        assert os.access(REPO / script, os.X_OK), script
+        if "results.py" in rest:
+            assert rest[-1] == name  # the row's own results
