@@ -15,17 +15,23 @@
 # row is reported and skipped, the others go on; the command ends with status 1 if any selected
 # row is not done.
 #
-# Environment (besides common.sh's): LANES=2 (rows trained at once: one per core with THREADS=1,
-# or one per GPU), ROWS_FILE=examples/reproduce/rows.txt, POLL=60 (seconds between looks while
-# waiting for a lane or a needed row), README_TABLE=README.md (empty: leave the README alone).
+# Environment (besides common.sh's): LANES=2 (rows trained at once: one per core with THREADS=1),
+# GPUS (for example GPUS=0,1: one lane per GPU, each row sees only its lane's GPU through
+# CUDA_VISIBLE_DEVICES; LANES defaults to their number), ROWS_FILE=examples/reproduce/rows.txt,
+# POLL=60 (seconds between looks while waiting for a lane or a needed row), README_TABLE=README.md
+# (empty: leave the README alone).
 source "$(dirname "$0")/common.sh"
 ROWS_FILE=${ROWS_FILE:-$REPO/examples/reproduce/rows.txt}
-LANES=${LANES:-2}
+GPUS=${GPUS:-}
+IFS=, read -ra GPU_LIST <<< "$GPUS"
+if [ ${#GPU_LIST[@]} -gt 0 ]; then LANES=${LANES:-${#GPU_LIST[@]}}; else LANES=${LANES:-2}; fi
 POLL=${POLL:-60}
 README_TABLE=${README_TABLE-$REPO/README.md}
 QUEUE=$RUNS/.all
 die() { echo "error: $*" >&2; exit 2; }
 [[ $LANES =~ ^[1-9][0-9]*$ ]] || die "LANES must be a positive integer, got '$LANES'"
+for gpu in "${GPU_LIST[@]}"; do [[ $gpu =~ ^[0-9]+$ ]] || die "GPUS must be comma-separated GPU indices, got '$GPUS'"; done
+[ ${#GPU_LIST[@]} = 0 ] || [ "$LANES" -le ${#GPU_LIST[@]} ] || die "LANES=$LANES is more than the ${#GPU_LIST[@]} GPUs in GPUS=$GPUS"
 [[ $POLL =~ ^[0-9]+([.][0-9]+)?$ ]] || die "POLL must be a number of seconds, got '$POLL'"
 [ -f "$ROWS_FILE" ] || die "$ROWS_FILE not found: set ROWS_FILE to a rows file (see examples/reproduce/rows.txt)"
 command -v flock >/dev/null || die "all.sh needs flock (util-linux) to share its queue between lanes"
@@ -125,11 +131,12 @@ after_row() {
 
 lane() {
   local id=$1 me=$BASHPID row status
+  [ ${#GPU_LIST[@]} = 0 ] || export CUDA_VISIBLE_DEVICES=${GPU_LIST[$((id - 1))]}
   while :; do
     row=$(locked next_row "$me")
     [ -n "$row" ] || return 0
     if [ "$row" = WAIT ]; then sleep "$POLL"; continue; fi
-    log "lane $id: $row: ${CMD[$row]} (output: $RUNS/$row.out)"
+    log "lane $id${CUDA_VISIBLE_DEVICES:+ (GPU $CUDA_VISIBLE_DEVICES)}: $row: ${CMD[$row]} (output: $RUNS/$row.out)"
     status=0
     (cd "$REPO" && bash -c "${CMD[$row]}") >> "$RUNS/$row.out" 2>&1 < /dev/null || status=$?
     if [ $status = 0 ] && ! is_done "$row"; then

@@ -94,6 +94,16 @@ def test_a_row_running_in_another_process_counts_against_lanes_and_is_not_starte
     assert y_start < started + 1.2 and z_start >= float(trace(tmp_path, "y")[3])
 
 
+def test_each_lane_sees_only_its_own_gpu(tmp_path):
+    rows = "".join(f'{r}  -  1  sleep 0.5; mkdir -p "$R/{r}"; echo "$CUDA_VISIBLE_DEVICES" > "$R/{r}/gpu"; date > "$R/{r}/recipe.done"\n'
+                   for r in "abc")  # fmt: skip
+    proc = run_all(tmp_path, rows, GPUS="3,5")  # LANES defaults to the number of GPUs
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    gpus = [(tmp_path / "runs" / r / "gpu").read_text().strip() for r in "abc"]
+    assert sorted(gpus[:2]) == ["3", "5"] and gpus[2] in ("3", "5")  # a and b ran at once, one per GPU
+    assert "(GPU 3)" in proc.stdout and "(GPU 5)" in proc.stdout
+
+
 def test_bad_input_is_one_line_naming_what_to_fix(tmp_path):
     good = f"a  -  1  {row_cmd('a')}\nb  a  1  {row_cmd('b', 'a')}\n"
     cases = [
@@ -108,8 +118,11 @@ def test_bad_input_is_one_line_naming_what_to_fix(tmp_path):
     for rows, args, message in cases:
         proc = run_all(tmp_path, rows, *args)
         assert proc.returncode == 2 and proc.stdout == "" and proc.stderr == message + "\n", (args, proc.stderr)
-    proc = run_all(tmp_path, good, LANES="0")
-    assert proc.returncode == 2 and proc.stderr == "error: LANES must be a positive integer, got '0'\n"
+    for env, message in [({"LANES": "0"}, "LANES must be a positive integer, got '0'"),
+                         ({"GPUS": "0,x"}, "GPUS must be comma-separated GPU indices, got '0,x'"),
+                         ({"GPUS": "0", "LANES": "2"}, "LANES=2 is more than the 1 GPUs in GPUS=0")]:  # fmt: skip
+        proc = run_all(tmp_path, good, **env)
+        assert proc.returncode == 2 and proc.stderr == f"error: {message}\n", proc.stderr
     assert not (tmp_path / "runs").exists()
 
 
