@@ -155,8 +155,30 @@ lane() {
   done
 }
 
+# Ctrl-C or a kill of this command stops its rows too (background lanes would ignore Ctrl-C and
+# keep training unseen); a stopped row continues when the same command is run again
+tree() {  # PID and its descendants, parents first
+  local child
+  echo "$1"
+  for child in $(pgrep -P "$1" || true); do tree "$child"; done
+}
+LANE_PIDS=()
+stop_all() {
+  trap - INT TERM
+  log "all: stopped by a signal, and the rows it was running with it; run the same command again to continue"
+  local pids=() pid
+  for pid in "${LANE_PIDS[@]}"; do pids+=($(tree "$pid")); done
+  # the lanes first, so that none starts another row when its current one ends
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  exit 130
+}
+trap stop_all INT TERM
+
 log "all: ${#SELECTED[@]} rows (${SELECTED[*]}), $LANES at a time, rows from $ROWS_FILE"
-for i in $(seq 1 "$LANES"); do lane "$i" & done
+for i in $(seq 1 "$LANES"); do
+  lane "$i" &
+  LANE_PIDS+=($!)
+done
 wait
 left=0
 for row in "${SELECTED[@]}"; do

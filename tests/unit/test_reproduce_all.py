@@ -94,6 +94,30 @@ def test_a_row_running_in_another_process_counts_against_lanes_and_is_not_starte
     assert y_start < started + 1.2 and z_start >= float(trace(tmp_path, "y")[3])
 
 
+def test_stopping_the_command_stops_its_rows_and_the_next_run_goes_on(tmp_path):
+    """SIGTERM (or Ctrl-C) to all.sh ends the rows it runs: its lanes run in the background,
+    where they would ignore Ctrl-C and keep training unseen. Nothing is marked failed."""
+    runs = tmp_path / "runs"
+    marker = f"{os.getpid() % 1000:03d}{time.time_ns() % 997:03d}"  # sleep 31.<marker>: a sleep of ours alone
+    rows_file = tmp_path / "rows.txt"
+    rows_file.write_text(f"a  -  1  sleep 31.{marker}\nb  -  1  sleep 32.{marker}\n")
+    env = dict(SUBPROCESS_ENV, RUNS=str(runs), ROWS_FILE=str(rows_file), POLL="0.1", README_TABLE="")
+    proc = subprocess.Popen(["bash", str(ALL)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while subprocess.run(["pgrep", "-f", f"sleep 3[12].{marker}"], capture_output=True).stdout.count(b"\n") < 2:
+            assert time.time() < deadline, "the rows did not start"
+            time.sleep(0.1)
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        subprocess.run(["pkill", "-f", f"sleep 3[12].{marker}"])
+    assert proc.returncode == 130 and "all: stopped by a signal" in out
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", f"sleep 3[12].{marker}"]).returncode == 1  # no row left running
+    assert not (runs / ".all" / "failed").exists()
+
+
 def test_each_lane_sees_only_its_own_gpu(tmp_path):
     rows = "".join(f'{r}  -  1  sleep 0.5; mkdir -p "$R/{r}"; echo "$CUDA_VISIBLE_DEVICES" > "$R/{r}/gpu"; date > "$R/{r}/recipe.done"\n'
                    for r in "abc")  # fmt: skip
