@@ -52,11 +52,13 @@ while IFS= read -r line || [ -n "$line" ]; do
 done < "$ROWS_FILE"
 for row in "${ORDER[@]}"; do
   for need in ${NEEDS[$row]}; do
-    [ -n "${CMD[$need]+x}" ] || die "$ROWS_FILE: row $row needs '$need', which is not a row of that file"
+    [ -n "${CMD[${need%%:*}]+x}" ] || die "$ROWS_FILE: row $row needs '$need', which is not a row of that file"
   done
 done
 
 is_done() { [ -f "$RUNS/$1/recipe.done" ]; }
+# a need is a row (done when its recipe is) or ROW:STAGE (done when RUNS/ROW/STAGE.done exists)
+need_done() { if [[ $1 == *:* ]]; then [ -f "$RUNS/${1%%:*}/${1#*:}.done" ]; else is_done "$1"; fi; }
 # a process outside this command's lanes with the row's directory in its command line
 running_elsewhere() { pgrep -f -- "$RUNS/$1/" >/dev/null; }
 claimed() { local pid; pid=$(cat "$QUEUE/claims/$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
@@ -87,7 +89,8 @@ done
 selected() { [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
 for row in "${SELECTED[@]}"; do
   for need in ${NEEDS[$row]}; do
-    is_done "$need" || selected "$need" || die "row $row needs $need, which is not done: name $need too"
+    need_done "$need" || selected "${need%%:*}" ||
+      die "row $row needs $need, which is not done: name ${need%%:*} too"
   done
 done
 
@@ -108,9 +111,9 @@ next_row() {
     if busy "$row"; then waiting=1; continue; fi
     local ready=1 blocked=0
     for need in ${NEEDS[$row]}; do
-      is_done "$need" && continue
+      need_done "$need" && continue
       ready=0
-      failed "$need" && blocked=1
+      failed "${need%%:*}" && blocked=1
     done
     if [ $ready = 1 ]; then candidate=$row; break; fi
     [ $blocked = 1 ] || waiting=1
@@ -185,7 +188,7 @@ for row in "${SELECTED[@]}"; do
   s=$(state "$row")
   if [ "$s" != done ]; then
     left=$((left + 1))
-    for need in ${NEEDS[$row]}; do is_done "$need" || s="$s, needs $need"; done
+    for need in ${NEEDS[$row]}; do need_done "$need" || s="$s, needs $need"; done
   fi
   log "all: $row: $s"
 done

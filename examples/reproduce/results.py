@@ -4,6 +4,8 @@ directory (logs, commands, evaluation JSON), finished or not.
 
     python examples/reproduce/results.py davam_ptb_k512 [--runs ../runs] [--out results]
     python examples/reproduce/results.py lstm_lm_ptb      # the LM baseline -> results/lstm_lm_ptb.json
+    python examples/reproduce/results.py davam_ptb_k512_long   # stage one continued (davam_ptb_long.sh):
+                                          # its test Rec comes from fairseq-validate's test.log
     python examples/reproduce/results.py --table [--write README.md]
                                           # the reproduction table from results/*.json and, below
                                           # it, whether the AWD paper's ordering holds on our test
@@ -44,6 +46,7 @@ from davam_plugin.cli.plot import draw
 PAPER = {  # the paper's value of the plotted validation metric (test-set numbers; see docs/results.md)
     "davam_ptb_k512": {"rec": (60.16, "paper test Rec")},
     "davam_ptb_k512_fast": {"rec": (60.16, "paper test Rec")},
+    "davam_ptb_k512_long": {"rec": (60.16, "paper test Rec")},
     "awd_ptb_none": {"neg_elbo": (102.6, "paper -ELBO"), "kl": (1.1, "paper KL")},
     "awd_ptb_uniform": {"neg_elbo": (101.4, "paper -ELBO"), "kl": (5.1, "paper KL")},
     "awd_ptb_adversarial": {"neg_elbo": (99.7, "paper -ELBO"), "kl": (5.1, "paper KL")},
@@ -54,6 +57,7 @@ PAPER = {  # the paper's value of the plotted validation metric (test-set number
 TABLE_ROWS = [
     ("davam_ptb_k512", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
     ("davam_ptb_k512_fast", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
+    ("davam_ptb_k512_long", "Rec 60.16", "row 11 of Table II (DAVAM); stage one only"),
     ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
     ("awd_ptb_uniform", "-ELBO 101.4, KL 5.1, MI 4.2 (R=0.4)", "row 6 of Table 5 (AWD)"),
     ("awd_ptb_adversarial", "-ELBO 99.7, KL 5.1, MI 4.3 (R=0.2)", "row 7 of Table 5 (AWD)"),
@@ -65,18 +69,24 @@ STAGES = {
     "davam": ("stage1", "stage2", "eval", "samples", "diversity", "fluency"),
     "awd": ("train", "eval"),
 }
-STAGE_LABELS = {"stage1": "training", "train": "training", "stage2": "training the prior", "eval": "evaluating",
+# rows whose recipe has other stages (davam_ptb_long.sh: stage one continued, its test Rec)
+ROW_STAGES = {"davam_ptb_k512_long": ("stage1", "test")}
+STAGE_LABELS = {"stage1": "training", "train": "training", "stage2": "training the prior", "eval": "evaluating", "test": "evaluating",
                 "samples": "sampling", "diversity": "sampling", "fluency": "sampling"}
 TABLE_START = "<!-- reproduction-table: written by examples/reproduce/results.py --table --write README.md -->"
 TABLE_END = "<!-- reproduction-table: end -->"
 
 
+def _n(count, noun):
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _trained(r):
     hours, epochs = r.get("train_hours"), r.get("epochs_completed", r.get("epochs"))
     updates = f", {r['updates']:,} updates" if r.get("updates") else ""
-    cell = f"{epochs} epochs{updates}, {hours:.2f} h ({r.get('precision', 'fp32')}, {r.get('threads', 1)} thread)"
+    cell = f"{_n(epochs, 'epoch')}{updates}, {hours:.2f} h ({r.get('precision', 'fp32')}, {r.get('threads', 1)} thread)"
     if r.get("prior_epochs"):
-        cell += (f"; prior {r['prior_epochs']} epochs, {r['prior_train_hours']:.2f} h ({r['prior_precision']}), "
+        cell += (f"; prior {_n(r['prior_epochs'], 'epoch')}, {r['prior_train_hours']:.2f} h ({r['prior_precision']}), "
                  f"valid NLL {r['prior_valid_curve']['nll_per_sentence'][-1]:.2f}")
     return cell
 
@@ -98,6 +108,9 @@ def _test(r):
     e = r.get("evaluation")
     if not e:
         return "-"
+    if e.get("tool") == "fairseq-validate":  # stage one alone: no prior, so no KL or PPL
+        return (f"Rec {e['rec']:.2f}, commitment {e['commitment']:.2f}, {e['code_usage']:.0f} codes "
+                "(stage one only: no prior, so no KL or PPL)")
     if "kl_paper" in e and "iw_nll" not in e:
         cell = (f"Rec {e['rec']:.2f}, KL {e['kl_paper']:.2f} (paper conv.) / {e['kl']:.2f} (sum), "
                 f"PPL {e['ppl_paper']:.2f} (paper conv.) / {e['ppl_bound']:.2f} (bound)")
@@ -339,6 +352,20 @@ def lm_main(args, repo, out):
           f"(epoch {result['best_epoch']} of {result['epochs']}), {result['train_hours']} h")
 
 
+def validate_record(log, subset):
+    """The metrics of the last ``fairseq-validate --valid-subset SUBSET --log-format json``
+    record in ``log`` (``{"SUBSET_rec": "80.28", ...}``: no epoch, unlike training records),
+    prefix removed, as numbers; None when the log or the record is missing."""
+    if not log.is_file():
+        return None
+    found, prefix = None, subset + "_"
+    for line in log.read_text(errors="replace").splitlines():
+        obj = tl.parse_line(line)
+        if obj and prefix + "rec" in obj:
+            found = {k[len(prefix):]: float(v) for k, v in obj.items() if k.startswith(prefix)}
+    return found
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("row", nargs="?", help="the row (run directory under --runs); not with --table")
@@ -406,7 +433,7 @@ def main(argv=None):
     draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title, vlines=vlines)
     last = valid[-1][1]
     hours = training_hours(records)
-    stages = STAGES["davam" if davam else "awd"]
+    stages = ROW_STAGES.get(args.row) or STAGES["davam" if davam else "awd"]
     pending = [name for name in stages if not (run / f"{name}.done").is_file()]
     result = {
         "row": args.row,
@@ -438,6 +465,10 @@ def main(argv=None):
     for name in ("eval.json", "eval_test.json"):
         if (run / name).is_file():
             result["evaluation"] = json.loads((run / name).read_text())
+    tested = validate_record(run / "test.log", "test")  # fairseq-validate --valid-subset test (davam_ptb_long.sh)
+    if tested:
+        result["evaluation"] = {"tool": "fairseq-validate", "split": "test", "path": "stage1/checkpoint_best.pt",
+                                **{k: tested[k] for k in ("rec", "commitment", "code_usage", "attn_entropy") if k in tested}}
     for name in ("diversity", "fluency"):  # the samples' Ent / Dist-n and their NLL under the LM
         if (run / f"{name}.json").is_file():
             result[name] = json.loads((run / f"{name}.json").read_text())

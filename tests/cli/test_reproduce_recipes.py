@@ -67,6 +67,38 @@ def test_davam_recipe_smoke_run_every_stage_then_resume(tiny_data, tmp_path):
     again = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("done already") == len(DAVAM_STAGES), again.stdout[-2000:]
 
+    # davam_ptb_long.sh continues that stage one (2 updates) with more halvings allowed, from
+    # copies of its checkpoints and log, then scores the best checkpoint on the test set
+    source_log = (run / "stage1.log").read_text()
+    long = recipe("davam_ptb_long.sh", dict(env, MAX_UPDATE="4"))
+    assert long.returncode == 0, (long.stdout + long.stderr)[-3000:]
+    cont = tmp_path / "davam_ptb_k512_long"
+    state, updates = last_updates(cont / "stage1" / "checkpoint_last.pt")
+    assert updates == 4 and state["cfg"]["lr_scheduler"]["max_lr_decays"] == 10
+    assert last_updates(run / "stage1" / "checkpoint_last.pt")[1] == 2  # the source row is left as it was
+    assert (cont / "stage1.log").read_text().startswith(source_log)  # one log, from the first epoch
+    assert all((cont / f"{name}.done").is_file() for name in ("init", "stage1", "test", "recipe"))
+    results = REPO / "examples" / "reproduce" / "results.py"
+    out = subprocess.run([str(BIN / "python"), str(results), "davam_ptb_k512_long", "--runs", str(tmp_path),
+                          "--data", str(tiny_data), "--out", str(tmp_path / "results")],
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = json.loads((tmp_path / "results" / "davam_ptb_k512_long.json").read_text())
+    assert row["status"] == "finished" and row["updates"] == 4
+    test = row["evaluation"]
+    assert test["tool"] == "fairseq-validate" and test["split"] == "test" and math.isfinite(test["rec"])
+    assert 0 < test["code_usage"] <= 512
+
+
+def test_davam_long_recipe_needs_a_finished_source_row(tmp_path):
+    env = dict(SUBPROCESS_ENV, RUNS=str(tmp_path), VENV_BIN=str(BIN))
+    proc = recipe("davam_ptb_long.sh", env)
+    assert proc.returncode == 2 and proc.stdout == "" and not (tmp_path / "davam_ptb_k512_long").exists()
+    assert proc.stderr == (f"error: {tmp_path}/davam_ptb_k512/stage1.done not found: finish stage one of "
+                           "examples/reproduce/davam_ptb.sh davam_ptb_k512 first, or set SOURCE_RUN\n")  # fmt: skip
+    bad = recipe("davam_ptb_long.sh", dict(env, MAX_LR_DECAYS="5"))
+    assert bad.returncode == 2 and bad.stderr == "error: MAX_LR_DECAYS must be an integer above the authors' 5, got '5'\n"
+
 
 def test_davam_recipe_rejects_a_bad_prior_precision(tmp_path):
     env = dict(SUBPROCESS_ENV, RUNS=str(tmp_path), PRIOR_PRECISION="fp16", VENV_BIN=str(BIN))

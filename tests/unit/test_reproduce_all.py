@@ -64,6 +64,20 @@ def test_rows_run_in_order_after_what_they_need_and_a_failure_stops_only_its_dep
     assert states == {"a": "done", "b": "done", "c": "failed", "d": "not", "e": "failed"}
 
 
+def test_a_row_can_wait_for_one_stage_of_another(tmp_path):
+    """NEEDS ROW:STAGE waits for RUNS/ROW/STAGE.done only, not for the whole row."""
+    a = ('mkdir -p "$R/a" && sleep 0.3 && date > "$R/a/first.done" && sleep 1.5 && date +%s.%N > "$R/a/end" && '
+         'date > "$R/a/recipe.done"')  # fmt: skip
+    proc = run_all(tmp_path, f"a  -  1  {a}\nb  a:first  1  {row_cmd('b', 'a')}\n")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    b_start = float(trace(tmp_path, "b")[0])
+    assert b_start < float((tmp_path / "runs" / "a" / "end").read_text())  # before a finished
+    assert (tmp_path / "runs" / "a" / "first.done").stat().st_mtime <= b_start
+    assert "needs-done" not in trace(tmp_path, "b")
+    unknown = run_all(tmp_path, f"a  -  1  true\nb  c:first  1  true\n")
+    assert unknown.returncode == 2 and "row b needs 'c:first', which is not a row of that file" in unknown.stderr
+
+
 def test_a_row_running_in_another_process_counts_against_lanes_and_is_not_started_twice(tmp_path):
     runs = tmp_path / "runs"
     (runs / "x").mkdir(parents=True)
