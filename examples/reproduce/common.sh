@@ -81,12 +81,17 @@ prepare_ptb() {
 }
 
 # track_row DIR: DIR is this recipe's row directory: record the command that (re)starts the row
-# in DIR/recipe_command.txt, and mark DIR/recipe.done when the recipe ends with status 0
+# in DIR/recipe_command.txt, and mark DIR/recipe.done when the recipe ends with status 0. A
+# recipe ended by a signal exits 128 + its number: without these traps bash would run the EXIT
+# trap with the status of the last command that had finished (often 0) and mark a stopped row done.
 track_row() {
   ROW_DIR=$1
   mkdir -p "$ROW_DIR"
   echo "$RECIPE_COMMAND" > "$ROW_DIR/recipe_command.txt"
   rm -f "$ROW_DIR/recipe.done"
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   trap '_status=$?; [ $_status -ne 0 ] || date -u +%FT%TZ > "$ROW_DIR/recipe.done"' EXIT
 }
 

@@ -5,7 +5,10 @@ run in test_awd_cli.py."""
 
 import json
 import math
+import os
+import signal as signal_module
 import subprocess
+import time
 
 import torch
 
@@ -121,6 +124,29 @@ def stand_in_env(tmp_path, tools, **env):
     for name in ("dict.txt", "train.bin"):
         (data / name).write_text("")
     return dict(SUBPROCESS_ENV, DATA=str(data), RUNS=str(tmp_path / "runs"), VENV_BIN=str(bin_dir), **env)
+
+
+def test_a_recipe_stopped_by_a_signal_is_not_marked_done(tmp_path):
+    """A killed recipe used to run its EXIT trap with the status of the last finished command
+    (0) and wrote recipe.done: all.sh would then have skipped the stopped row for good."""
+    started = tmp_path / "started"
+    env = stand_in_env(tmp_path, {"fairseq-train": f"touch {started}; sleep 30\n"})
+    run = tmp_path / "runs" / "lstm_lm_ptb"
+    for signal in ("TERM", "INT", "HUP"):
+        started.unlink(missing_ok=True)
+        # the recipe in the foreground of its own shell, as nohup or a terminal would run it
+        proc = subprocess.Popen(["bash", str(RECIPES / "lstm_lm_ptb.sh")], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+        deadline = time.time() + 30
+        while not started.exists():
+            assert time.time() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal_module, f"SIG{signal}"))
+        os.killpg(proc.pid, signal_module.SIGTERM)  # and the stand-in training, as all.sh does
+        proc.communicate(timeout=30)
+        assert proc.returncode == {"TERM": 143, "INT": 130, "HUP": 129}[signal], signal
+        assert (run / "recipe_command.txt").is_file() and not (run / "recipe.done").exists(), signal
+        assert not (run / "train.done").exists()
 
 
 def test_davam_rows_commands(tmp_path):
