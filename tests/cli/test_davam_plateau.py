@@ -85,6 +85,26 @@ def test_resume_replays_the_decision_the_checkpoint_missed(tmp_path):
     assert again.step(4) == 1.0  # a mid-epoch checkpoint carries no end-of-epoch decision
 
 
+def test_a_stopped_run_continues_with_more_decays_allowed(tmp_path):
+    """A run stopped by its last allowed decay ends before it saves again, so checkpoint_last
+    holds the state before that decision: resumed with a larger --max-lr-decays, the replayed
+    decision halves the rate instead of stopping (examples/reproduce/davam_ptb_long.sh)."""
+    sched, _ = make(save_dir=tmp_path, lr_decay_start_epoch=1, max_lr_decays=2)
+    for e, loss in enumerate([10.0, 11.0, 12.0, 13.0], 1):  # decay 1 after epoch 3
+        sched.step(e, loss)
+    assert sched.decays == 1 and sched.lr == 0.5
+    saved = sched.state_dict()  # checkpoint_last of epoch 5, saved before the scheduler stepped
+    extra = {"train_iterator": {"epoch": 6, "iterations_in_epoch": 0}, "val_loss": 14.0}
+    torch.save({"extra_state": extra}, tmp_path / "checkpoint_last.pt")
+    assert sched.step(5, 14.0) == 0.0  # decay 2 of 2: the run stops here
+
+    for allowed, lr in [(2, 0.0), (4, 0.25)]:
+        resumed, opt = make(save_dir=tmp_path, lr_decay_start_epoch=1, max_lr_decays=allowed)
+        resumed.load_state_dict(saved)
+        assert resumed.step(6) == lr and opt.get_lr() == lr and resumed.decays == 2
+        assert plateau._pending_reload == [str(tmp_path / "checkpoint_best.pt")]  # the best weights, as at any decay
+
+
 def test_reload_loads_the_best_weights(tmp_path):
     model = torch.nn.Linear(2, 2)
     best = torch.nn.Linear(2, 2)
