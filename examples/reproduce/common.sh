@@ -70,14 +70,38 @@ publish() {
   log "wrote $RESULTS/$2.{png,json}"
 }
 
+# build_once DIR FUNCTION: unless DIR/dict.txt and DIR/train.bin exist, run FUNCTION TMP (which
+# makes the corpus in the new directory TMP) and rename TMP to DIR. Recipes started together (two
+# lanes of all.sh) build it once (flock, where there is one) and none reads a half-made corpus.
+build_once() {
+  local dir=$1 fn=$2
+  if [ -f "$dir/dict.txt" ] && [ -f "$dir/train.bin" ]; then return; fi
+  mkdir -p "$(dirname "$dir")"
+  (
+    if command -v flock >/dev/null; then flock 8; fi
+    if [ -f "$dir/dict.txt" ] && [ -f "$dir/train.bin" ]; then exit 0; fi  # made while we waited
+    if [ -e "$dir" ] && ! rmdir "$dir" 2>/dev/null; then
+      echo "error: $dir exists but holds no binarized corpus (dict.txt, train.bin): remove it or point elsewhere" >&2
+      exit 2
+    fi
+    tmp="$dir.tmp.$$"
+    rm -rf "$tmp"
+    "$fn" "$tmp"
+    mv "$tmp" "$dir"  # dir does not exist here (checked under the lock)
+  ) 8> "$dir.lock"
+}
+
 prepare_ptb() {
   if [ -f "$DATA/dict.txt" ] && [ -f "$DATA/train.bin" ]; then return; fi
   for f in train valid test; do
     [ -f "$PTB/$f.txt" ] || { echo "error: $PTB/$f.txt not found: set PTB to the raw Penn Treebank directory" >&2; exit 2; }
   done
+  build_once "$DATA" _binarize_ptb
+}
+_binarize_ptb() {
   log "binarizing $PTB -> $DATA"
   davam-prepare-corpus --trainpref "$PTB/train.txt" --validpref "$PTB/valid.txt" \
-    --testpref "$PTB/test.txt" --destdir "$DATA" --no-tokenize --no-lowercase
+    --testpref "$PTB/test.txt" --destdir "$1" --no-tokenize --no-lowercase
 }
 
 # track_row DIR: DIR is this recipe's row directory: record the command that (re)starts the row
@@ -125,10 +149,13 @@ davam_ptb_stage1() {
 # sentences) binarized under $RUNS/demo_corpus/data-bin, made once; prints that directory.
 prepare_demo_corpus() {
   local dir=$RUNS/demo_corpus
-  if [ ! -f "$dir/data-bin/dict.txt" ]; then
-    davam-demo-corpus --out-dir "$dir/raw" --seed 1 >&2
-    davam-prepare-corpus --trainpref "$dir/raw/train.txt" --validpref "$dir/raw/valid.txt" \
-      --testpref "$dir/raw/test.txt" --destdir "$dir/data-bin" >&2
-  fi
+  mkdir -p "$dir"
+  build_once "$dir/data-bin" _make_demo_corpus >&2
   echo "$dir/data-bin"
+}
+_make_demo_corpus() {  # the raw text beside the binarized corpus, made under the same lock
+  local raw=${1%/*}/raw
+  davam-demo-corpus --out-dir "$raw" --seed 1
+  davam-prepare-corpus --trainpref "$raw/train.txt" --validpref "$raw/valid.txt" --testpref "$raw/test.txt" \
+    --destdir "$1" --workdir "${1%/*}/tok"
 }

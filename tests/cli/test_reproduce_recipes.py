@@ -149,6 +149,36 @@ def test_a_recipe_stopped_by_a_signal_is_not_marked_done(tmp_path):
         assert not (run / "train.done").exists()
 
 
+def test_recipes_started_together_binarize_the_corpus_once(tmp_path):
+    """Two lanes of all.sh may start two recipes on a machine without the binarized PTB: one
+    builds it (in a temporary directory renamed when complete), the other waits and uses it."""
+    calls, ptb, data = tmp_path / "calls.txt", tmp_path / "ptb", tmp_path / "data-bin" / "ptb"
+    ptb.mkdir()
+    for split in ("train", "valid", "test"):
+        (ptb / f"{split}.txt").write_text("a b c\n")
+    prepare = ('dest=""; while [ $# -gt 0 ]; do [ "$1" = --destdir ] && dest=$2; shift; done\n'
+               f'echo "$dest" >> {calls}; sleep 1; mkdir -p "$dest"; touch "$dest/dict.txt" "$dest/train.bin"\n')  # fmt: skip
+    env = dict(stand_in_env(tmp_path, {"davam-prepare-corpus": prepare, "fairseq-train": "true\n"}, PTB=str(ptb)),
+               DATA=str(data))  # fmt: skip
+    procs = [subprocess.Popen(["bash", str(RECIPES / "lstm_lm_ptb.sh")], env=dict(env, RUNS=str(tmp_path / f"runs{i}")),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]  # fmt: skip
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out + err
+    built = calls.read_text().split()
+    assert len(built) == 1 and built[0].startswith(f"{data}.tmp.")  # once, into a temporary directory
+    assert (data / "dict.txt").is_file() and sorted(p.name for p in data.parent.iterdir()) == ["ptb", "ptb.lock"]
+
+    # a directory that holds something else is never overwritten
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine\n")
+    proc = recipe("lstm_lm_ptb.sh", dict(env, DATA=str(other), RUNS=str(tmp_path / "runs3")))
+    assert proc.returncode == 2 and (other / "notes.txt").read_text() == "mine\n"
+    assert proc.stderr == (f"error: {other} exists but holds no binarized corpus (dict.txt, train.bin): "
+                           "remove it or point elsewhere\n")  # fmt: skip
+
+
 def test_davam_rows_commands(tmp_path):
     """The commands each DAVAM row runs, through stand-in tools that only record their
     arguments: the fast row is the authors' stage one plus its two flags, the rest is equal."""
