@@ -61,7 +61,13 @@ is_done() { [ -f "$RUNS/$1/recipe.done" ]; }
 need_done() { if [[ $1 == *:* ]]; then [ -f "$RUNS/${1%%:*}/${1#*:}.done" ]; else is_done "$1"; fi; }
 # a process outside this command's lanes with the row's directory in its command line
 running_elsewhere() { pgrep -f -- "$RUNS/$1/" >/dev/null; }
-claimed() { local pid; pid=$(cat "$QUEUE/claims/$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
+# a claim holds the lane's PID and start time: after a reboot the PID may belong to another process
+started_at() { ps -o lstart= -p "$1" 2>/dev/null | tr -s ' ' || true; }
+claimed() {
+  local pid start
+  read -r pid start < "$QUEUE/claims/$1" 2>/dev/null || return 1
+  [ -n "$start" ] && [ "$(started_at "$pid")" = "$start" ]
+}
 busy() { claimed "$1" || running_elsewhere "$1"; }
 failed() { [ -f "$QUEUE/failed/$1" ]; }
 state() {
@@ -119,7 +125,7 @@ next_row() {
     [ $blocked = 1 ] || waiting=1
   done
   if [ -n "$candidate" ] && [ $busy_rows -lt "$LANES" ]; then
-    echo "$1" > "$QUEUE/claims/$candidate"
+    echo "$1 $(started_at "$1")" > "$QUEUE/claims/$candidate"
     echo "$candidate"
   elif [ -n "$candidate" ] || [ $waiting = 1 ]; then
     echo WAIT

@@ -64,6 +64,18 @@ def test_rows_run_in_order_after_what_they_need_and_a_failure_stops_only_its_dep
     assert states == {"a": "done", "b": "done", "c": "failed", "d": "not", "e": "failed"}
 
 
+def test_a_claim_left_by_a_dead_lane_does_not_block_its_row(tmp_path):
+    """Claims name the lane's PID and start time: after a reboot a claim's PID may belong to an
+    unrelated live process (here: this test's own), which must not count as the lane."""
+    claims = tmp_path / "runs" / ".all" / "claims"
+    claims.mkdir(parents=True)
+    (claims / "a").write_text(f"{os.getpid()} Thu Jan 1 00:00:00 2026\n")
+    (claims / "b").write_text(f"{os.getpid()}\n")  # the older format: PID alone
+    proc = run_all(tmp_path, f"a  -  1  {row_cmd('a')}\nb  -  1  {row_cmd('b')}\n", LANES="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(trace(tmp_path, "a")) == 2 and len(trace(tmp_path, "b")) == 2
+
+
 def test_a_row_can_wait_for_one_stage_of_another(tmp_path):
     """NEEDS ROW:STAGE waits for RUNS/ROW/STAGE.done only, not for the whole row."""
     a = ('mkdir -p "$R/a" && sleep 0.3 && date > "$R/a/first.done" && sleep 1.5 && date +%s.%N > "$R/a/end" && '
