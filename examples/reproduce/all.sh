@@ -65,7 +65,7 @@ running_elsewhere() { pgrep -f -- "$RUNS/$1/" >/dev/null; }
 started_at() { ps -o lstart= -p "$1" 2>/dev/null | tr -s ' ' || true; }
 claimed() {
   local pid start
-  read -r pid start < "$QUEUE/claims/$1" 2>/dev/null || return 1
+  [ -f "$QUEUE/claims/$1" ] && read -r pid start 2>/dev/null < "$QUEUE/claims/$1" || return 1
   [ -n "$start" ] && [ "$(started_at "$pid")" = "$start" ]
 }
 busy() { claimed "$1" || running_elsewhere "$1"; }

@@ -42,7 +42,7 @@ def test_rows_run_in_order_after_what_they_need_and_a_failure_stops_only_its_dep
         "e  -  1  echo ran e",  # ends 0 without recipe.done: a failure, not a loop
     ]) + "\n"  # fmt: skip
     proc = run_all(tmp_path, rows)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 1 and proc.stderr == "", proc.stdout + proc.stderr
     runs = tmp_path / "runs"
     assert "needs-done" in trace(tmp_path, "b")  # b started only once a was done
     assert (runs / "c.out").read_text() == "boom\n" and (runs / "e.out").read_text() == "ran e\n"
@@ -72,7 +72,7 @@ def test_a_claim_left_by_a_dead_lane_does_not_block_its_row(tmp_path):
     (claims / "a").write_text(f"{os.getpid()} Thu Jan 1 00:00:00 2026\n")
     (claims / "b").write_text(f"{os.getpid()}\n")  # the older format: PID alone
     proc = run_all(tmp_path, f"a  -  1  {row_cmd('a')}\nb  -  1  {row_cmd('b')}\n", LANES="1")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and proc.stderr == "", proc.stdout + proc.stderr
     assert len(trace(tmp_path, "a")) == 2 and len(trace(tmp_path, "b")) == 2
 
 
