@@ -13,6 +13,16 @@ from davam_plugin.optim.davam_plateau import DavamPlateauConfig, DavamPlateauSch
 from conftest import TRAIN_TINY, run_cli
 
 
+@pytest.fixture(autouse=True)
+def no_pending_reload():
+    """The scheduler hands reloads to the task through a module-level list: no test may see
+    another's request (a leftover one made test_reload_loads_the_best_weights load a file of
+    the test before it)."""
+    plateau._pending_reload.clear()
+    yield
+    plateau._pending_reload.clear()
+
+
 class Cfg:
     def __init__(self, **kw):
         base = dict(lr=[1.0], momentum=0.0, weight_decay=0.0)
