@@ -59,8 +59,7 @@ done
 is_done() { [ -f "$RUNS/$1/recipe.done" ]; }
 # a need is a row (done when its recipe is) or ROW:STAGE (done when RUNS/ROW/STAGE.done exists)
 need_done() { if [[ $1 == *:* ]]; then [ -f "$RUNS/${1%%:*}/${1#*:}.done" ]; else is_done "$1"; fi; }
-# a process outside this command's lanes with the row's directory in its command line
-running_elsewhere() { pgrep -f -- "$RUNS/$1/" >/dev/null; }
+running_elsewhere() { row_running "$RUNS/$1"; }  # e.g. started by hand
 # a claim holds the lane's PID and start time: after a reboot the PID may belong to another process
 started_at() { ps -o lstart= -p "$1" 2>/dev/null | tr -s ' ' || true; }
 claimed() {

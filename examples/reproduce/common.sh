@@ -70,16 +70,23 @@ publish() {
   log "wrote $RESULTS/$2.{png,json}"
 }
 
-# build_once DIR FUNCTION: unless DIR/dict.txt and DIR/train.bin exist, run FUNCTION TMP (which
+# has_corpus DIR: DIR holds a binarized corpus (fairseq's dict.txt and train.bin)
+has_corpus() { [ -f "$1/dict.txt" ] && [ -f "$1/train.bin" ]; }
+
+# row_running DIR: a process has the row directory DIR in its command line (a training or
+# evaluation of that row)
+row_running() { pgrep -f -- "${1%/}/" >/dev/null; }
+
+# build_once DIR FUNCTION: unless has_corpus DIR, run FUNCTION TMP (which
 # makes the corpus in the new directory TMP) and rename TMP to DIR. Recipes started together (two
 # lanes of all.sh) build it once (flock, where there is one) and none reads a half-made corpus.
 build_once() {
   local dir=$1 fn=$2
-  if [ -f "$dir/dict.txt" ] && [ -f "$dir/train.bin" ]; then return; fi
+  if has_corpus "$dir"; then return; fi
   mkdir -p "$(dirname "$dir")"
   (
     if command -v flock >/dev/null; then flock 8; fi
-    if [ -f "$dir/dict.txt" ] && [ -f "$dir/train.bin" ]; then exit 0; fi  # made while we waited
+    if has_corpus "$dir"; then exit 0; fi  # made while we waited
     if [ -e "$dir" ] && ! rmdir "$dir" 2>/dev/null; then
       echo "error: $dir exists but holds no binarized corpus (dict.txt, train.bin): remove it or point elsewhere" >&2
       exit 2
@@ -92,7 +99,7 @@ build_once() {
 }
 
 prepare_ptb() {
-  if [ -f "$DATA/dict.txt" ] && [ -f "$DATA/train.bin" ]; then return; fi
+  if has_corpus "$DATA"; then return; fi
   for f in train valid test; do
     [ -f "$PTB/$f.txt" ] || { echo "error: $PTB/$f.txt not found: set PTB to the raw Penn Treebank directory" >&2; exit 2; }
   done

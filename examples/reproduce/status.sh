@@ -13,14 +13,14 @@ for run in "$RUNS"/*/; do
     [ -e "$cmd" ] || continue
     stage=$(basename "$cmd" .cmd)
     if [ -f "$run$stage.done" ]; then state=done
-    elif pgrep -f -- "${run%/}/" >/dev/null; then state=running  # a process with the row's directory in its command
+    elif row_running "$run"; then state=running
     else state=stopped; fi
     last=$( (grep -o '"epoch": [0-9]*, "valid_' "$run$stage.log" 2>/dev/null || true) | tail -1 | grep -o '[0-9]*' || true)
     stages="$stages $stage=$state${last:+ (last valid epoch $last)}"
   done
   echo "$row:$stages"
   if [ -f "${run}recipe.done" ]; then echo "  finished"
-  elif pgrep -f -- "${run%/}/" >/dev/null; then echo "  running"
+  elif row_running "$run"; then echo "  running"
   elif [ -f "${run}recipe_command.txt" ]; then echo "  stopped; resume: $(cat "${run}recipe_command.txt")"
   fi
 done
