@@ -126,12 +126,25 @@ track_row() {
   trap '_status=$?; [ $_status -ne 0 ] || date -u +%FT%TZ > "$ROW_DIR/recipe.done"' EXIT
 }
 
+# code_version: "at commit SHA" for the repository the recipes run from, with " (uncommitted
+# changes)" when tracked files differ from it; "unknown (not a git checkout)" otherwise.
+code_version() {
+  local sha
+  if ! sha=$(git -C "$REPO" rev-parse HEAD 2>/dev/null); then echo "unknown (not a git checkout)"; return; fi
+  if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    echo "at commit $sha (uncommitted changes)"
+  else
+    echo "at commit $sha"
+  fi
+}
+
 # run_stage NAME DIR CMD...: run CMD (appending to DIR/NAME.log) unless DIR/NAME.done exists
 run_stage() {
   local name=$1 dir=$2; shift 2
   [ "${ROW_DIR:-}" = "$dir" ] || track_row "$dir"
   if [ -f "$dir/$name.done" ]; then log "$name: done already ($dir/$name.done)"; return; fi
   log "$name: $*" | tee -a "$dir/$name.log"
+  log "$name: code $(code_version)" | tee -a "$dir/$name.log"  # results.py reports it as the row's commit
   echo "$*" > "$dir/$name.cmd"
   "$@" >> "$dir/$name.log" 2>&1
   date -u +%FT%TZ > "$dir/$name.done"

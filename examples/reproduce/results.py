@@ -16,7 +16,9 @@ JSON: the evaluation JSON (when the row's evaluation has run) plus epochs (of th
 validation), epochs_completed, updates,
 train_hours (training time, validation excluded, pauses of the process excluded: see
 training_hours; train_hours_logged is fairseq's raw sum, train_hours_paused_excluded the difference),
-threads, precision, seed, the commands, the commit, the per-epoch validation curves, the
+threads, precision, seed, the commands, the code that trained it (commit: the last commit
+the stages logged when they started or resumed, commits: all of them, commit_source: how it
+is known; see provenance), the per-epoch validation curves, the
 learning-rate decays of davam_plateau (lr_decays: after which epoch, the new rate; dashed on the PNG), status
 ("finished" once the recipe's last stage is done, else the stage it is in) and, for DAVAM,
 stage two (prior_epochs, prior_updates, prior_train_hours, prior_precision, the prior's
@@ -328,6 +330,52 @@ def git_head(repo):
     return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
+CODE_LINE = re.compile(r"^\[[^\]]+\] (\S+): code (at commit ([0-9a-f]{40})( \(uncommitted changes\))?|unknown.*)$")
+
+
+def provenance(run, repo, previous):
+    """Which code trained the row: common.sh's run_stage writes "[time] STAGE: code at commit SHA"
+    (plus " (uncommitted changes)") into each stage's log whenever the stage starts or resumes.
+    Returns {"commit": the last one recorded, "commits": every distinct one, in order,
+    "commit_source": ...}. A run older than this record has none: then the commit already in
+    ``previous`` (the row's JSON as first written), else HEAD now, and commit_source says so."""
+    seen, unrecorded = [], False
+    for log in sorted(run.glob("*.log")):
+        recorded = False
+        for line in log.read_text(errors="replace").splitlines():
+            m = CODE_LINE.match(line)
+            if m:
+                recorded = True
+                version = m.group(3) + ("+uncommitted" if m.group(4) else "") if m.group(3) else "unknown"
+                if version not in seen:
+                    seen.append(version)
+            elif not recorded and " | INFO | " in line:  # the tool ran before any record in this log
+                unrecorded = True
+    if seen:
+        source = "recorded in the stage logs each time a stage started or resumed"
+        if unrecorded:
+            seen.insert(0, "unrecorded")
+            source += "; 'unrecorded': part of the run predates the record"
+        return {"commit": seen[-1], "commits": seen, "commit_source": source}
+    if previous and previous.get("commit") and previous.get("commit_source", "").startswith("not recorded"):
+        return {k: previous[k] for k in ("commit", "commits", "commit_source") if k in previous}
+    if previous and previous.get("commit") and "commit_source" not in previous:  # written before this record
+        commit = previous["commit"]
+    else:
+        commit = git_head(repo)
+    return {"commit": commit, "commits": [commit],
+            "commit_source": "not recorded by the run (started before recipes logged it): "
+            "the commit at which results.py wrote this file before that"}
+
+
+def previous_json(out, row):
+    path = out / f"{row}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def lm_main(args, repo, out):
     """results/lstm_lm_ptb.json: the baseline's best validation NLL, for the DAVAM rows."""
     run = Path(args.runs) / "lstm_lm_ptb"
@@ -343,7 +391,7 @@ def lm_main(args, repo, out):
         "threads": int(os.environ.get("THREADS", "1")),
         "seed": int(os.environ.get("SEED", "1")),
         "command": cmd.read_text().strip() if cmd.is_file() else None,
-        "commit": git_head(repo),
+        **provenance(run, repo, previous_json(out, "lstm_lm_ptb")),
         "conventions": "nats per sentence (fairseq's base-2 loss per token x ln 2 x tokens per sentence); "
         "tokens = words + EOS; validation set",
     }
@@ -449,7 +497,7 @@ def main(argv=None):
         "precision": precision_of(run / f"{stage}.cmd"),
         "seed": int(os.environ.get("SEED", "1")),
         "commands": {f.stem: f.read_text().strip() for f in sorted(run.glob("*.cmd"))},
-        "commit": git_head(repo),
+        **provenance(run, repo, previous_json(out, args.row)),
         "lm_baseline_valid_nll_per_sentence": None if lm is None else round(lm[0], 3),
         "lm_baseline_epochs": None if lm is None else lm[1],
         "lm_baseline_source": None if lm is None else lm[2],

@@ -91,6 +91,10 @@ def test_davam_recipe_smoke_run_every_stage_then_resume(tiny_data, tmp_path):
     test = row["evaluation"]
     assert test["tool"] == "fairseq-validate" and test["split"] == "test" and math.isfinite(test["rec"])
     assert 0 < test["code_usage"] <= 512
+    # the code that trained it: the commit each stage logged when it started (this checkout's)
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert row["commit"].split("+")[0] == head and row["commits"] == [row["commit"]]
+    assert row["commit_source"].startswith("recorded in the stage logs")
 
 
 def test_davam_long_recipe_needs_a_finished_source_row(tmp_path):

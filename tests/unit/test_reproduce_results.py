@@ -250,3 +250,36 @@ def test_lr_decays_are_read_once_each_from_the_log(tmp_path):
         {"after_epoch": 18, "lr": 0.5}, {"after_epoch": 26, "lr": 0.25}, {"after_epoch": 31, "lr": 0.125}]
     log.write_text(prefix + "replaying the decision of epoch 6 (val 103.069)\n")
     assert results.lr_decays(log.read_text().splitlines()) == []
+
+
+def test_the_commit_is_the_one_the_stages_logged(tmp_path):
+    """results.py names the code that trained a row: the "STAGE: code at commit SHA" lines that
+    run_stage writes at every (re)start; a run from before those lines keeps the commit its JSON
+    was first written with instead of taking HEAD anew at every rewrite."""
+    results = _results_module()
+    run, out = tmp_path / "runs" / "row", tmp_path / "results"
+    run.mkdir(parents=True)
+    out.mkdir()
+    a, b = "a" * 40, "b" * 40
+    (run / "stage1.log").write_text(
+        f"[2026-12-03T10:00:00Z] stage1: code at commit {a}\n" + _line("train", {"epoch": 1})
+        + f"[2026-12-03T11:00:00Z] stage1: code at commit {b} (uncommitted changes)\n"
+        + f"[2026-12-03T12:00:00Z] stage1: code at commit {a}\n")  # fmt: skip
+    (run / "stage2.log").write_text(f"[2026-12-03T13:00:00Z] stage2: code at commit {b}\n")
+    got = results.provenance(run, REPO, None)
+    assert got["commits"] == [a, b + "+uncommitted", b] and got["commit"] == b
+    assert got["commit_source"].startswith("recorded")
+
+    # a log that trained before its first record (a run resumed under the recording recipes)
+    (run / "stage2.log").write_text(_line("train", {"epoch": 1}) + f"[2026-12-03T13:00:00Z] stage2: code at commit {b}\n")
+    got = results.provenance(run, REPO, None)
+    assert got["commits"][0] == "unrecorded" and got["commit"] == b and "predates" in got["commit_source"]
+
+    # nothing recorded: the commit of the JSON as first written stays, however often it is rewritten
+    for log in run.glob("*.log"):
+        log.write_text(_line("train", {"epoch": 1}))
+    first = results.provenance(run, REPO, {"commit": a})
+    assert first["commit"] == a and first["commit_source"].startswith("not recorded")
+    assert results.provenance(run, REPO, first) == first
+    head = results.git_head(REPO)
+    assert results.provenance(run, REPO, None)["commit"] == head
