@@ -1,11 +1,39 @@
 #!/usr/bin/env bash
 # Where each reproduction row stands: its stages (done, running or stopped, with the last
-# validation epoch) and, for a row started by a recipe that records it, whether the row is
+# validation: epoch, updates and -ELBO, Rec or loss) and, for a row started by a recipe that records it, whether the row is
 # finished, running or stopped, with the command that resumes a stopped one.
 #   examples/reproduce/status.sh
 source "$(dirname "$0")/common.sh"
 no_arguments "$@"
 [ -d "$RUNS" ] || { echo "no runs yet: $RUNS does not exist"; exit 0; }
+
+# last_valid LOG: "epoch E, U updates, METRIC V" from the last validation record of a fairseq
+# JSON log (METRIC: the first of neg_elbo, rec, nll_per_sentence, loss that it has), or nothing
+last_valid() {
+  [ -f "$1" ] || return 0
+  python - "$1" <<'PY' 2>/dev/null || true
+import json, sys
+last = None
+for line in open(sys.argv[1], errors="replace"):
+    start = line.find("{")
+    if start < 0 or '"valid_' not in line:
+        continue
+    try:
+        obj = json.loads(line[start:])
+    except ValueError:
+        continue
+    if isinstance(obj, dict) and isinstance(obj.get("epoch"), int):
+        last = obj
+if last:
+    parts = [f"epoch {last['epoch']}"]
+    if "valid_num_updates" in last:
+        parts.append(f"{int(float(last['valid_num_updates'])):,} updates")
+    name = next((m for m in ("neg_elbo", "rec", "nll_per_sentence", "loss") if "valid_" + m in last), None)
+    if name:  # fairseq's own loss (a plain LM's) is in bits per token; the plugin's metrics in nats
+        parts.append(f"{name} {float(last['valid_' + name]):.2f}" + (" (bits per token)" if name == "loss" else ""))
+    print(", ".join(parts))
+PY
+}
 for run in "$RUNS"/*/; do
   row=$(basename "$run")
   stages=""
@@ -15,8 +43,8 @@ for run in "$RUNS"/*/; do
     if [ -f "$run$stage.done" ]; then state=done
     elif row_running "$run"; then state=running
     else state=stopped; fi
-    last=$( (grep -o '"epoch": [0-9]*, "valid_' "$run$stage.log" 2>/dev/null || true) | tail -1 | grep -o '[0-9]*' || true)
-    stages="$stages $stage=$state${last:+ (last valid epoch $last)}"
+    last=$(last_valid "$run$stage.log")
+    stages="$stages $stage=$state${last:+ (last valid: $last)}"
   done
   echo "$row:$stages"
   if [ -f "${run}recipe.done" ]; then echo "  finished"

@@ -314,7 +314,9 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     for d in (stopped, finished, legacy):
         d.mkdir(parents=True)
     (stopped / "stage1.cmd").write_text("fairseq-train ...\n")
-    (stopped / "stage1.log").write_text('| valid | {"epoch": 3, "valid_rec": "90.1"}\n')
+    (stopped / "stage1.log").write_text(
+        '| valid | {"epoch": 2, "valid_rec": "95.5", "valid_num_updates": "2630"}\n| train_inner | {"epoch": 3, "update": 2.5}\n'
+        '| valid | {"epoch": 3, "valid_loss": "91.0", "valid_rec": "90.1", "valid_num_updates": "3945"}\nnot json {\n')
     (stopped / "recipe_command.txt").write_text("cd /repo && RUNS=/r examples/reproduce/davam_ptb.sh davam_ptb_k512\n")
     for name in ("stage1.cmd", "stage1.done", "recipe_command.txt", "recipe.done"):
         (finished / name).write_text("x\n")
@@ -323,7 +325,7 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == (
-        "row_a: stage1=stopped (last valid epoch 3)\n"
+        "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates, rec 90.10)\n"
         "  stopped; resume: cd /repo && RUNS=/r examples/reproduce/davam_ptb.sh davam_ptb_k512\n"
         "row_b: stage1=done\n  finished\n"
         "row_c: train=done\n"
