@@ -357,12 +357,10 @@ def provenance(run, repo, previous):
             seen.insert(0, "unrecorded")
             source += "; 'unrecorded': part of the run predates the record"
         return {"commit": seen[-1], "commits": seen, "commit_source": source}
-    if previous and previous.get("commit") and previous.get("commit_source", "").startswith("not recorded"):
-        return {k: previous[k] for k in ("commit", "commits", "commit_source") if k in previous}
-    if previous and previous.get("commit") and "commit_source" not in previous:  # written before this record
-        commit = previous["commit"]
-    else:
-        commit = git_head(repo)
+    # a JSON from before this record (no commit_source) or without one: keep its commit
+    kept = previous and previous.get("commit_source", "not recorded").startswith("not recorded")
+    commit = previous.get("commit") if kept else None
+    commit = commit or git_head(repo)
     return {"commit": commit, "commits": [commit],
             "commit_source": "not recorded by the run (started before recipes logged it): "
             "the commit at which results.py wrote this file before that"}

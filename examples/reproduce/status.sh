@@ -8,29 +8,25 @@ no_arguments "$@"
 [ -d "$RUNS" ] || { echo "no runs yet: $RUNS does not exist"; exit 0; }
 
 # last_valid LOG: "epoch E, U updates, METRIC V" from the last validation record of a fairseq
-# JSON log (METRIC: the first of neg_elbo, rec, nll_per_sentence, loss that it has), or nothing
+# JSON log (METRIC: the first of neg_elbo, rec, nll_per_sentence, loss that it has), or nothing.
+# The log is read by the plugin's own parser, davam_plugin/cli/training_logs.py, loaded from its
+# file: importing the package would load fairseq (seconds per stage).
 last_valid() {
   [ -f "$1" ] || return 0
-  python - "$1" <<'PY' 2>/dev/null || true
-import json, sys
-last = None
-for line in open(sys.argv[1], errors="replace"):
-    start = line.find("{")
-    if start < 0 or '"valid_' not in line:
-        continue
-    try:
-        obj = json.loads(line[start:])
-    except ValueError:
-        continue
-    if isinstance(obj, dict) and isinstance(obj.get("epoch"), int):
-        last = obj
-if last:
-    parts = [f"epoch {last['epoch']}"]
-    if "valid_num_updates" in last:
-        parts.append(f"{int(float(last['valid_num_updates'])):,} updates")
-    name = next((m for m in ("neg_elbo", "rec", "nll_per_sentence", "loss") if "valid_" + m in last), None)
+  python - "$REPO/davam_plugin/cli/training_logs.py" "$1" <<'PY' 2>/dev/null || true
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("training_logs", sys.argv[1])
+tl = sys.modules["training_logs"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tl)
+valid = [r for r in tl.read_log(sys.argv[2]) if r.split == "valid"]
+if valid:
+    last = valid[-1]
+    parts = [f"epoch {last.epoch}"]
+    if last.num_updates is not None:
+        parts.append(f"{last.num_updates:,} updates")
+    name = next((m for m in ("neg_elbo", "rec", "nll_per_sentence", "loss") if m in last.metrics), None)
     if name:  # fairseq's own loss (a plain LM's) is in bits per token; the plugin's metrics in nats
-        parts.append(f"{name} {float(last['valid_' + name]):.2f}" + (" (bits per token)" if name == "loss" else ""))
+        parts.append(f"{name} {last.metrics[name]:.2f}" + (" (bits per token)" if name == "loss" else ""))
     print(", ".join(parts))
 PY
 }
