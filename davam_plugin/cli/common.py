@@ -88,12 +88,13 @@ def write_json(path: Optional[str], obj) -> None:
     atomic_write_text(path, lambda f: (json.dump(obj, f, indent=2), f.write("\n")))
 
 
-def progress(total: int, desc: str, unit: str = "it"):
-    """A tqdm bar on stderr (elapsed < time left), shown only when stderr is a terminal."""
+def progress(total: int, desc: str, unit: str = "it", initial: int = 0):
+    """A tqdm bar on stderr (elapsed < time left), shown only when stderr is a terminal;
+    ``initial``: the part already done (a resumed job)."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True,
-                smoothing=0.1, mininterval=1.0)  # fmt: skip
+                smoothing=0.1, mininterval=1.0, initial=initial)  # fmt: skip
 
 
 def device_for(cpu: bool):

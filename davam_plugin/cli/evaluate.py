@@ -4,7 +4,7 @@
         [--json OUT.json] [--batch-size 64] [--cpu]
     davam-evaluate DATA --path AWD.pt --split test [--use-ema] \
         [--iw-samples 500] [--iw-chunk 50] [--iw-max-sentences N] [--seed 1] [--mi-batch-size 32] \
-        [--json OUT.json]
+        [--resume-file STATE.pt] [--json OUT.json]
 
 DAVAM, DAVAM-q (nats; tokens = words + EOS, EOS counted, BOS not; DAVAM has one latent
 code per token, DAVAM-q one per sentence):
@@ -32,7 +32,15 @@ AWD / Gaussian sentence VAEs (nats; same token count):
     mi_minibatch        the same within minibatches of --mi-batch-size (jxhe's convention)
     active_units        latent dimensions whose posterior-mean variance exceeds 0.01
 The importance-weighted sampling shows a progress bar with the time left on stderr when
-stderr is a terminal (``--no-progress`` hides it).
+stderr is a terminal (``--no-progress`` hides it). It decodes the sentences of a batch in
+groups of similar length and runs the output layer on real tokens only, which makes it
+about 2.2x faster than decoding whole padded batches (PTB test, hidden 512, S = 100, one
+CPU thread) and changes no number beyond float32 rounding (about 1e-7 relative).
+``--resume-file STATE.pt`` (AWD) makes a long evaluation resumable: the results so far and
+the generators' states are written there (atomically) after every batch, rerunning the same
+command continues from the last finished batch with the numbers an uninterrupted run gives,
+and the file is deleted once the JSON is written. A file written by a different evaluation
+(another checkpoint, split, seed, --iw-samples, ...) is refused with a one-line error.
 
 The results are printed and written as JSON to ``--json`` (default: ``eval_<split>.json`` in
 the directory of ``--path``, never the current directory). ``--max-sentences N`` evaluates the
@@ -41,12 +49,14 @@ check, for example of a full-size model's recipe on a CPU (JSON ``max_sentences`
 """
 
 import argparse
+import logging
 import os
 import sys
 
 from davam_plugin.cli.common import device_for, progress, setup_logging, write_json
 
 PROG = "davam-evaluate"
+logger = logging.getLogger(PROG)
 
 
 def build_parser():
@@ -61,6 +71,9 @@ def build_parser():
                    help="AWD: IW-NLL over the first N sentences of the split only (default: all)")
     p.add_argument("--mi-batch-size", type=int, default=None, help="AWD: minibatch of the per-minibatch MI")
     p.add_argument("--seed", type=int, default=1, help="AWD: seed of all sampling")
+    p.add_argument("--resume-file", default=None, metavar="STATE.pt",
+                   help="AWD: save progress here after every batch and continue from it when it exists "
+                        "(deleted when the evaluation finishes)")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--max-sentences", type=int, default=None,
                    help="evaluate the first N sentences of the split only, every metric (a quick check; default: all)")
@@ -150,6 +163,9 @@ def run(args):
     task, model = load_sentence_model(
         args.path, args.data, "--path", device, use_ema=args.use_ema, expect=(DavamModel, AwdModel)
     )
+    if args.resume_file and not isinstance(model, AwdModel):
+        sys.exit("error: --resume-file applies to AWD checkpoints only (the other evaluations take minutes); "
+                 "drop it")  # fmt: skip
     sentences = task.load_sentences(args.split)
     total = len(sentences)
     if args.max_sentences is not None and args.max_sentences < total:
@@ -164,6 +180,8 @@ def run(args):
         lines[0] += f" - the first {len(sentences)} of {total} (--max-sentences)"
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.path)), f"eval_{args.split}.json")
     write_json(out, result)
+    if args.resume_file and os.path.exists(args.resume_file):
+        os.unlink(args.resume_file)  # finished: the JSON holds everything it kept
     print("\n".join(lines))
     print(f"wrote {out}")
     return result
@@ -192,14 +210,80 @@ def evaluate(args, task, model, sentences, header, device):
         from davam_plugin.evaluation import evaluate_gaussian_split
 
         n_iw = len(sentences) if args.iw_max_sentences is None else min(args.iw_max_sentences, len(sentences))
-        with decoded_sentences_progress(model, len(sentences) + n_iw * args.iw_samples, args.no_progress):
+        resume = ResumeFile(args.resume_file, fingerprint(args, header)) if args.resume_file else None
+        done = resume.sentences_done() if resume else 0
+        decodes_done = done + min(done, n_iw) * args.iw_samples
+        with decoded_sentences_progress(model, len(sentences) + n_iw * args.iw_samples, args.no_progress,
+                                        initial=decodes_done):  # fmt: skip
             summary = evaluate_gaussian_split(
                 model, sentences, args.iw_samples, args.iw_chunk, args.batch_size, args.seed, args.mi_batch_size,
-                device, iw_max_sentences=args.iw_max_sentences,
+                device, iw_max_sentences=args.iw_max_sentences, resume=resume,
             )
         result = {**header, "conventions": GAUSSIAN_CONVENTIONS, **summary}
         lines = gaussian_lines(args.split, summary)
     return result, lines
+
+
+def fingerprint(args, header):
+    """What must not change between the runs that write one --resume-file: every setting that
+    changes a sentence's numbers or which sentences are evaluated (``--iw-chunk`` and the
+    progress bar do not), and the checkpoint file itself (its size and modification time)."""
+    stat = os.stat(args.path)
+    return {
+        "path": os.path.abspath(args.path), "checkpoint_size": stat.st_size, "checkpoint_mtime_ns": stat.st_mtime_ns,
+        "data": os.path.abspath(args.data), "split": args.split, "use_ema": bool(args.use_ema),
+        "precision": header["precision"], "seed": args.seed, "iw_samples": args.iw_samples,
+        "iw_max_sentences": args.iw_max_sentences, "max_sentences": args.max_sentences,
+        "batch_size": args.batch_size,
+    }  # fmt: skip
+
+
+class ResumeFile:
+    """``--resume-file``: what :class:`davam_plugin.evaluation.EvaluationState` asks for, kept in a file
+    (torch.save of the state plus the evaluation's :func:`fingerprint`, written atomically)."""
+
+    def __init__(self, path, fingerprint):
+        self.path, self.fingerprint = path, fingerprint
+        self.state = self._read() if os.path.exists(path) else None
+        if self.state is not None:
+            logger.info(f"resuming from --resume-file {path}: {self.sentences_done()} sentences done")
+
+    def _read(self):
+        import torch
+
+        from davam_plugin.atomic_checkpoint import unreadable_reason
+
+        reason = unreadable_reason(self.path)
+        try:
+            saved = None if reason else torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line error
+            reason = f"cannot be loaded ({type(e).__name__})"
+        if reason or not isinstance(saved, dict) or "fingerprint" not in saved:
+            sys.exit(f"error: --resume-file {self.path} {reason or 'is not an evaluation state'}; "
+                     "delete it to start the evaluation again")  # fmt: skip
+        changed = [k for k in sorted(set(self.fingerprint) | set(saved["fingerprint"]))
+                   if self.fingerprint.get(k) != saved["fingerprint"].get(k)]  # fmt: skip
+        if changed:
+            k = changed[0]
+            sys.exit(f"error: --resume-file {self.path} belongs to another evaluation ({k}: "
+                     f"{saved['fingerprint'].get(k)!r} there, {self.fingerprint.get(k)!r} now); "
+                     "delete it or name another file")  # fmt: skip
+        return saved["state"]
+
+    def sentences_done(self):
+        return 0 if self.state is None else int(self.state["next_sentence"])
+
+    def load(self):
+        return self.state
+
+    def save(self, state):
+        import torch
+
+        from davam_plugin.atomic_checkpoint import atomic_write
+
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        atomic_write(self.path, lambda f: torch.save({"fingerprint": self.fingerprint, "state": state}, f))
 
 
 class decoded_sentences_progress:
@@ -207,14 +291,14 @@ class decoded_sentences_progress:
     ``--iw-samples`` per sentence of the IW subset): a forward hook on the model's decoder
     advances it by each call's batch size, so the evaluation code itself is untouched."""
 
-    def __init__(self, model, total, disable=False):
-        self.model, self.total, self.disable = model, total, disable
+    def __init__(self, model, total, disable=False, initial=0):
+        self.model, self.total, self.disable, self.initial = model, total, disable, initial
 
     def __enter__(self):
         self.bar = self.handle = None
         if self.disable:
             return self
-        self.bar = progress(self.total, "IW sampling", unit="decodes")
+        self.bar = progress(self.total, "IW sampling", unit="decodes", initial=self.initial)
 
         def advance(module, inputs, output):
             self.bar.update(int(inputs[0].size(0)) if inputs and hasattr(inputs[0], "size") else 0)

@@ -11,8 +11,9 @@
 #   MAX_UPDATE=3 examples/reproduce/awd_ptb.sh adversarial   # a smoke run
 #
 # Then the evaluation on the whole test set (-ELBO, Rec, KL, MI, active units, IW-NLL with
-# IW_SAMPLES=100 importance samples; the paper's S=500 needs a GPU). Rerun the same command
-# to continue after an interruption (see common.sh for the environment variables).
+# IW_SAMPLES=100 importance samples, about an hour on one core; the paper's S=500 needs a GPU).
+# Rerun the same command to continue after an interruption, in training or in the evaluation
+# (its progress is kept in eval.partial.pt; see common.sh for the environment variables).
 source "$(dirname "$0")/common.sh"
 MODE=${1:?usage: awd_ptb.sh none|uniform|adversarial}
 HIDDEN=${HIDDEN:-512}
@@ -39,5 +40,5 @@ run_stage train "$RUN" "${TRAIN[@]}"
 # (a smoke run evaluates the first 40 validation sentences only, with 4 importance samples)
 [ -n "${MAX_UPDATE:-}" ] && IW_ARGS=(--max-sentences 40 --iw-samples 4 --split valid) || IW_ARGS=(--iw-samples "$IW_SAMPLES" --split test)
 EVAL=(davam-evaluate "$DATA" --path "$RUN/train/checkpoint_best.pt" --use-ema
-  --json "$RUN/eval.json" --seed "$SEED" "${IW_ARGS[@]}")
+  --json "$RUN/eval.json" --seed "$SEED" --resume-file "$RUN/eval.partial.pt" "${IW_ARGS[@]}")
 run_stage eval "$RUN" "${EVAL[@]}"

@@ -184,6 +184,70 @@ def test_evaluate_iw_progress_counts_every_decoded_sentence(awd_runs, tiny_data,
     assert with_bar == without
 
 
+def test_evaluate_resumes_from_its_resume_file(awd_runs, tiny_data, tmp_path, monkeypatch):
+    """An evaluation stopped after two batches and rerun with the same command continues from
+    --resume-file and writes exactly the JSON of an uninterrupted run; the file is deleted at
+    the end. A file from another evaluation, or not an evaluation state, gets a one-line error."""
+    from davam_plugin.cli import evaluate
+
+    ckpt = awd_runs["adversarial"][0] / "checkpoint_last.pt"
+    base = ["davam-evaluate", tiny_data, "--path", ckpt, "--split", "valid", "--iw-samples", "6",
+            "--iw-chunk", "4", "--batch-size", "8", "--cpu", "--use-ema"]  # fmt: skip
+    whole = tmp_path / "whole.json"
+    run_cli(*base, "--json", whole)
+    state = tmp_path / "state" / "eval.partial.pt"
+
+    def interrupt_after_two_batches():
+        saves = []
+        real_save = evaluate.ResumeFile.save
+
+        def save(self, s):
+            real_save(self, s)
+            saves.append(s["next_sentence"])
+            if len(saves) == 2:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(evaluate.ResumeFile, "save", save)
+        with pytest.raises(KeyboardInterrupt):
+            evaluate.run(evaluate.parse_args([str(a) for a in base[1:]] + ["--resume-file", str(state), "--json",
+                                                                            str(tmp_path / "never.json")]))  # fmt: skip
+        monkeypatch.setattr(evaluate.ResumeFile, "save", real_save)
+        assert saves == [8, 16] and state.exists() and not (tmp_path / "never.json").exists()
+
+    interrupt_after_two_batches()
+    resumed = tmp_path / "resumed.json"
+    proc = run_cli(*base, "--resume-file", state, "--json", resumed)
+    assert f"resuming from --resume-file {state}: 16 sentences done" in proc.stderr
+    assert json.loads(resumed.read_text()) == json.loads(whole.read_text())
+    assert not state.exists(), "a finished evaluation removes its state"
+    # the same file read by an evaluation with another seed, or a file that is no state
+    interrupt_after_two_batches()
+    proc = run_cli(*base, "--resume-file", state, "--seed", "2", check=False)
+    assert proc.returncode != 0 and proc.stderr.strip().splitlines()[-1] == (
+        f"error: --resume-file {state} belongs to another evaluation (seed: 1 there, 2 now); "
+        "delete it or name another file"
+    )
+    state.write_text("not a state\n")
+    proc = run_cli(*base, "--resume-file", state, check=False)
+    assert proc.returncode != 0 and proc.stderr.strip().splitlines()[-1] == (
+        f"error: --resume-file {state} is not a PyTorch checkpoint (12 bytes, unknown format); "
+        "delete it to start the evaluation again"
+    )
+
+
+def test_bench_evaluate_times_each_grouping_with_the_same_numbers(awd_runs, tiny_data, tmp_path):
+    ckpt = awd_runs["none"][0] / "checkpoint_last.pt"
+    out = tmp_path / "bench.json"
+    run_cli("python", "scripts/bench_evaluate.py", tiny_data, "--path", ckpt, "--split", "valid", "--first", "3",
+            "--num", "12", "--iw-samples", "3", "--batch-size", "8", "--groups", "8,2", "--json", out)  # fmt: skip
+    rows = json.loads(out.read_text())
+    assert [r["group"] for r in rows] == [8, 2] and all(r["seconds"] >= 0 for r in rows)
+    assert rows[0]["iw_nll"] == pytest.approx(rows[1]["iw_nll"], rel=1e-6)
+    proc = run_cli("python", "scripts/bench_evaluate.py", tiny_data, "--path", ckpt, "--split", "valid",
+                   "--first", "39", "--num", "5", check=False)  # fmt: skip
+    assert proc.returncode != 0 and "must lie inside the split's 40 sentences" in proc.stderr.splitlines()[-1]
+
+
 def test_latent_tools_and_adversary_view(awd_runs, tiny_data, tiny_raw, tmp_path):
     save, _ = awd_runs["adversarial"]
     ckpt = save / "checkpoint_last.pt"

@@ -288,6 +288,34 @@ def test_evaluation_is_batch_invariant_and_iw_subset_matches_a_shorter_split():
     assert sub["iw_nll"] != pytest.approx(a["iw_nll"])
 
 
+def test_evaluation_scores_real_tokens_with_the_full_softmax_and_groups_change_nothing(monkeypatch):
+    """log p(x|z) from the output layer at real positions only, a few rows at a time, equals the
+    log-softmax of the whole padded batch's logits; and how the importance-weighted pass groups
+    the sentences of a batch by length changes no number."""
+    import davam_plugin.evaluation as evaluation
+
+    model, d = tiny_awd("adversarial")
+    model.eval()
+    sents = [torch.tensor(s + [d.eos()]) for s in SENTENCES]
+    batch = make_batch(d, SENTENCES)
+    src = batch["net_input"]["src_tokens"]
+    assert src.ne(d.pad()).sum() < src.numel(), "the batch has padding"
+    z = torch.randn(src.size(0), model.encoder.posterior(src)[0].size(1), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits, _ = model.decoder(batch["net_input"]["prev_output_tokens"], encoder_out={"z": [z]})
+    logp = F.log_softmax(logits.double(), -1).gather(-1, src.unsqueeze(-1)).squeeze(-1)
+    expected = logp.masked_fill(src.eq(d.pad()), 0.0).sum(1)
+    monkeypatch.setattr(evaluation, "OUTPUT_CHUNK_ROWS", 3)  # several chunks, one cut inside a sentence
+    got = evaluation.sentence_log_likelihood(model, src, z)
+    assert got.dtype == torch.float64 and torch.allclose(got, expected, rtol=1e-6, atol=1e-5)
+    run = lambda: evaluation.evaluate_gaussian_split(model, sents, iw_samples=5, iw_chunk=2, batch_size=8, seed=2)  # noqa: E731
+    monkeypatch.setattr(evaluation, "IW_GROUP_SENTENCES", 1)
+    one = run()
+    monkeypatch.setattr(evaluation, "IW_GROUP_SENTENCES", 64)
+    whole = run()
+    assert one["iw_nll"] == pytest.approx(whole["iw_nll"], rel=1e-6) and one["iw_nll"] != whole["rec"]
+
+
 @pytest.mark.parametrize(
     "kw, message",
     [
