@@ -38,7 +38,7 @@ from torch import Tensor
 
 from davam_plugin.metrics import at_least_fp32
 from davam_plugin.models.base import set_arch_defaults
-from davam_plugin.modules.gated_causal_conv import GatedCausalConv1d
+from davam_plugin.modules.gated_causal_conv import GatedCausalConv1d, pointwise
 
 
 @dataclass
@@ -108,16 +108,16 @@ class DavamPriorModel(BaseFairseqModel):
 
     # ------------------------------------------------------------------ full sequences
     def _head(self, x: Tensor) -> Tensor:
-        return self.head_out(F.relu(self.head_hidden(self.dropout(x))))
+        """Time-major features (..., E) -> logits (..., K + 1)."""
+        return pointwise(self.head_out, F.relu(pointwise(self.head_hidden, self.dropout(x))))
 
     def forward(self, codes: Tensor, **kwargs) -> Tensor:
         """codes (B, T) = z_1..z_T EOC pad.. -> logits (B, T, K + 1); logits[:, t] predict
         codes[:, t] from codes[:, :t]. EOC is masked at position 0."""
-        x = self.embed(codes).transpose(1, 2)
+        x = self.embed(codes)
         for layer in self.layers:
-            x = layer(x)
-        logits = self._head(x).transpose(1, 2)
-        return self._mask_first_eoc(logits, 0)
+            x = layer.forward_time_major(x)
+        return self._mask_first_eoc(self._head(x), 0)
 
     def _mask_first_eoc(self, logits: Tensor, position: int) -> Tensor:
         if position == 0:
@@ -154,8 +154,7 @@ class DavamPriorModel(BaseFairseqModel):
             x = self.embed(prev_codes)
         for i, layer in enumerate(self.layers):
             x, state[i] = layer.step(x, state[i])
-        logits = self._head(x.unsqueeze(2)).squeeze(2)
-        return self._mask_first_eoc(logits, position)
+        return self._mask_first_eoc(self._head(x), position)
 
     @torch.no_grad()
     def sample(

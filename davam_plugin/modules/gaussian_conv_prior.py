@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from davam_plugin.modules.latent_bottleneck import padding_mask_from_lengths
-from davam_plugin.modules.gated_causal_conv import GatedCausalConv1d
+from davam_plugin.modules.gated_causal_conv import GatedCausalConv1d, pointwise
 
 
 class GaussianConvPrior(nn.Module):
@@ -73,15 +73,13 @@ class GaussianConvPrior(nn.Module):
         x = self.input_proj(z)
         if padding_mask is not None:
             x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
-        x = x.transpose(1, 2)
         for layer in self.layers:
-            x = layer(x)
-        params = self.head_out(F.relu(self.head_hidden(x))).transpose(1, 2)
-        mu, logvar = params.chunk(2, dim=-1)
-        return mu, logvar
+            x = layer.forward_time_major(x)
+        return self._head(x)
 
     def _head(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        params = self.head_out(F.relu(self.head_hidden(x.unsqueeze(2)))).squeeze(2)
+        """Time-major features (..., E) -> (mu^, logvar^), each (..., D)."""
+        params = pointwise(self.head_out, F.relu(pointwise(self.head_hidden, x)))
         return params.chunk(2, dim=-1)
 
     @torch.no_grad()

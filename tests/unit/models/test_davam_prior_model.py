@@ -56,6 +56,39 @@ def test_first_layer_is_strictly_causal_and_later_layers_see_the_present():
         GatedCausalConv1d(3, 3, strictly_causal=True, residual=True)
 
 
+@pytest.mark.parametrize("strictly_causal", [True, False])
+def test_gated_layer_equals_a_padded_conv1d_with_gates_forward_and_backward(strictly_causal):
+    """The layer's gathered-taps products (both layouts) against the textbook computation:
+    F.conv1d on the left-padded input, tanh * sigmoid gates, 1x1 conv, residual; values and
+    the gradients of the input and of every parameter, in float64."""
+    from davam_plugin.modules.gated_causal_conv import pointwise
+
+    torch.manual_seed(3)
+    C, k, B, T = 4, 3, 2, 7
+    layer = GatedCausalConv1d(C, k, strictly_causal=strictly_causal, residual=not strictly_causal).double()
+    x = torch.randn(B, C, T, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(B, C, T, dtype=torch.float64)
+
+    def reference(x):
+        s = 1 if strictly_causal else 0
+        pre = F.conv1d(F.pad(x, (k - 1 + s, 0))[:, :, :T + k - 1], layer.conv.weight, layer.conv.bias)
+        a, b = pre.chunk(2, dim=1)
+        y = F.conv1d(torch.tanh(a) * torch.sigmoid(b), layer.out.weight, layer.out.bias)
+        return y if strictly_causal else y + x
+
+    def values_and_grads(y):
+        grads = torch.autograd.grad((y * upstream).sum(), [x, *layer.parameters()])
+        return [y.detach(), *grads]
+
+    expected = values_and_grads(reference(x))
+    for got in (values_and_grads(layer(x)),
+                values_and_grads(layer.forward_time_major(x.transpose(1, 2)).transpose(1, 2))):  # fmt: skip
+        for e, g in zip(expected, got):
+            assert torch.allclose(g, e, rtol=1e-10, atol=1e-12)
+    h = torch.randn(B, T, C, dtype=torch.float64)
+    assert torch.allclose(pointwise(layer.out, h), F.conv1d(h.transpose(1, 2), layer.out.weight, layer.out.bias).transpose(1, 2))
+
+
 @pytest.mark.parametrize("temperature, topk", [(1.0, 0), (0.7, 3)])
 def test_cached_sampling_gives_the_logits_of_a_full_forward(temperature, topk):
     model = tiny_prior(layers=4, kernel=3)
