@@ -31,14 +31,16 @@ from davam_plugin.metrics import (
 OUTPUT_CHUNK_ROWS = 4096
 
 
-def _reconstruction(model, src_tokens, encoder_out, chunk_rows=OUTPUT_CHUNK_ROWS):
+def _reconstruction(model, src_tokens, encoder_out, chunk_rows=None):
     """-log p(x | latents) per sentence (B,), float64, for right-padded x (words + EOS).
 
     The decoder's features are computed for the padded batch, but the output layer only at
     the real positions, ``chunk_rows`` at a time: -log p(x_i | ...) = logsumexp(W h_i + b) -
     (W h_i + b)[x_i]. With PTB's lengths, batches of 64 are less than half real tokens, and
     the output layer (a vocabulary-sized product and softmax per position) is most of the
-    cost of an importance-weighted evaluation; the logits held at once stay bounded too."""
+    cost of an importance-weighted evaluation; the logits held at once stay bounded too
+    (``chunk_rows``, default ``OUTPUT_CHUNK_ROWS``)."""
+    chunk_rows = chunk_rows or OUTPUT_CHUNK_ROWS
     pad, eos = model.encoder.padding_idx, model.decoder.dictionary.eos()
     real = src_tokens.ne(pad)
     prev = torch.cat([src_tokens.new_full((src_tokens.size(0), 1), eos), src_tokens[:, :-1]], dim=1)
