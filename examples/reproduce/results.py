@@ -99,11 +99,22 @@ def _validation(r):
         return f"NLL {r['valid_nll_per_sentence']:.2f}, PPL {ppl:.1f} (best, epoch {r['best_epoch']})"
     v = {m: c["value"][-1] for m, c in r["valid_curves"].items()}
     if "commitment" in v:
-        cells = [f"Rec {v['rec']:.2f}", f"{v['code_usage']:.0f} codes"]
+        cells = [f"Rec {v['rec']:.2f}{_best_so_far(r['valid_curves']['rec'])}", f"{v['code_usage']:.0f} codes"]
         if "info_vs_lm" in v:
             cells.append(f"LM NLL - Rec {v['info_vs_lm']:+.2f}")
         return ", ".join(cells)
-    return f"-ELBO {v['neg_elbo']:.2f}, Rec {v['rec']:.2f}, KL {v['kl']:.2f}"
+    return (f"-ELBO {v['neg_elbo']:.2f}{_best_so_far(r['valid_curves']['neg_elbo'])}, Rec {v['rec']:.2f}, "
+            f"KL {v['kl']:.2f}")
+
+
+def _best_so_far(curve):
+    """" (best B, epoch E)" when the last validation of a curve (lower is better) is not its
+    best, else "": a row whose last epoch was a bad one still shows how far it got."""
+    values = curve["value"]
+    best = min(range(len(values)), key=values.__getitem__)
+    if round(values[best], 2) >= round(values[-1], 2):
+        return ""
+    return f" (best {values[best]:.2f}, epoch {curve['epoch'][best]})"
 
 
 def _test(r):

@@ -130,6 +130,15 @@ def test_reproduction_table_cells(tmp_path):
                                                                   stage="stage2")))  # fmt: skip
     table = results.reproduction_table(tmp_path)
     assert "| [training the prior](results/davam_ptb_k512.json), [curves](results/davam_ptb_k512.png) |" in table
+    # a last validation worse than an earlier one: the best so far is shown beside it
+    worse = {"epoch": [1, 2, 3], "value": [120.0, 70.004, 71.5]}
+    (tmp_path / "davam_ptb_k512.json").write_text(json.dumps(dict(davam, valid_curves=dict(davam["valid_curves"],
+                                                                                           rec=worse))))  # fmt: skip
+    awd["valid_curves"]["neg_elbo"] = {"epoch": [2, 3], "value": [109.5, 110.0]}
+    (tmp_path / "awd_ptb_uniform.json").write_text(json.dumps(awd))
+    table = results.reproduction_table(tmp_path)
+    assert "| Rec 71.50 (best 70.00, epoch 2), 480 codes, LM NLL - Rec +44.00 |" in table
+    assert "| -ELBO 110.00 (best 109.50, epoch 2), Rec 106.00, KL 4.00 |" in table
 
 
 def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
