@@ -169,7 +169,6 @@ def evaluate_gaussian_split(model, sentences, iw_samples=500, iw_chunk=50, batch
     batch and is told of each new one.
     """
     model.eval()
-    resume = resume or EvaluationState()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     iw_gen = torch.Generator(device="cpu").manual_seed(seed + 1)
     pad = model.encoder.padding_idx
@@ -177,7 +176,7 @@ def evaluate_gaussian_split(model, sentences, iw_samples=500, iw_chunk=50, batch
     names = ("rec", "kl", "iw", "ntok", "mus", "logvars")
     lists = {name: [] for name in names}
     first = 0
-    state = resume.load()
+    state = resume.load() if resume is not None else None
     if state is not None:
         lists = {name: [state[name]] for name in names}
         first = state["next_sentence"]
@@ -212,10 +211,11 @@ def evaluate_gaussian_split(model, sentences, iw_samples=500, iw_chunk=50, batch
             lpz = log_normal_diag(z, torch.zeros_like(mu_i), torch.zeros_like(logvar_i))
             lqz = log_normal_diag(z, mu_i, logvar_i)
             iw.append(-iw_log_likelihood(lpx, lpz, lqz).cpu())
-        resume.save({
-            **{name: torch.cat(lists[name]) if lists[name] else torch.empty(0) for name in names},
-            "next_sentence": start + B, "gen": gen.get_state(), "iw_gen": iw_gen.get_state(),
-        })  # fmt: skip
+        if resume is not None:  # the state is built only for a caller that keeps it
+            resume.save({
+                **{name: torch.cat(lists[name]) if lists[name] else torch.empty(0) for name in names},
+                "next_sentence": start + B, "gen": gen.get_state(), "iw_gen": iw_gen.get_state(),
+            })  # fmt: skip
     rec, kl, iw, ntok = (torch.cat(v) for v in (rec, kl, iw, ntok))
     mu, logvar = torch.cat(mus), torch.cat(logvars)
     tokens = float(ntok.sum())
