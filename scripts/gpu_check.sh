@@ -24,7 +24,7 @@ status() { [ "$1" -eq 0 ] && echo PASS || echo "FAIL (exit $1)"; }
 
 echo "== 1. pytest -m cuda"
 t0=$SECONDS
-"$BIN/python" -m pytest -m cuda -q tests/test_cuda.py 2>&1 | tee "$OUT/pytest_cuda.txt"
+"$BIN/python" -m pytest -m cuda -q tests/cli/test_cuda.py 2>&1 | tee "$OUT/pytest_cuda.txt"
 TESTS=${PIPESTATUS[0]}; TESTS_S=$((SECONDS - t0))
 
 echo "== 2. throughput (bench_train.py --device cuda)"
