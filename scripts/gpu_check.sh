@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check, ready to run on a CUDA machine (about 5-8 minutes on one modern GPU):
+# GPU check, ready to run on a CUDA machine (about 8-10 minutes on one modern GPU):
 #   1. the tests marked `cuda` (device placement of quantizer, prior and generation;
 #      --bf16-autocast on CUDA; fairseq's --fp16 and --amp steps with the plugin's models)
 #   2. training throughput of davam_ptb and awd_ptb in fp32, fp16 (the model cast, as
