@@ -6,6 +6,8 @@ directory (logs, commands, evaluation JSON), finished or not.
     python examples/reproduce/results.py lstm_lm_ptb      # the LM baseline -> results/lstm_lm_ptb.json
     python examples/reproduce/results.py davam_ptb_k512_long   # stage one continued (davam_ptb_long.sh):
                                           # its test Rec comes from fairseq-validate's test.log
+    python examples/reproduce/results.py davam_ptb_k512 --replace   # overwrite a JSON of a run that
+                                          # got further (see below)
     python examples/reproduce/results.py --table [--write README.md]
                                           # the reproduction table from results/*.json and, below
                                           # it, whether the AWD paper's ordering holds on our test
@@ -30,6 +32,11 @@ Rec, nats per sentence, and the prior's validation NLL per stage-two epoch; AWD:
 KL), the paper's value as a dotted line where it exists. The LM
 baseline comes from its run log (../runs/lstm_lm_ptb) or, when that directory is gone, from
 the committed results/lstm_lm_ptb.json; the row's JSON names which (lm_baseline_source).
+
+A row's JSON that records a run further along (more updates; for the LM, more epochs) than the
+unfinished run now in --runs is kept and the command fails with one line: after a machine
+change lost a run and its row started again, the new run must not overwrite the record of the
+old one until it finishes (a finished run replaces it; so does --replace).
 """
 
 import argparse
@@ -385,6 +392,19 @@ def previous_json(out, row):
         return None
 
 
+def refuse_to_go_back(path, previous, done, now, finished, replace):
+    """Keep a committed JSON that got further than the run now in ../runs: when a machine change
+    lost a run and its row was started again, the new, unfinished run must not overwrite the
+    record of the lost one (``done`` and ``now``: its and the run's progress, same unit; a
+    finished run always replaces it, as does --replace)."""
+    if replace or finished or previous is None or previous.get(done[0]) is None or now >= previous[done[0]]:
+        return
+    sys.exit(f"error: {path} holds a run further along ({previous[done[0]]:,} {done[1]}, "
+             f"{previous.get('status', 'status unknown')}) than the unfinished one in the run directory "
+             f"({now:,} {done[1]}), such as a run lost with an earlier machine: it is kept; "
+             "pass --replace to overwrite it")
+
+
 def lm_main(args, repo, out):
     """results/lstm_lm_ptb.json: the baseline's best validation NLL, for the DAVAM rows."""
     run = Path(args.runs) / "lstm_lm_ptb"
@@ -392,6 +412,8 @@ def lm_main(args, repo, out):
     if result is None:
         sys.exit(f"error: {run}/train.log has no validation record yet")
     cmd = run / "train.cmd"
+    refuse_to_go_back(out / "lstm_lm_ptb.json", previous_json(out, "lstm_lm_ptb"), ("epochs", "epochs"),
+                      result["epochs"], (run / "train.done").is_file(), args.replace)
     result = {
         "row": "lstm_lm_ptb",
         "status": "finished" if (run / "train.done").is_file() else "training (interrupted or running)",
@@ -434,6 +456,9 @@ def main(argv=None):
     p.add_argument("--data", default=os.environ.get("DATA") or str(repo.parent / "data-bin" / "ptb"),
                    help="default: $DATA or ../data-bin/ptb")
     p.add_argument("--out", default=os.environ.get("RESULTS") or str(repo / "results"), help="default: $RESULTS or results")
+    p.add_argument("--replace", action="store_true",
+                   help="overwrite the row's JSON even when it records a run further along than the unfinished "
+                        "one in --runs (by default that JSON is kept and the command fails)")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.table:
@@ -463,6 +488,10 @@ def main(argv=None):
     if not valid:
         sys.exit(f"error: {log} has no validation record yet (wait for the end of the first epoch)")
     davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
+    stages = ROW_STAGES.get(args.row) or STAGES["davam" if davam else "awd"]
+    pending = [name for name in stages if not (run / f"{name}.done").is_file()]
+    refuse_to_go_back(out / f"{args.row}.json", previous_json(out, args.row), ("updates", "updates"),
+                      valid[-1][1].num_updates, not pending, args.replace)
     metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]
     if davam and any("attn_entropy" in r.metrics for _, r in valid):
         metrics.append("attn_entropy")  # logged by runs started after it existed: maybe a partial curve
@@ -490,8 +519,6 @@ def main(argv=None):
     draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title, vlines=vlines)
     last = valid[-1][1]
     hours = training_hours(records)
-    stages = ROW_STAGES.get(args.row) or STAGES["davam" if davam else "awd"]
-    pending = [name for name in stages if not (run / f"{name}.done").is_file()]
     result = {
         "row": args.row,
         "status": "finished" if not pending else f"{pending[0]} (interrupted or running)",

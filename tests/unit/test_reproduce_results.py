@@ -176,6 +176,46 @@ def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
     assert r["status"] == "finished" and r["stage"] is None
 
 
+def test_a_restarted_unfinished_run_does_not_overwrite_the_record_of_a_run_that_got_further(tmp_path, capsys):
+    """After a machine change lost a run, the row starts again: until the new run finishes (or
+    --replace), results.py keeps the committed JSON and PNG of the old one and fails with one line."""
+    import pytest
+
+    results = _results_module()
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    _write_runs(runs)
+    out.mkdir()
+    old = {"row": "davam_fake", "updates": 92050, "status": "stage1 (interrupted or running)"}
+    (out / "davam_fake.json").write_text(json.dumps(old))
+    args = ["davam_fake", "--runs", str(runs), "--data", str(DATA), "--out", str(out)]
+    with pytest.raises(SystemExit) as refused:
+        results.main(args)
+    assert str(refused.value) == (
+        f"error: {out}/davam_fake.json holds a run further along (92,050 updates, stage1 (interrupted or running)) "
+        "than the unfinished one in the run directory (100 updates), such as a run lost with an earlier machine: "
+        "it is kept; pass --replace to overwrite it")
+    assert json.loads((out / "davam_fake.json").read_text()) == old and not (out / "davam_fake.png").exists()
+    results.main(args + ["--replace"])
+    assert json.loads((out / "davam_fake.json").read_text())["updates"] == 100
+    # a finished run replaces the record without --replace
+    (out / "davam_fake.json").write_text(json.dumps(old))
+    for stage in ("stage1", "stage2", "eval", "samples", "diversity", "fluency"):
+        (runs / "davam_fake" / f"{stage}.done").write_text("2026-12-04T00:00:00Z\n")
+    results.main(args)
+    assert json.loads((out / "davam_fake.json").read_text())["status"] == "finished"
+    # the LM baseline by epochs: its run (3 epochs) is finished, so it replaces a 9-epoch record ...
+    lm_args = ["lstm_lm_ptb", "--runs", str(runs), "--data", str(DATA), "--out", str(out)]
+    (out / "lstm_lm_ptb.json").write_text(json.dumps({"epochs": 9, "status": "finished"}))
+    results.main(lm_args)
+    assert json.loads((out / "lstm_lm_ptb.json").read_text())["epochs"] == 3
+    # ... but not while it trains
+    (out / "lstm_lm_ptb.json").write_text(json.dumps({"epochs": 9, "status": "finished"}))
+    (runs / "lstm_lm_ptb" / "train.done").unlink()
+    with pytest.raises(SystemExit, match=r"holds a run further along \(9 epochs, finished\)"):
+        results.main(lm_args)
+    assert json.loads((out / "lstm_lm_ptb.json").read_text())["epochs"] == 9
+
+
 def test_write_table_needs_the_markers(tmp_path):
     results = _results_module()
     readme = tmp_path / "README.md"
