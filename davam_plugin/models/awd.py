@@ -327,7 +327,7 @@ class AwdDecoder(FairseqIncrementalDecoder):
     # ------------------------------------------------------------------ decoding
     def _init_state(self, z: Tensor):
         # z comes from the float32 posterior; a decoder cast to half width (fairseq's --fp16,
-        # --bf16) takes it in its own dtype (under autocast the linears would cast it anyway)
+        # model.half() or .bfloat16()) takes it in its own dtype (autocast would cast it anyway)
         z = z.to(self.z_to_state.weight.dtype)
         h = self.z_to_state(z)
         return {

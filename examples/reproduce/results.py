@@ -392,16 +392,16 @@ def previous_json(out, row):
         return None
 
 
-def refuse_to_go_back(path, previous, done, now, finished, replace):
+def refuse_to_go_back(path, previous, key, now, finished, replace):
     """Keep a committed JSON that got further than the run now in ../runs: when a machine change
     lost a run and its row was started again, the new, unfinished run must not overwrite the
-    record of the lost one (``done`` and ``now``: its and the run's progress, same unit; a
-    finished run always replaces it, as does --replace)."""
-    if replace or finished or previous is None or previous.get(done[0]) is None or now >= previous[done[0]]:
+    record of the lost one (``previous[key]`` and ``now``: the progress of each, in updates or
+    epochs; a finished run always replaces it, as does --replace)."""
+    if replace or finished or previous is None or previous.get(key) is None or now >= previous[key]:
         return
-    sys.exit(f"error: {path} holds a run further along ({previous[done[0]]:,} {done[1]}, "
+    sys.exit(f"error: {path} holds a run further along ({previous[key]:,} {key}, "
              f"{previous.get('status', 'status unknown')}) than the unfinished one in the run directory "
-             f"({now:,} {done[1]}), such as a run lost with an earlier machine: it is kept; "
+             f"({now:,} {key}), such as a run lost with an earlier machine: it is kept; "
              "pass --replace to overwrite it")
 
 
@@ -412,7 +412,7 @@ def lm_main(args, repo, out):
     if result is None:
         sys.exit(f"error: {run}/train.log has no validation record yet")
     cmd = run / "train.cmd"
-    refuse_to_go_back(out / "lstm_lm_ptb.json", previous_json(out, "lstm_lm_ptb"), ("epochs", "epochs"),
+    refuse_to_go_back(out / "lstm_lm_ptb.json", previous_json(out, "lstm_lm_ptb"), "epochs",
                       result["epochs"], (run / "train.done").is_file(), args.replace)
     result = {
         "row": "lstm_lm_ptb",
@@ -490,7 +490,7 @@ def main(argv=None):
     davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
     stages = ROW_STAGES.get(args.row) or STAGES["davam" if davam else "awd"]
     pending = [name for name in stages if not (run / f"{name}.done").is_file()]
-    refuse_to_go_back(out / f"{args.row}.json", previous_json(out, args.row), ("updates", "updates"),
+    refuse_to_go_back(out / f"{args.row}.json", previous_json(out, args.row), "updates",
                       valid[-1][1].num_updates, not pending, args.replace)
     metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]
     if davam and any("attn_entropy" in r.metrics for _, r in valid):
