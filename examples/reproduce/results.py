@@ -412,17 +412,17 @@ def lm_main(args, repo, out):
     if result is None:
         sys.exit(f"error: {run}/train.log has no validation record yet")
     cmd = run / "train.cmd"
-    refuse_to_go_back(out / "lstm_lm_ptb.json", previous_json(out, "lstm_lm_ptb"), "epochs",
-                      result["epochs"], (run / "train.done").is_file(), args.replace)
+    previous, finished = previous_json(out, "lstm_lm_ptb"), (run / "train.done").is_file()
+    refuse_to_go_back(out / "lstm_lm_ptb.json", previous, "epochs", result["epochs"], finished, args.replace)
     result = {
         "row": "lstm_lm_ptb",
-        "status": "finished" if (run / "train.done").is_file() else "training (interrupted or running)",
+        "status": "finished" if finished else "training (interrupted or running)",
         **result,
         "precision": "bf16-autocast" if cmd.is_file() and "--bf16-autocast" in cmd.read_text() else "fp32",
         "threads": int(os.environ.get("THREADS", "1")),
         "seed": int(os.environ.get("SEED", "1")),
         "command": cmd.read_text().strip() if cmd.is_file() else None,
-        **provenance(run, repo, previous_json(out, "lstm_lm_ptb")),
+        **provenance(run, repo, previous),
         "conventions": "nats per sentence (fairseq's base-2 loss per token x ln 2 x tokens per sentence); "
         "tokens = words + EOS; validation set",
     }
@@ -490,8 +490,8 @@ def main(argv=None):
     davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
     stages = ROW_STAGES.get(args.row) or STAGES["davam" if davam else "awd"]
     pending = [name for name in stages if not (run / f"{name}.done").is_file()]
-    refuse_to_go_back(out / f"{args.row}.json", previous_json(out, args.row), "updates",
-                      valid[-1][1].num_updates, not pending, args.replace)
+    previous = previous_json(out, args.row)
+    refuse_to_go_back(out / f"{args.row}.json", previous, "updates", valid[-1][1].num_updates, not pending, args.replace)
     metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]
     if davam and any("attn_entropy" in r.metrics for _, r in valid):
         metrics.append("attn_entropy")  # logged by runs started after it existed: maybe a partial curve
@@ -533,7 +533,7 @@ def main(argv=None):
         "precision": precision_of(run / f"{stage}.cmd"),
         "seed": int(os.environ.get("SEED", "1")),
         "commands": {f.stem: f.read_text().strip() for f in sorted(run.glob("*.cmd"))},
-        **provenance(run, repo, previous_json(out, args.row)),
+        **provenance(run, repo, previous),
         "lm_baseline_valid_nll_per_sentence": None if lm is None else round(lm[0], 3),
         "lm_baseline_epochs": None if lm is None else lm[1],
         "lm_baseline_source": None if lm is None else lm[2],

@@ -8,6 +8,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pytest
 from fairseq.data import Dictionary, data_utils
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,11 +177,9 @@ def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
     assert r["status"] == "finished" and r["stage"] is None
 
 
-def test_a_restarted_unfinished_run_does_not_overwrite_the_record_of_a_run_that_got_further(tmp_path, capsys):
+def test_a_restarted_unfinished_run_does_not_overwrite_the_record_of_a_run_that_got_further(tmp_path):
     """After a machine change lost a run, the row starts again: until the new run finishes (or
     --replace), results.py keeps the committed JSON and PNG of the old one and fails with one line."""
-    import pytest
-
     results = _results_module()
     runs, out = tmp_path / "runs", tmp_path / "results"
     _write_runs(runs)

@@ -443,10 +443,10 @@ def test_training_step_under_bfloat16_autocast(mode):
 
 @pytest.mark.parametrize("mode", ["adversarial", "uniform", "none"])
 def test_training_step_with_the_model_cast_to_half_width(mode):
-    """fairseq's --fp16 and --bf16 cast the whole model (no autocast): the posterior stays in
-    float32 (at_least_fp32) and its sample must enter the cast decoder in the weights' dtype
-    (an H200 run of bench_train.py --precisions fp16 failed with 'float != Half' in
-    z_to_state). bfloat16 stands in for half here: the CPU has its kernels."""
+    """fairseq's --fp16 (like model.half() or .bfloat16()) casts the whole model, no autocast:
+    the posterior stays in float32 (at_least_fp32) and its sample must enter the cast decoder in
+    the weights' dtype (an H200 run of bench_train.py --precisions fp16 failed with
+    'float != Half' in z_to_state). bfloat16 stands in for half here: the CPU has its kernels."""
     model, d = tiny_awd(mode)
     model = model.to(torch.bfloat16).train()
     loss, _, log = criterion(d)(model, make_batch(d, SENTENCES))
