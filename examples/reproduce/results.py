@@ -55,6 +55,7 @@ from davam_plugin.cli.plot import draw
 PAPER = {  # the paper's value of the plotted validation metric (test-set numbers; see docs/results.md)
     "davam_ptb_k512": {"rec": (60.16, "paper test Rec")},
     "davam_ptb_k512_fast": {"rec": (60.16, "paper test Rec")},
+    "davam_ptb_k512_deadcode": {"rec": (60.16, "paper test Rec")},
     "davam_ptb_k512_long": {"rec": (60.16, "paper test Rec")},
     "awd_ptb_none": {"neg_elbo": (102.6, "paper -ELBO"), "kl": (1.1, "paper KL")},
     "awd_ptb_uniform": {"neg_elbo": (101.4, "paper -ELBO"), "kl": (5.1, "paper KL")},
@@ -66,6 +67,7 @@ PAPER = {  # the paper's value of the plotted validation metric (test-set number
 TABLE_ROWS = [
     ("davam_ptb_k512", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
     ("davam_ptb_k512_fast", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
+    ("davam_ptb_k512_deadcode", "Rec 60.16", "row 11 of Table II (DAVAM); a rejected faster recipe"),
     ("davam_ptb_k512_long", "Rec 60.16", "row 11 of Table II (DAVAM); stage one only"),
     ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
     ("awd_ptb_uniform", "-ELBO 101.4, KL 5.1, MI 4.2 (R=0.4)", "row 6 of Table 5 (AWD)"),
@@ -159,6 +161,8 @@ def reproduction_table(out):
         else:
             r = json.loads(path.read_text())
             status = "finished" if r["status"] == "finished" else STAGE_LABELS.get(r.get("stage"), "training")
+            if r["status"].startswith("stopped"):
+                status = f"stopped while {status}"
             link = f"[{status}](results/{row}.json)" + (
                 f", [curves](results/{row}.png)" if (out / f"{row}.png").is_file() else "")
             cells += [link, _trained(r), _validation(r), _test(r)]
@@ -459,11 +463,14 @@ def main(argv=None):
     p.add_argument("--replace", action="store_true",
                    help="overwrite the row's JSON even when it records a run further along than the unfinished "
                         "one in --runs (by default that JSON is kept and the command fails)")
+    p.add_argument("--stopped", metavar="REASON",
+                   help="the unfinished run was stopped on purpose: record it in the JSON's status as 'stopped: REASON' "
+                        "(for example: the issue's rule, its codes carry nothing after the warm-up)")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.table:
-        if args.row:
-            p.error("--table takes no row")
+        if args.row or args.stopped:
+            p.error("--table takes no row and no --stopped")
         table = reproduction_table(out)
         if args.write:
             write_table(Path(args.write), table)
@@ -477,6 +484,8 @@ def main(argv=None):
         p.error("--write needs --table")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     out.mkdir(parents=True, exist_ok=True)
+    if args.row == "lstm_lm_ptb" and args.stopped:
+        p.error("--stopped is for the VAE rows, not lstm_lm_ptb")
     if args.row == "lstm_lm_ptb":
         return lm_main(args, repo, out)
     run = Path(args.runs) / args.row
@@ -490,6 +499,8 @@ def main(argv=None):
     davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
     stages = ROW_STAGES.get(args.row) or STAGES["davam" if davam else "awd"]
     pending = [name for name in stages if not (run / f"{name}.done").is_file()]
+    if args.stopped and not pending:
+        sys.exit(f"error: --stopped: {args.row} has finished (every stage's .done file is in {run})")
     previous = previous_json(out, args.row)
     refuse_to_go_back(out / f"{args.row}.json", previous, "updates", valid[-1][1].num_updates, not pending, args.replace)
     metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]
@@ -521,7 +532,8 @@ def main(argv=None):
     hours = training_hours(records)
     result = {
         "row": args.row,
-        "status": "finished" if not pending else f"{pending[0]} (interrupted or running)",
+        "status": "finished" if not pending else (f"stopped in {pending[0]}: {args.stopped}" if args.stopped
+                                                  else f"{pending[0]} (interrupted or running)"),
         "stage": pending[0] if pending else None,
         "epochs": valid[-1][0],
         "epochs_completed": train[-1][0] if train else 0,  # AWD validates mid-epoch too

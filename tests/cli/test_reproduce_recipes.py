@@ -185,14 +185,15 @@ def test_recipes_started_together_binarize_the_corpus_once(tmp_path):
 
 def test_davam_rows_commands(tmp_path):
     """The commands each DAVAM row runs, through stand-in tools that only record their
-    arguments: the fast row is the authors' stage one plus its two flags, the rest is equal."""
+    arguments: the fast row is the authors' stage one with halving from epoch 8, the rejected
+    dead-code row adds the restart flag to that; the rest is equal."""
     calls = tmp_path / "calls.txt"
     tools = ("fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency")
     (tmp_path / "lm.pt").write_text("")
     env = stand_in_env(tmp_path, {tool: f'echo "$(basename "$0") $*" >> {calls}\n' for tool in tools},
                        LM_PATH=str(tmp_path / "lm.pt"))  # fmt: skip
     commands = {}
-    for row in ("davam_ptb_k512", "davam_ptb_k512_fast"):
+    for row in ("davam_ptb_k512", "davam_ptb_k512_fast", "davam_ptb_k512_deadcode"):
         calls.write_text("")
         proc = recipe("davam_ptb.sh", env, row)
         assert proc.returncode == 0, proc.stderr
@@ -200,9 +201,10 @@ def test_davam_rows_commands(tmp_path):
         assert [line.split()[0] for line in lines] == [
             "fairseq-train", "fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency"]
         commands[row] = lines
-    authors, fast = commands["davam_ptb_k512"], commands["davam_ptb_k512_fast"]
-    assert fast[0] == authors[0] + " --codebook-dead-code-threshold 0.02 --lr-decay-start-epoch 8"
-    assert fast[1:] == authors[1:]
+    authors, fast, dead = (commands[r] for r in ("davam_ptb_k512", "davam_ptb_k512_fast", "davam_ptb_k512_deadcode"))
+    assert fast[0] == authors[0] + " --lr-decay-start-epoch 8"
+    assert dead[0] == authors[0] + " --codebook-dead-code-threshold 0.02 --lr-decay-start-epoch 8"
+    assert fast[1:] == authors[1:] == dead[1:]
     stage1 = authors[0].split()
     assert stage1[stage1.index("--lr-decay-start-epoch") + 1] == "16" and "--codebook-dead-code-threshold" not in stage1
     assert "--bf16-autocast" in authors[1] and "--bf16-autocast" not in authors[0] + authors[2]

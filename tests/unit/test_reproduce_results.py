@@ -177,6 +177,28 @@ def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
     assert r["status"] == "finished" and r["stage"] is None
 
 
+def test_a_run_stopped_on_purpose_says_so_and_why(tmp_path):
+    """--stopped REASON records an unfinished run stopped by hand (issue 11's rule) in the status;
+    a finished row or the LM baseline refuse it with one line."""
+    results = _results_module()
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    _write_runs(runs)
+    args = ["davam_fake", "--runs", str(runs), "--data", str(DATA), "--out", str(out)]
+    results.main(args + ["--stopped", "attention uniform after the warm-up"])
+    r = json.loads((out / "davam_fake.json").read_text())
+    assert r["status"] == "stopped in stage1: attention uniform after the warm-up" and r["stage"] == "stage1"
+    results.TABLE_ROWS.append(("davam_fake", "Rec 60.16", "a test row"))
+    assert "| `davam_fake` | Rec 60.16: a test row | [stopped while training](results/davam_fake.json), [curves]" in (
+        results.reproduction_table(out))
+    for stage in ("stage1", "stage2", "eval", "samples", "diversity", "fluency"):
+        (runs / "davam_fake" / f"{stage}.done").write_text("2026-12-04T00:00:00Z\n")
+    with pytest.raises(SystemExit, match=r"^error: --stopped: davam_fake has finished"):
+        results.main(args + ["--stopped", "why"])
+    with pytest.raises(SystemExit):
+        results.main(["lstm_lm_ptb", "--runs", str(runs), "--data", str(DATA), "--out", str(out), "--stopped", "why"])
+    assert not (out / "lstm_lm_ptb.json").exists()
+
+
 def test_a_restarted_unfinished_run_does_not_overwrite_the_record_of_a_run_that_got_further(tmp_path):
     """After a machine change lost a run, the row starts again: until the new run finishes (or
     --replace), results.py keeps the committed JSON and PNG of the old one and fails with one line."""
