@@ -29,6 +29,11 @@ Logged (nats; tokens = words + EOS of the target, EOS counted):
                     sentence's latent positions) per target token, what attention spread
                     evenly would score. Near uniform: the decoder reads an average of the
                     codes rather than the code it needs.
+    attn_v_norm     (the same models) ||v||_2 of the attention's score vector in
+                    score_t = v^T tanh(W_q q + W_m m_t + b): |score_t| <= ||v||_1, so v near 0
+                    forces uniform attention whatever the memory holds, and the keys' and
+                    queries' gradients, proportional to v, vanish with it (initialised U(+-0.1):
+                    about 0.92 at dimension 256). The parameter's value when logged.
 
 The model's latent bottleneck names the term (``model.latent_regularizer``): "commitment"
 above (VQ: DAVAM, DAVAM-q), or "kl" for Gaussian latents (``--latent-type gaussian``: GAVAM,
@@ -138,6 +143,9 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
         if attn is not None:
             entropy, uniform = attention_entropy(attn.detach(), sample["target"].ne(self.padding_idx), extra["src_lengths"])
             logging_output.update(_attn_entropy=entropy, _attn_entropy_uniform=uniform)
+            v = getattr(getattr(model.decoder, "attention", None), "v", None)
+            if v is not None:  # weighted by sentences so that summed logs average to the value
+                logging_output["_attn_v_norm"] = v.detach().float().norm() * nsentences
         logging_output["loss"] = loss.data
         return loss, nsentences, logging_output
 
@@ -185,6 +193,8 @@ class DavamCriterion(KLWeightSchedule, FairseqCriterion):
         if any("_attn_entropy" in log for log in logging_outputs):
             for key in ("attn_entropy", "attn_entropy_uniform"):
                 metrics.log_scalar(key, float(total("_" + key)) / max(ntok, 1), ntok, round=3)
+        if any("_attn_v_norm" in log for log in logging_outputs):
+            metrics.log_scalar("attn_v_norm", float(total("_attn_v_norm")) / nsent, nsent, round=4)
         hists = [log["_code_hist"] for log in logging_outputs if "_code_hist" in log]
         if hists:
             metrics.log_scalar_sum("_code_hist", sum(h.cpu() for h in hists))

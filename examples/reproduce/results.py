@@ -506,6 +506,8 @@ def main(argv=None):
     metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]
     if davam and any("attn_entropy" in r.metrics for _, r in valid):
         metrics.append("attn_entropy")  # logged by runs started after it existed: maybe a partial curve
+    if davam and any("attn_v_norm" in r.metrics for _, r in valid):
+        metrics.append("attn_v_norm")  # the same (logged since 2026-12-04)
     curves = {m: tl.metric_series(valid, m) for m in metrics}
     lm = lm_baseline(Path(args.runs), args.data, out) if davam else None
     if lm is not None:

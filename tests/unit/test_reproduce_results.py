@@ -42,7 +42,7 @@ def _write_runs(runs):
     lines = []
     for epoch, rec in [(1, 120.0), (2, 100.0)]:
         lines.append(_line("train", {"epoch": epoch, "train_loss": rec, "train_train_wall": 600}))
-        attention = {"valid_attn_entropy": 2.5, "valid_attn_entropy_uniform": 3.25} if epoch == 2 else {}  # new in epoch 2
+        attention = {"valid_attn_entropy": 2.5, "valid_attn_entropy_uniform": 3.25, "valid_attn_v_norm": 0.5} if epoch == 2 else {}  # new in epoch 2
         lines.append(_line("valid", {"epoch": epoch, "valid_rec": rec, "valid_commitment": 1.5,
                                      "valid_code_usage": 10 * epoch, "valid_num_updates": 50 * epoch, **attention}))  # fmt: skip
     (row / "stage1.log").write_text("".join(lines))
@@ -73,6 +73,7 @@ def test_lm_baseline_json_and_its_use_by_a_davam_row(tmp_path, monkeypatch):
     assert from_log["lm_baseline_source"].endswith("lstm_lm_ptb/train.log")
     assert from_log["valid_curves"]["info_vs_lm"]["value"] == [lm["valid_nll_per_sentence"] - r for r in (120.0, 100.0)]
     assert from_log["valid_curves"]["attn_entropy"] == {"epoch": [2], "value": [2.5]}  # from where the log has it
+    assert from_log["valid_curves"]["attn_v_norm"] == {"epoch": [2], "value": [0.5]}
 
     shutil.rmtree(runs / "lstm_lm_ptb")  # the machine changed: only the committed JSON is left
     results.main(["davam_fake", "--runs", str(runs), "--data", str(DATA), "--out", str(out)])

@@ -177,3 +177,20 @@ def test_criterion_logs_the_decoders_attention_entropy_per_target_token():
     ntok = sum(len(s) + 1 for s in SENTENCES)
     assert values["attn_entropy"] == pytest.approx(log["_attn_entropy"].item() / ntok, abs=1e-3)
     assert "_attn_entropy" not in values
+
+
+def test_criterion_logs_the_attention_score_vector_norm():
+    """attn_v_norm is ||v||_2 of the decoder attention's score vector, whatever the batch split."""
+    model, d = tiny_model()
+    crit = make_criterion(d)
+    with torch.no_grad():
+        model.decoder.attention.v.copy_(torch.linspace(-0.3, 0.5, model.decoder.attention.v.numel()))
+    expected = model.decoder.attention.v.norm().item()
+    logs = [crit(model, make_batch(d, SENTENCES[:1]))[2], crit(model, make_batch(d, SENTENCES[1:]))[2]]
+    with metrics.aggregate(new_root=True) as agg:
+        DavamCriterion.reduce_metrics(logs)
+        values = agg.get_smoothed_values()
+    assert values["attn_v_norm"] == pytest.approx(expected, abs=1e-4) and "_attn_v_norm" not in values
+    with torch.no_grad():
+        model.decoder.attention.v.zero_()
+    assert crit(model, make_batch(d, SENTENCES))[2]["_attn_v_norm"].item() == 0.0
