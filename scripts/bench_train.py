@@ -14,6 +14,11 @@ peak CUDA memory) is its own.
 
     python scripts/bench_train.py                                # davam_ptb, awd_ptb x fp32, bf16; plain loop
     python scripts/bench_train.py --models davam_ptb --precisions fp32 --steps 60 --json out.json
+    python scripts/bench_train.py --models davam_prior --steps 6 --warmup 1 --no-plain   # stage two
+
+``davam_prior`` (DAVAM's stage-two PixelCNN prior, K = 512) trains on random code sequences
+with the batches' sentence lengths (one code per word and EOS, then the end-of-codes symbol);
+its tokens are the prior's predictions (codes + EOC).
 
 It also counts the matrix-product FLOPs per target token of each run (torch's flop counter,
 forward + backward), measures the GEMM rate of the output layer's shape in float32 and in
@@ -39,6 +44,7 @@ import torch.nn.functional as F
 VOCAB = 10_000
 PAD, EOS = 1, 2
 BATCHES_PER_SAMPLE = 400
+PRIOR_CODES = 512  # davam_prior: K of the PTB recipes
 
 
 # ----------------------------------------------------------------------------- batches
@@ -74,6 +80,18 @@ def make_batches(args, n_batches, rng):
     chunks = [sentences[i : i + args.batch_size] for i in range(0, len(sentences), args.batch_size)]
     picked = [chunks[i] for i in rng.choice(len(chunks), size=n_batches, replace=True)]
     return [collate(c) for c in picked], vocab
+
+
+def prior_batch(sample, rng):
+    """The stage-two batch of a sentence batch: one random code per token (words + EOS) of each
+    sentence, then EOC, as the davam_prior task's CodeSequenceDataset collates them (ntokens =
+    the prior's predictions, codes + EOC)."""
+    from davam_plugin.data.code_sequence_dataset import CodeSequenceDataset
+
+    lengths = sample["net_input"]["src_lengths"].tolist()
+    codes = [torch.from_numpy(rng.integers(0, PRIOR_CODES, size=n)) for n in lengths]
+    dataset = CodeSequenceDataset(codes, PRIOR_CODES, shuffle=False)
+    return dataset.collater([dataset[i] for i in range(len(dataset))])
 
 
 def collate(items):
@@ -172,6 +190,10 @@ def build_plugin(model_name, vocab, device):
     class Task:
         source_dictionary = target_dictionary = d
 
+        @staticmethod
+        def stage_one_codebook():  # davam_prior: a stand-in for the frozen stage-one codebook
+            return torch.randn(PRIOR_CODES, 32)
+
     cfg = Namespace()
     ARCH_CONFIG_REGISTRY[model_name](cfg)
     model_cls = ARCH_MODEL_REGISTRY[model_name]
@@ -182,6 +204,10 @@ def build_plugin(model_name, vocab, device):
 
         criterion = AwdElboCriterion(Task(), kl_weight_start=1.0, kl_weight_max=1.0, kl_warmup_updates=0,
                                      adversary_lambda=1.0)  # fmt: skip
+    elif model_name.startswith("davam_prior"):
+        from davam_plugin.criterions.davam_prior import DavamPriorCriterion
+
+        criterion = DavamPriorCriterion(Task())
     else:
         from davam_plugin.criterions.davam import DavamCriterion
 
@@ -227,6 +253,8 @@ def run_variant(args):
     device = torch.device(args.device)
     steps, warmup = (args.awd_steps, args.awd_warmup) if args.variant.startswith("awd") else (args.steps, args.warmup)
     batches, vocab = make_batches(args, warmup + steps, rng)
+    if args.variant.startswith("davam_prior"):
+        batches = [prior_batch(b, rng) for b in batches]
     model, step = build_step(args, vocab, device)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
