@@ -185,7 +185,7 @@ def test_recipes_started_together_binarize_the_corpus_once(tmp_path):
 
 def test_davam_rows_commands(tmp_path):
     """The commands each DAVAM row runs, through stand-in tools that only record their
-    arguments: the fast row is the authors' stage one with halving from epoch 8, the rejected
+    arguments: the fast row is the authors' stage one with halving from epoch 8 and 10 halvings, the rejected
     dead-code row adds the restart flag to that; the rest is equal."""
     calls = tmp_path / "calls.txt"
     tools = ("fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency")
@@ -202,7 +202,7 @@ def test_davam_rows_commands(tmp_path):
             "fairseq-train", "fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency"]
         commands[row] = lines
     authors, fast, dead = (commands[r] for r in ("davam_ptb_k512", "davam_ptb_k512_fast", "davam_ptb_k512_deadcode"))
-    assert fast[0] == authors[0] + " --lr-decay-start-epoch 8"
+    assert fast[0] == authors[0] + " --lr-decay-start-epoch 8 --max-lr-decays 10"
     assert dead[0] == authors[0] + " --codebook-dead-code-threshold 0.02 --lr-decay-start-epoch 8"
     assert fast[1:] == authors[1:] == dead[1:]
     stage1 = authors[0].split()
