@@ -143,6 +143,7 @@ run_stage() {
   local name=$1 dir=$2; shift 2
   [ "${ROW_DIR:-}" = "$dir" ] || track_row "$dir"
   if [ -f "$dir/$name.done" ]; then log "$name: done already ($dir/$name.done)"; return; fi
+  rm -f "$dir/stopped.txt"  # a row stopped on purpose (results.py --stopped) that is run again
   log "$name: $*" | tee -a "$dir/$name.log"
   log "$name: code $(code_version)" | tee -a "$dir/$name.log"  # results.py reports it as the row's commit
   echo "$*" > "$dir/$name.cmd"

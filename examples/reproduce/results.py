@@ -464,8 +464,9 @@ def main(argv=None):
                    help="overwrite the row's JSON even when it records a run further along than the unfinished "
                         "one in --runs (by default that JSON is kept and the command fails)")
     p.add_argument("--stopped", metavar="REASON",
-                   help="the unfinished run was stopped on purpose: record it in the JSON's status as 'stopped: REASON' "
-                        "(for example: the issue's rule, its codes carry nothing after the warm-up)")
+                   help="the unfinished run was stopped on purpose: record it in the JSON's status as 'stopped in STAGE: "
+                        "REASON' and in RUNS/ROW/stopped.txt, which status.sh shows (for example: the issue's rule, "
+                        "its codes carry nothing after the warm-up)")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.table:
@@ -501,6 +502,8 @@ def main(argv=None):
     pending = [name for name in stages if not (run / f"{name}.done").is_file()]
     if args.stopped and not pending:
         sys.exit(f"error: --stopped: {args.row} has finished (every stage's .done file is in {run})")
+    if args.stopped:  # status.sh shows it; the recipe removes it when the row is run again
+        (run / "stopped.txt").write_text(args.stopped.replace("\n", " ") + "\n")
     previous = previous_json(out, args.row)
     refuse_to_go_back(out / f"{args.row}.json", previous, "updates", valid[-1][1].num_updates, not pending, args.replace)
     metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]

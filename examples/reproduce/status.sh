@@ -45,6 +45,8 @@ for run in "$RUNS"/*/; do
   echo "$row:$stages"
   if [ -f "${run}recipe.done" ]; then echo "  finished"
   elif row_running "$run"; then echo "  running"
+  elif [ -f "${run}stopped.txt" ]; then  # stopped on purpose (results.py --stopped)
+    echo "  stopped on purpose: $(head -n 1 "${run}stopped.txt")"
   elif [ -f "${run}recipe_command.txt" ]; then echo "  stopped; resume: $(cat "${run}recipe_command.txt")"
   fi
 done

@@ -307,6 +307,24 @@ def test_every_recipe_answers_help_without_running_anything(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_running_a_stage_again_clears_the_stopped_on_purpose_marker(tmp_path):
+    """common.sh's run_stage: a row stopped on purpose (stopped.txt, results.py --stopped) that is
+    run again loses the marker when a stage runs; a stage already done leaves it."""
+    row = tmp_path / "row"
+    row.mkdir()
+    script = f"source {REPO}/examples/reproduce/common.sh; run_stage done_one {row} true; run_stage s1 {row} true"
+    (row / "done_one.done").write_text("x\n")
+    (row / "stopped.txt").write_text("why\n")
+    proc = subprocess.run(["bash", "-c", script + "; ls " + str(row)], env=dict(SUBPROCESS_ENV, RUNS=str(tmp_path)),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (row / "s1.done").is_file() and not (row / "stopped.txt").exists()
+    (row / "stopped.txt").write_text("why\n")
+    subprocess.run(["bash", "-c", f"source {REPO}/examples/reproduce/common.sh; run_stage s1 {row} true"],
+                   env=dict(SUBPROCESS_ENV, RUNS=str(tmp_path)), capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert (row / "stopped.txt").is_file()
+
+
 def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     """status.sh: each row's stages (done / stopped, last validation epoch) and, for rows whose
     recipe recorded its command, finished or stopped with the command that resumes it; a row
@@ -332,3 +350,7 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
         "row_b: stage1=done\n  finished\n"
         "row_c: train=done\n"
     )
+    # a row stopped on purpose (results.py --stopped) says why instead of how to resume it
+    (stopped / "stopped.txt").write_text("attention uniform after the warm-up\n")
+    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    assert proc.stdout.splitlines()[1] == "  stopped on purpose: attention uniform after the warm-up"

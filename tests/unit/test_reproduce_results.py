@@ -188,6 +188,7 @@ def test_a_run_stopped_on_purpose_says_so_and_why(tmp_path):
     results.main(args + ["--stopped", "attention uniform after the warm-up"])
     r = json.loads((out / "davam_fake.json").read_text())
     assert r["status"] == "stopped in stage1: attention uniform after the warm-up" and r["stage"] == "stage1"
+    assert (runs / "davam_fake" / "stopped.txt").read_text() == "attention uniform after the warm-up\n"
     results.TABLE_ROWS.append(("davam_fake", "Rec 60.16", "a test row"))
     assert "| `davam_fake` | Rec 60.16: a test row | [stopped while training](results/davam_fake.json), [curves]" in (
         results.reproduction_table(out))
