@@ -502,8 +502,6 @@ def main(argv=None):
     pending = [name for name in stages if not (run / f"{name}.done").is_file()]
     if args.stopped and not pending:
         sys.exit(f"error: --stopped: {args.row} has finished (every stage's .done file is in {run})")
-    if args.stopped:  # status.sh shows it; the recipe removes it when the row is run again
-        (run / "stopped.txt").write_text(args.stopped.replace("\n", " ") + "\n")
     previous = previous_json(out, args.row)
     refuse_to_go_back(out / f"{args.row}.json", previous, "updates", valid[-1][1].num_updates, not pending, args.replace)
     metrics = ["rec", "commitment", "code_usage"] if davam else ["neg_elbo", "rec", "kl"]
@@ -574,6 +572,8 @@ def main(argv=None):
         if (run / f"{name}.json").is_file():
             result[name] = json.loads((run / f"{name}.json").read_text())
     write_json(out, args.row, result)
+    if args.stopped:  # once the JSON says so; status.sh shows it, the recipe removes it when the row runs again
+        (run / "stopped.txt").write_text(args.stopped.replace("\n", " ") + "\n")
     print(f"wrote {out / (args.row + '.json')} and {out / (args.row + '.png')}: {result['epochs']} epochs, "
           f"{result['train_hours']} h, last valid " + ", ".join(f"{m}={curves[m][1][-1]:.2f}" for m in metrics))
 
