@@ -8,6 +8,9 @@ directory (logs, commands, evaluation JSON), finished or not.
                                           # its test Rec comes from fairseq-validate's test.log
     python examples/reproduce/results.py davam_ptb_k512 --replace   # overwrite a JSON of a run that
                                           # got further (see below)
+    python examples/reproduce/results.py --epochs davam_ptb_k512_fast [--against davam_ptb_k512]
+                                          # a row's validation curves from its JSON as a markdown
+                                          # table, one line per epoch (see epoch_table)
     python examples/reproduce/results.py --table [--write README.md]
                                           # the reproduction table from results/*.json and, below
                                           # it, whether the AWD paper's ordering holds on our test
@@ -168,6 +171,76 @@ def reproduction_table(out):
             cells += [link, _trained(r), _validation(r), _test(r)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + awd_ordering(out)
+
+
+EPOCH_COLUMNS = {  # curve -> (column heading, digits)
+    "rec": ("valid Rec", 2), "neg_elbo": ("valid -ELBO", 2), "kl": ("KL", 2), "commitment": ("commitment", 2),
+    "code_usage": ("codes in use", 0), "attn_entropy": ("attention entropy", 2), "attn_v_norm": ("`v` norm", 2),
+    "info_vs_lm": ("LM NLL - Rec", 2),
+}  # fmt: skip
+
+
+def _main_curve(curves):
+    return "neg_elbo" if "neg_elbo" in curves else "rec" if "rec" in curves else next(iter(curves))
+
+
+def _start_lr(r):
+    """The first learning rate of a row's training command (--lr X or optimization.lr=[X]), or None."""
+    cmds = r.get("commands") or {}
+    cmd = cmds.get("stage1") or cmds.get("train") or ""
+    m = re.search(r"(?:--lr |optimization\.lr=\[?)([0-9.eE+-]+)", cmd)
+    return float(m.group(1)) if m else None
+
+
+def epoch_table(out, row, against=None):
+    """A row's per-epoch validation curves (results/ROW.json) as a markdown table: one line per
+    epoch with every curve the JSON has (the last validation of each epoch), the best value of
+    the main curve (-ELBO for AWD, Rec for DAVAM) in bold, and, for rows trained with
+    davam_plateau, the learning rate each epoch trained at (the starting --lr, halved after each
+    recorded decay). ``against`` adds another row's main curve as a last column."""
+
+    def load(name):
+        path = out / f"{name}.json"
+        if not path.is_file():
+            sys.exit(f"error: {path} not found: write it first (results.py {name})")
+        return json.loads(path.read_text())
+
+    r = load(row)
+    curves = r.get("valid_curves") or {}
+    if not curves:
+        sys.exit(f"error: {out / (row + '.json')} has no validation curves")
+    main = _main_curve(curves)
+    names = [main] + [n for n in EPOCH_COLUMNS if n in curves and n != main] + [n for n in curves if n not in EPOCH_COLUMNS and n != main]
+    values = {n: dict(zip(curves[n]["epoch"], curves[n]["value"])) for n in names}
+    other = None
+    if against:
+        o = load(against)
+        oc = o.get("valid_curves") or {}
+        if _main_curve(oc) != main:
+            sys.exit(f"error: --against {against}: its main curve is {_main_curve(oc)}, {row}'s is {main}")
+        other = dict(zip(oc[main]["epoch"], oc[main]["value"]))
+    lr0, decays = _start_lr(r), {d["after_epoch"]: d["lr"] for d in r.get("lr_decays") or []}
+    cmds = r.get("commands") or {}
+    show_lr = lr0 is not None and "davam_plateau" in (cmds.get("stage1") or cmds.get("train") or "")
+    heads = ["epoch"] + (["lr"] if show_lr else []) + [EPOCH_COLUMNS.get(n, (n, 2))[0] for n in names]
+    if other is not None:
+        heads.append(f"{EPOCH_COLUMNS[main][0]} of `{against}`")
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    best = min(values[main].values())
+    lr = lr0
+    for epoch in sorted({e for v in values.values() for e in v}):
+        cells = [str(epoch)] + ([f"{lr:g}"] if show_lr else [])
+        for n in names:
+            v = values[n].get(epoch)
+            digits = EPOCH_COLUMNS.get(n, (n, 2))[1]
+            cell = "" if v is None else f"{v:.{digits}f}"
+            cells.append(f"**{cell}**" if n == main and v == best else cell)
+        if other is not None:
+            cells.append("" if epoch not in other else f"{other[epoch]:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+        if show_lr and epoch in decays:
+            lr = decays[epoch]
+    return "\n".join(lines) + "\n"
 
 
 AWD_MODES = ("none", "uniform", "adversarial")
@@ -454,6 +527,9 @@ def main(argv=None):
     p.add_argument("row", nargs="?", help="the row (run directory under --runs); not with --table")
     p.add_argument("--table", action="store_true", help="print the reproduction table from the JSONs in --out")
     p.add_argument("--write", metavar="README", help="with --table: put the table between README's markers")
+    p.add_argument("--epochs", metavar="ROW", help="print ROW's per-epoch validation curves from its JSON in --out "
+                                                   "as a markdown table (not with a row or --table)")
+    p.add_argument("--against", metavar="ROW", help="with --epochs: add ROW's main curve (Rec or -ELBO) as a column")
     repo = Path(__file__).resolve().parents[2]
     # the defaults follow the recipes' environment (examples/reproduce/common.sh)
     p.add_argument("--runs", default=os.environ.get("RUNS") or str(repo.parent / "runs"), help="default: $RUNS or ../runs")
@@ -469,6 +545,13 @@ def main(argv=None):
                         "its codes carry nothing after the warm-up)")
     args = p.parse_args(argv)
     out = Path(args.out)
+    if args.against and not args.epochs:
+        p.error("--against needs --epochs")
+    if args.epochs:
+        if args.row or args.table or args.write or args.stopped or args.replace:
+            p.error("--epochs takes no other row, --table, --write, --stopped or --replace")
+        print(epoch_table(out, args.epochs, args.against), end="")
+        return
     if args.table:
         if args.row or args.stopped:
             p.error("--table takes no row and no --stopped")

@@ -355,3 +355,40 @@ def test_the_commit_is_the_one_the_stages_logged(tmp_path):
     assert results.provenance(run, REPO, first) == first
     head = results.git_head(REPO)
     assert results.provenance(run, REPO, None)["commit"] == head
+
+
+def test_epoch_table_from_a_rows_json(tmp_path, capsys):
+    """--epochs prints a row's curves per epoch from its JSON: the main curve first with its best
+    in bold, the rate davam_plateau trained each epoch at, and another row's curve beside it."""
+    results = _results_module()
+    out = tmp_path / "results"
+    out.mkdir()
+    curve = lambda epochs, values: {"epoch": epochs, "value": values}  # noqa: E731
+    fast = {"commands": {"stage1": "fairseq-train DATA --lr 1.0 --lr-scheduler davam_plateau"},
+            "lr_decays": [{"after_epoch": 2, "lr": 0.5}, {"after_epoch": 3, "lr": 0.25}],
+            "valid_curves": {"code_usage": curve([1, 2, 3, 4], [5.0, 28.0, 30.0, 31.0]),
+                             "rec": curve([1, 2, 3, 4], [130.0, 110.5, 110.25, 111.0]),
+                             "attn_v_norm": curve([2, 3, 4], [7.084, 7.5, 8.0])}}  # fmt: skip
+    authors = {"commands": {"stage1": "x"}, "valid_curves": {"rec": curve([1, 2, 3], [123.04, 116.77, 109.98])}}
+    awd = {"commands": {"train": "fairseq-hydra-train optimization.lr=[1.0]"}, "lr_decays": [],
+           "valid_curves": {"rec": curve([1], [126.0]), "neg_elbo": curve([1], [130.0])}}  # fmt: skip
+    for name, r in [("fast", fast), ("authors", authors), ("awd", awd)]:
+        (out / f"{name}.json").write_text(json.dumps(r))
+    results.main(["--epochs", "fast", "--against", "authors", "--out", str(out)])
+    assert capsys.readouterr().out == (
+        "| epoch | lr | valid Rec | codes in use | `v` norm | valid Rec of `authors` |\n"
+        "|---|---|---|---|---|---|\n"
+        "| 1 | 1 | 130.00 | 5 |  | 123.04 |\n"
+        "| 2 | 1 | 110.50 | 28 | 7.08 | 116.77 |\n"
+        "| 3 | 0.5 | **110.25** | 30 | 7.50 | 109.98 |\n"
+        "| 4 | 0.25 | 111.00 | 31 | 8.00 |  |\n"
+    )
+    results.main(["--epochs", "awd", "--out", str(out)])  # x0.96 per epoch, not davam_plateau: no lr column
+    assert capsys.readouterr().out == "| epoch | valid -ELBO | valid Rec |\n|---|---|---|\n| 1 | **130.00** | 126.00 |\n"
+    with pytest.raises(SystemExit, match="--against authors: its main curve is rec, awd's is neg_elbo"):
+        results.main(["--epochs", "awd", "--against", "authors", "--out", str(out)])
+    with pytest.raises(SystemExit, match="nope.json not found"):
+        results.main(["--epochs", "nope", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        results.main(["--epochs", "fast", "--table", "--out", str(out)])
+    assert "--epochs takes no other row" in capsys.readouterr().err
