@@ -1,5 +1,8 @@
 """In-process helpers: a small dictionary, a tiny DAVAM and its ablations, a tiny AWD and its
-criterion, hand-built batches and an endless batch producer."""
+criterion, hand-built batches, an endless batch producer, and a loader for the repository's
+scripts (files that are not modules of a package)."""
+
+import importlib.util
 
 import torch
 from fairseq.data import Dictionary, data_utils
@@ -7,6 +10,14 @@ from fairseq.data import Dictionary, data_utils
 from davam_plugin.criterions.awd_elbo import AwdElboCriterion
 from davam_plugin.models.awd import AwdConfig, AwdModel
 from davam_plugin.models.davam import DAVAM_Q, GAVAM, VAE_ATTN, DavamConfig, DavamModel
+
+
+def load_script(path, name=None):
+    """The module defined by the Python file ``path`` (examples/reproduce/*.py, fixtures)."""
+    spec = importlib.util.spec_from_file_location(name or f"script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_dictionary(n_words=20):

@@ -1,7 +1,6 @@
 """examples/reproduce/attention_health.py: the attention-health figures of a DAVAM checkpoint,
 and the bound they rest on (any two attention weights within a factor exp(2 ||v||_1))."""
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 
 from davam_plugin.modules.bahdanau_attention import BahdanauAttention
 
@@ -18,10 +18,7 @@ SCRIPT = REPO / "examples" / "reproduce" / "attention_health.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("attention_health", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_the_bound_holds_for_real_attention_weights():

@@ -1,6 +1,5 @@
 """examples/reproduce/precision_check.py: float32 against bf16 autocast on the same training step."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,16 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "examples" / "reproduce" / "precision_check.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("precision_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_two_float32_passes_are_identical(tiny_checkpoint):

@@ -11,7 +11,6 @@ chosen, greedy and sampled reconstructions, sentences from each model's prior wi
 code under test: tokens and codes must be equal, floats equal to 1e-6 relative.
 """
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -19,15 +18,13 @@ from pathlib import Path
 import pytest
 
 import davam_plugin  # noqa: F401
+from helpers import load_script
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "compat"
 
 
 def _make_fixture_module():
-    spec = importlib.util.spec_from_file_location("compat_make_fixture", FIXTURE / "make_fixture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FIXTURE / "make_fixture.py", "compat_make_fixture")
 
 
 MAKE = _make_fixture_module()

@@ -2,7 +2,6 @@
 token -> nats per sentence), and a DAVAM row's information curve taken from the run log or,
 once the run directory is gone, from the committed lstm_lm_ptb.json (saying which)."""
 
-import importlib.util
 import json
 import math
 import shutil
@@ -10,16 +9,14 @@ from pathlib import Path
 
 import pytest
 from fairseq.data import Dictionary, data_utils
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "fixtures" / "compat" / "data"
 
 
 def _results_module():
-    spec = importlib.util.spec_from_file_location("reproduce_results", REPO / "examples" / "reproduce" / "results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "examples" / "reproduce" / "results.py", "reproduce_results")
 
 
 def _line(split, record):
