@@ -14,12 +14,22 @@
 #                                                         # warm-up before beta rises; the code ramps from update 0)
 #   examples/reproduce/davam_ptb_probe.sh authors         # the authors' recipe itself
 #
+# Branch probes continue a stage-one checkpoint past beta's warm-up (FROM, for example a copy
+# of ../runs/davam_ptb_k512_fast/stage1/checkpoint_last.pt) for EPOCHS more epochs with another
+# optimizer or rate, with the optimizer and the rate schedule started afresh (beta held at the
+# recipe's 5: --reset-optimizer restarts fairseq's update count, which drives beta), the epoch
+# count and data order continuing the checkpoint's:
+#   FROM=CKPT examples/reproduce/davam_ptb_probe.sh adam_from      # Adam lr 5e-4
+#   FROM=CKPT examples/reproduce/davam_ptb_probe.sh sgd_low_from   # SGD lr 0.125
+#   (ROW_SUFFIX=_e21 names the run davam_probe_<VARIANT>_e21, to keep probes from different FROMs apart)
+#
 # Writes $RUNS/davam_probe_<VARIANT>/ (resumable like every recipe here); plot the probes
 # against each other with davam-plot $RUNS/davam_probe_*/stage1.log --metrics rec,code_usage,attn_entropy.
 source "$(dirname "$0")/common.sh"
-VARIANT=${1:?usage: davam_ptb_probe.sh adam|adam_kmeans|sgd_clip25|sgd_kmeans|sgd_dead|beta_low|authors}
+VARIANT=${1:?usage: davam_ptb_probe.sh adam|adam_kmeans|sgd_clip25|sgd_kmeans|sgd_dead|beta_low|authors|adam_from|sgd_low_from}
 EPOCHS=${EPOCHS:-2}
-RUN=$RUNS/davam_probe_$VARIANT
+[[ $EPOCHS =~ ^[1-9][0-9]*$ ]] || { echo "error: EPOCHS must be a positive integer, got '$EPOCHS'" >&2; exit 2; }
+RUN=$RUNS/davam_probe_$VARIANT${ROW_SUFFIX:-}
 case "$VARIANT" in  # flags that replace the recipe's (davam_ptb_stage1 in common.sh)
   authors) FLAGS=() ;;
   adam) FLAGS=(--optimizer adam --lr 0.001) ;;
@@ -28,7 +38,27 @@ case "$VARIANT" in  # flags that replace the recipe's (davam_ptb_stage1 in commo
   sgd_kmeans) FLAGS=(--codebook-kmeans-init) ;;
   sgd_dead) FLAGS=(--codebook-dead-code-threshold 0.02) ;;
   beta_low) FLAGS=(--beta-max 0.15 --beta-warmup-updates 0) ;;
-  *) echo "error: unknown VARIANT '$VARIANT' (adam, adam_kmeans, sgd_clip25, sgd_kmeans, sgd_dead, beta_low, authors)" >&2; exit 2 ;;
+  adam_from) FLAGS=(--optimizer adam --lr 0.0005) ;;
+  sgd_low_from) FLAGS=(--lr 0.125) ;;
+  *) echo "error: unknown VARIANT '$VARIANT' (adam, adam_kmeans, sgd_clip25, sgd_kmeans, sgd_dead, beta_low, authors, adam_from, sgd_low_from)" >&2; exit 2 ;;
 esac
+if [[ $VARIANT != *_from ]]; then
+  prepare_ptb
+  davam_ptb_stage1 "$RUN" --max-epoch "$EPOCHS" "${FLAGS[@]}"
+  exit
+fi
+# a branch probe: FROM's epoch and update count (fairseq keeps them in the checkpoint)
+[ -n "${FROM:-}" ] && [ -f "$FROM" ] || { echo "error: $VARIANT continues a checkpoint: set FROM to a stage-one checkpoint file (FROM='${FROM:-}')" >&2; exit 2; }
+read -r START UPDATES < <(python - "$FROM" 2>/dev/null <<'PY'
+import sys, torch
+state = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+print(state["extra_state"]["train_iterator"]["epoch"], state["optimizer_history"][-1]["num_updates"])
+PY
+) || { echo "error: FROM=$FROM is not a readable fairseq checkpoint" >&2; exit 2; }
+[ "$UPDATES" -ge 13150 ] || { echo "error: FROM=$FROM is at update $UPDATES, inside beta's warm-up (13,150 updates): branch after it" >&2; exit 2; }
 prepare_ptb
-davam_ptb_stage1 "$RUN" --max-epoch "$EPOCHS" "${FLAGS[@]}"
+BRANCH=(--max-epoch $((START + EPOCHS)) --beta-start 5.0 --beta-max 5.0 --beta-warmup-updates 0)
+if [ ! -f "$RUN/stage1/checkpoint_last.pt" ]; then  # first start: from FROM, optimizer and schedule afresh
+  BRANCH+=(--restore-file "$FROM" --reset-optimizer --reset-lr-scheduler --reset-meters)
+fi
+davam_ptb_stage1 "$RUN" "${FLAGS[@]}" "${BRANCH[@]}"

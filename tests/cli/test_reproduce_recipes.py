@@ -8,6 +8,7 @@ import math
 import os
 import signal as signal_module
 import subprocess
+import sys
 import time
 
 import torch
@@ -354,3 +355,39 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     (stopped / "stopped.txt").write_text("attention uniform after the warm-up\n")
     proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
     assert proc.stdout.splitlines()[1] == "  stopped on purpose: attention uniform after the warm-up"
+
+
+def test_branch_probe_commands_and_errors(tmp_path):
+    """davam_ptb_probe.sh's branch variants continue FROM past beta's warm-up: the first start
+    restores FROM with the optimizer and schedule reset and beta held at 5, up to FROM's epoch +
+    EPOCHS; a rerun resumes its own checkpoint (no reset, which would throw away Adam's state).
+    A FROM that is missing, unreadable or inside the warm-up is a one-line error."""
+    calls = tmp_path / "calls.txt"
+    env = stand_in_env(tmp_path, {"fairseq-train": f'echo "$*" >> {calls}\n',
+                                  "python": f'exec {sys.executable} "$@"\n'}, EPOCHS="2")  # fmt: skip
+    start = tmp_path / "start.pt"
+    torch.save({"extra_state": {"train_iterator": {"epoch": 21}}, "optimizer_history": [{"num_updates": 27615}]}, start)
+    proc = recipe("davam_ptb_probe.sh", dict(env, FROM=str(start), ROW_SUFFIX="_e21"), "adam_from")
+    assert proc.returncode == 0, proc.stderr
+    first = calls.read_text().split()
+    run = tmp_path / "runs" / "davam_probe_adam_from_e21"
+    assert first[first.index("--save-dir") + 1] == f"{run}/stage1"
+    tail = " ".join(first[first.index("--num-workers") + 2:])
+    assert tail == (f"--optimizer adam --lr 0.0005 --max-epoch 23 --beta-start 5.0 --beta-max 5.0 --beta-warmup-updates 0 "
+                    f"--restore-file {start} --reset-optimizer --reset-lr-scheduler --reset-meters")  # fmt: skip
+    (run / "stage1.done").unlink()
+    (run / "stage1" / "checkpoint_last.pt").parent.mkdir(parents=True, exist_ok=True)
+    (run / "stage1" / "checkpoint_last.pt").write_text("")
+    calls.write_text("")
+    assert recipe("davam_ptb_probe.sh", dict(env, FROM=str(start), ROW_SUFFIX="_e21"), "adam_from").returncode == 0
+    again = calls.read_text().split()
+    assert " ".join(again[again.index("--num-workers") + 2:]) == tail.split(" --restore-file")[0]
+    early = tmp_path / "early.pt"
+    torch.save({"extra_state": {"train_iterator": {"epoch": 3}}, "optimizer_history": [{"num_updates": 3945}]}, early)
+    bad = tmp_path / "bad.pt"
+    bad.write_text("x")
+    for from_, error in [(None, "error: sgd_low_from continues a checkpoint: set FROM to a stage-one checkpoint file (FROM='')"),
+                         (bad, f"error: FROM={bad} is not a readable fairseq checkpoint"),
+                         (early, f"error: FROM={early} is at update 3945, inside beta's warm-up (13,150 updates): branch after it")]:  # fmt: skip
+        proc = recipe("davam_ptb_probe.sh", dict(env, **({"FROM": str(from_)} if from_ else {})), "sgd_low_from")
+        assert proc.returncode == 2 and proc.stderr == error + "\n", proc.stderr
