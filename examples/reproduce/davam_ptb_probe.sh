@@ -47,12 +47,13 @@ if [[ $VARIANT != *_from ]]; then
   davam_ptb_stage1 "$RUN" --max-epoch "$EPOCHS" "${FLAGS[@]}"
   exit
 fi
-# a branch probe: FROM's epoch and update count (fairseq keeps them in the checkpoint)
+# a branch probe: FROM's last finished epoch and its update count (fairseq stores the epoch to
+# train next, with the batches of it already done: epoch E, 0 batches after finishing E - 1)
 [ -n "${FROM:-}" ] && [ -f "$FROM" ] || { echo "error: $VARIANT continues a checkpoint: set FROM to a stage-one checkpoint file (FROM='${FROM:-}')" >&2; exit 2; }
 read -r START UPDATES < <(python - "$FROM" 2>/dev/null <<'PY'
 import sys, torch
 state = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
-print(state["extra_state"]["train_iterator"]["epoch"], state["optimizer_history"][-1]["num_updates"])
+print(state["extra_state"]["train_iterator"]["epoch"] - 1, state["optimizer_history"][-1]["num_updates"])
 PY
 ) || { echo "error: FROM=$FROM is not a readable fairseq checkpoint" >&2; exit 2; }
 [ "$UPDATES" -ge 13150 ] || { echo "error: FROM=$FROM is at update $UPDATES, inside beta's warm-up (13,150 updates): branch after it" >&2; exit 2; }

@@ -366,7 +366,8 @@ def test_branch_probe_commands_and_errors(tmp_path):
     env = stand_in_env(tmp_path, {"fairseq-train": f'echo "$*" >> {calls}\n',
                                   "python": f'exec {sys.executable} "$@"\n'}, EPOCHS="2")  # fmt: skip
     start = tmp_path / "start.pt"
-    torch.save({"extra_state": {"train_iterator": {"epoch": 21}}, "optimizer_history": [{"num_updates": 27615}]}, start)
+    torch.save({"extra_state": {"train_iterator": {"epoch": 22, "iterations_in_epoch": 0}},  # saved after epoch 21
+                "optimizer_history": [{"num_updates": 27615}]}, start)  # fmt: skip
     proc = recipe("davam_ptb_probe.sh", dict(env, FROM=str(start), ROW_SUFFIX="_e21"), "adam_from")
     assert proc.returncode == 0, proc.stderr
     first = calls.read_text().split()
