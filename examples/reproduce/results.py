@@ -184,10 +184,13 @@ def _main_curve(curves):
     return "neg_elbo" if "neg_elbo" in curves else "rec" if "rec" in curves else next(iter(curves))
 
 
-def _start_lr(r):
-    """The first learning rate of a row's training command (--lr X or optimization.lr=[X]), or None."""
+def _training_command(r):
     cmds = r.get("commands") or {}
-    cmd = cmds.get("stage1") or cmds.get("train") or ""
+    return cmds.get("stage1") or cmds.get("train") or ""
+
+
+def _start_lr(cmd):
+    """The first learning rate of a training command (--lr X or optimization.lr=[X]), or None."""
     m = re.search(r"(?:--lr |optimization\.lr=\[?)([0-9.eE+-]+)", cmd)
     return float(m.group(1)) if m else None
 
@@ -219,12 +222,12 @@ def epoch_table(out, row, against=None):
         if _main_curve(oc) != main:
             sys.exit(f"error: --against {against}: its main curve is {_main_curve(oc)}, {row}'s is {main}")
         other = dict(zip(oc[main]["epoch"], oc[main]["value"]))
-    lr0, decays = _start_lr(r), {d["after_epoch"]: d["lr"] for d in r.get("lr_decays") or []}
-    cmds = r.get("commands") or {}
-    show_lr = lr0 is not None and "davam_plateau" in (cmds.get("stage1") or cmds.get("train") or "")
+    cmd = _training_command(r)
+    lr0, decays = _start_lr(cmd), {d["after_epoch"]: d["lr"] for d in r.get("lr_decays") or []}
+    show_lr = lr0 is not None and "davam_plateau" in cmd
     heads = ["epoch"] + (["lr"] if show_lr else []) + [EPOCH_COLUMNS.get(n, (n, 2))[0] for n in names]
     if other is not None:
-        heads.append(f"{EPOCH_COLUMNS[main][0]} of `{against}`")
+        heads.append(f"{EPOCH_COLUMNS.get(main, (main, 2))[0]} of `{against}`")
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     best = min(values[main].values())
     lr = lr0
