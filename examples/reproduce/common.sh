@@ -19,7 +19,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # (track_row records it in the row's directory; status.sh prints it for a row that stopped)
 RECIPE_COMMAND="cd $(printf %q "$REPO") &&"
 for _v in PTB DATA RUNS RESULTS THREADS PRECISION PRIOR_PRECISION SEED HIDDEN IW_SAMPLES LM_PATH EPOCHS \
-  PRIOR_EPOCHS VALUES SNLI SIZES RATIOS DAVAM_RUN MAX_UPDATE FROM ROW_SUFFIX; do
+  PRIOR_EPOCHS VALUES SNLI SIZES RATIOS DAVAM_RUN MAX_UPDATE FROM ROW_SUFFIX SHRINK; do
   if [ -n "${!_v+x}" ]; then RECIPE_COMMAND+=" $_v=$(printf %q "${!_v}")"; fi
 done
 RECIPE_COMMAND+=" examples/reproduce/$(basename "$0")"
@@ -155,12 +155,16 @@ run_stage() {
 # davam_ptb_stage1 RUN [FLAG ...]: DAVAM stage one on PTB with the authors' recipe (davam_ptb.sh
 # says what it is) into RUN/stage1, as run_stage "stage1". FLAGs go last, so a FLAG given again
 # overrides the recipe's value (fairseq's argparse keeps the last one): the probes' variants.
+# The rate schedule's flags are the array STAGE1_SCHEDULER when the caller sets it (another
+# --lr-scheduler does not accept davam_plateau's flags), else the authors' plateau rule.
 davam_ptb_stage1() {
   local run=$1; shift
+  local scheduler=(--lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5)
+  [ -z "${STAGE1_SCHEDULER+x}" ] || scheduler=("${STAGE1_SCHEDULER[@]}")
   run_stage stage1 "$run" fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb \
     --criterion davam --num-codes 512 --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch 100 \
     --beta-start 0.15 --beta-max 5.0 --beta-warmup-updates 13150 \
-    --lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5 \
+    "${scheduler[@]}" \
     --stop-min-lr 0 --best-checkpoint-metric rec_plus_commitment \
     --save-dir "$run/stage1" --no-epoch-checkpoints --log-format json --log-interval 100 \
     --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "$@"

@@ -21,6 +21,9 @@
 # count and data order continuing the checkpoint's:
 #   FROM=CKPT examples/reproduce/davam_ptb_probe.sh adam_from      # Adam lr 5e-4
 #   FROM=CKPT examples/reproduce/davam_ptb_probe.sh sgd_low_from   # SGD lr 0.125
+#   FROM=CKPT SHRINK=0.5 examples/reproduce/davam_ptb_probe.sh sgd_decay_from
+#                      # SGD from lr 1.0, the rate multiplied by SHRINK after every epoch past FROM's
+#                      # (fairseq's --lr-scheduler fixed --force-anneal; default SHRINK=0.5)
 #   (ROW_SUFFIX=_e21 names the run davam_probe_<VARIANT>_e21, to keep probes from different FROMs apart)
 #
 # Writes $RUNS/davam_probe_<VARIANT>/ (resumable like every recipe here); plot the probes
@@ -40,7 +43,8 @@ case "$VARIANT" in  # flags that replace the recipe's (davam_ptb_stage1 in commo
   beta_low) FLAGS=(--beta-max 0.15 --beta-warmup-updates 0) ;;
   adam_from) FLAGS=(--optimizer adam --lr 0.0005) ;;
   sgd_low_from) FLAGS=(--lr 0.125) ;;
-  *) echo "error: unknown VARIANT '$VARIANT' (adam, adam_kmeans, sgd_clip25, sgd_kmeans, sgd_dead, beta_low, authors, adam_from, sgd_low_from)" >&2; exit 2 ;;
+  sgd_decay_from) FLAGS=() ;;  # the schedule needs FROM's epoch: below
+  *) echo "error: unknown VARIANT '$VARIANT' (adam, adam_kmeans, sgd_clip25, sgd_kmeans, sgd_dead, beta_low, authors, adam_from, sgd_low_from, sgd_decay_from)" >&2; exit 2 ;;
 esac
 if [[ $VARIANT != *_from ]]; then
   prepare_ptb
@@ -57,6 +61,11 @@ print(state["extra_state"]["train_iterator"]["epoch"] - 1, state["optimizer_hist
 PY
 ) || { echo "error: FROM=$FROM is not a readable fairseq checkpoint" >&2; exit 2; }
 [ "$UPDATES" -ge 13150 ] || { echo "error: FROM=$FROM is at update $UPDATES, inside beta's warm-up (13,150 updates): branch after it" >&2; exit 2; }
+if [ "$VARIANT" = sgd_decay_from ]; then
+  SHRINK=${SHRINK:-0.5}
+  [[ $SHRINK =~ ^0?\.[0-9]+$ ]] || { echo "error: SHRINK must be a number between 0 and 1, such as 0.5, got '$SHRINK'" >&2; exit 2; }
+  STAGE1_SCHEDULER=(--lr-scheduler fixed --force-anneal $((START + 1)) --lr-shrink "$SHRINK")
+fi
 prepare_ptb
 BRANCH=(--max-epoch $((START + EPOCHS)) --beta-start 5.0 --beta-max 5.0 --beta-warmup-updates 0)
 if [ ! -f "$RUN/stage1/checkpoint_last.pt" ]; then  # first start: from FROM, optimizer and schedule afresh

@@ -358,7 +358,8 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
 
 
 def test_branch_probe_commands_and_errors(tmp_path):
-    """davam_ptb_probe.sh's branch variants continue FROM past beta's warm-up: the first start
+    """davam_ptb_probe.sh's branch variants continue FROM past beta's warm-up (sgd_decay_from with
+    fairseq's fixed schedule in place of davam_plateau's flags, which it would refuse): the first start
     restores FROM with the optimizer and schedule reset and beta held at 5, up to FROM's epoch +
     EPOCHS; a rerun resumes its own checkpoint (no reset, which would throw away Adam's state).
     A FROM that is missing, unreadable or inside the warm-up is a one-line error."""
@@ -383,6 +384,14 @@ def test_branch_probe_commands_and_errors(tmp_path):
     assert recipe("davam_ptb_probe.sh", dict(env, FROM=str(start), ROW_SUFFIX="_e21"), "adam_from").returncode == 0
     again = calls.read_text().split()
     assert " ".join(again[again.index("--num-workers") + 2:]) == tail.split(" --restore-file")[0]
+    calls.write_text("")
+    decay = dict(env, FROM=str(start), SHRINK="0.7")
+    assert recipe("davam_ptb_probe.sh", decay, "sgd_decay_from").returncode == 0
+    decayed = calls.read_text()
+    assert " --lr-scheduler fixed --force-anneal 22 --lr-shrink 0.7 --stop-min-lr 0 " in decayed
+    assert "davam_plateau" not in decayed and "--lr-patience" not in decayed and " --lr 1.0 " in decayed
+    proc = recipe("davam_ptb_probe.sh", dict(decay, SHRINK="2"), "sgd_decay_from")
+    assert proc.returncode == 2 and proc.stderr == "error: SHRINK must be a number between 0 and 1, such as 0.5, got '2'\n"
     early = tmp_path / "early.pt"
     torch.save({"extra_state": {"train_iterator": {"epoch": 3}}, "optimizer_history": [{"num_updates": 3945}]}, early)
     bad = tmp_path / "bad.pt"
