@@ -29,7 +29,7 @@
 # Writes $RUNS/davam_probe_<VARIANT>/ (resumable like every recipe here); plot the probes
 # against each other with davam-plot $RUNS/davam_probe_*/stage1.log --metrics rec,code_usage,attn_entropy.
 source "$(dirname "$0")/common.sh"
-VARIANT=${1:?usage: davam_ptb_probe.sh adam|adam_kmeans|sgd_clip25|sgd_kmeans|sgd_dead|beta_low|authors|adam_from|sgd_low_from}
+VARIANT=${1:?usage: davam_ptb_probe.sh adam|adam_kmeans|sgd_clip25|sgd_kmeans|sgd_dead|beta_low|authors|adam_from|sgd_low_from|sgd_decay_from}
 EPOCHS=${EPOCHS:-2}
 [[ $EPOCHS =~ ^[1-9][0-9]*$ ]] || { echo "error: EPOCHS must be a positive integer, got '$EPOCHS'" >&2; exit 2; }
 RUN=$RUNS/davam_probe_$VARIANT${ROW_SUFFIX:-}

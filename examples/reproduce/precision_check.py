@@ -26,6 +26,7 @@ initialisation, where all memory positions hold the same code, means nothing).
 import argparse
 import copy
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,17 +67,17 @@ def _one_pass(model, criterion, sample, state, bf16: bool, train: bool, seed: in
         loss, _, _ = criterion(model, sample)
     loss.backward()
     grads = {k: p.grad.detach().float().flatten().clone() for k, p in model.named_parameters() if p.grad is not None}
-    return float(loss.detach()), grads, [c.clone() for c in recorder.codes]
+    return float(loss.detach()), grads, recorder.codes  # the hook's copies; the next pass makes a new list
 
 
 def precision_check(path, data=None, batches=4, batch_size=32, from_init=False, train=True, seed=1):
     """The figures of the module docstring, as a dict."""
-    from davam_plugin.checkpoint_reading import checkpoint_num_updates, read_checkpoint
+    from davam_plugin.checkpoint_reading import read_checkpoint
     from davam_plugin.tasks.sentence_vae import load_sentence_vae_checkpoint
 
-    task, model = load_sentence_vae_checkpoint(path, data, flag="CHECKPOINT")
-    state_dict, cfg = read_checkpoint(path, "CHECKPOINT")
-    updates = checkpoint_num_updates(state_dict)
+    task, model = load_sentence_vae_checkpoint(path, data, flag="CHECKPOINT")  # at the checkpoint's update count
+    _, cfg = read_checkpoint(path, "CHECKPOINT")  # the criterion's settings
+    updates = model.num_updates
     if from_init:
         torch.manual_seed(seed)
         model = task.build_model(cfg.model)
@@ -133,7 +134,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.batches < 1 or args.batch_size < 1:
         raise SystemExit("error: --batches and --batch-size must be at least 1")
-    torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     out = precision_check(args.checkpoint, args.data, args.batches, args.batch_size, args.from_init,
                           not args.eval_mode, args.seed)  # fmt: skip
     if args.json:

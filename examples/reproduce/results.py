@@ -203,10 +203,10 @@ def epoch_table(out, row, against=None):
     recorded decay). ``against`` adds another row's main curve as a last column."""
 
     def load(name):
-        path = out / f"{name}.json"
-        if not path.is_file():
-            sys.exit(f"error: {path} not found: write it first (results.py {name})")
-        return json.loads(path.read_text())
+        r = previous_json(out, name)
+        if r is None:
+            sys.exit(f"error: {out / (name + '.json')} not found: write it first (results.py {name})")
+        return r
 
     r = load(row)
     curves = r.get("valid_curves") or {}
@@ -214,6 +214,7 @@ def epoch_table(out, row, against=None):
         sys.exit(f"error: {out / (row + '.json')} has no validation curves")
     main = _main_curve(curves)
     names = [main] + [n for n in EPOCH_COLUMNS if n in curves and n != main] + [n for n in curves if n not in EPOCH_COLUMNS and n != main]
+    columns = {n: EPOCH_COLUMNS.get(n, (n, 2)) for n in names}  # heading, digits
     values = {n: dict(zip(curves[n]["epoch"], curves[n]["value"])) for n in names}
     other = None
     if against:
@@ -225,9 +226,9 @@ def epoch_table(out, row, against=None):
     cmd = _training_command(r)
     lr0, decays = _start_lr(cmd), {d["after_epoch"]: d["lr"] for d in r.get("lr_decays") or []}
     show_lr = lr0 is not None and "davam_plateau" in cmd
-    heads = ["epoch"] + (["lr"] if show_lr else []) + [EPOCH_COLUMNS.get(n, (n, 2))[0] for n in names]
+    heads = ["epoch"] + (["lr"] if show_lr else []) + [columns[n][0] for n in names]
     if other is not None:
-        heads.append(f"{EPOCH_COLUMNS.get(main, (main, 2))[0]} of `{against}`")
+        heads.append(f"{columns[main][0]} of `{against}`")
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     best = min(values[main].values())
     lr = lr0
@@ -235,8 +236,7 @@ def epoch_table(out, row, against=None):
         cells = [str(epoch)] + ([f"{lr:g}"] if show_lr else [])
         for n in names:
             v = values[n].get(epoch)
-            digits = EPOCH_COLUMNS.get(n, (n, 2))[1]
-            cell = "" if v is None else f"{v:.{digits}f}"
+            cell = "" if v is None else f"{v:.{columns[n][1]}f}"
             cells.append(f"**{cell}**" if n == main and v == best else cell)
         if other is not None:
             cells.append("" if epoch not in other else f"{other[epoch]:.2f}")
