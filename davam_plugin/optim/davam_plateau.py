@@ -23,7 +23,10 @@ never reloads weights and never stops.
 Reloading is done by the task at the start of the next epoch (``reload_best_if_pending``,
 called from the ``sentence_vae`` and ``davam_prior`` tasks' ``begin_epoch``): the whole model
 state of checkpoint_best is loaded, the EMA codebook included. The authors also rebuild their
-SGD optimizers; fairseq's SGD without momentum has no state, so nothing else changes.
+SGD optimizers; fairseq's SGD without momentum has no state, so nothing else changes. A
+stateful optimizer (Adam, as in the fast PTB recipe) keeps its moment estimates across the
+reload: they were accumulated at the abandoned weights and fade within about 1 / (1 - beta)
+updates (10 for the first moment, 1,000 for the second at fairseq's defaults).
 
 Resuming: fairseq saves a checkpoint after validation but *before* it steps the scheduler,
 so a run killed before its next save would lose that epoch's decision. On resume the

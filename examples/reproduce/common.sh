@@ -153,20 +153,21 @@ run_stage() {
 }
 
 # davam_ptb_stage1 RUN [FLAG ...]: DAVAM stage one on PTB with the authors' recipe (davam_ptb.sh
-# says what it is) into RUN/stage1, as run_stage "stage1". FLAGs go last, so a FLAG given again
+# says what it is) into RUN/stage1, as run_stage "stage1" (STAGE1_NAME=NAME: into RUN/NAME, as
+# run_stage NAME: the fast recipe's "warmup" part). FLAGs go last, so a FLAG given again
 # overrides the recipe's value (fairseq's argparse keeps the last one): the probes' variants.
 # The rate schedule's flags are the array STAGE1_SCHEDULER when the caller sets it (another
 # --lr-scheduler does not accept davam_plateau's flags), else the authors' plateau rule.
 davam_ptb_stage1() {
-  local run=$1; shift
+  local run=$1 name=${STAGE1_NAME:-stage1}; shift
   local scheduler=(--lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5)
   [ -z "${STAGE1_SCHEDULER+x}" ] || scheduler=("${STAGE1_SCHEDULER[@]}")
-  run_stage stage1 "$run" fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb \
+  run_stage "$name" "$run" fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb \
     --criterion davam --num-codes 512 --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch 100 \
     --beta-start 0.15 --beta-max 5.0 --beta-warmup-updates 13150 \
     "${scheduler[@]}" \
     --stop-min-lr 0 --best-checkpoint-metric rec_plus_commitment \
-    --save-dir "$run/stage1" --no-epoch-checkpoints --log-format json --log-interval 100 \
+    --save-dir "$run/$name" --no-epoch-checkpoints --log-format json --log-interval 100 \
     --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "$@"
 }
 

@@ -43,6 +43,7 @@ old one until it finishes (a finished run replaces it; so does --replace).
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -58,6 +59,7 @@ from davam_plugin.cli.plot import draw
 PAPER = {  # the paper's value of the plotted validation metric (test-set numbers; see docs/results.md)
     "davam_ptb_k512": {"rec": (60.16, "paper test Rec")},
     "davam_ptb_k512_fast": {"rec": (60.16, "paper test Rec")},
+    "davam_ptb_k512_earlydecay": {"rec": (60.16, "paper test Rec")},
     "davam_ptb_k512_deadcode": {"rec": (60.16, "paper test Rec")},
     "davam_ptb_k512_long": {"rec": (60.16, "paper test Rec")},
     "awd_ptb_none": {"neg_elbo": (102.6, "paper -ELBO"), "kl": (1.1, "paper KL")},
@@ -70,6 +72,7 @@ PAPER = {  # the paper's value of the plotted validation metric (test-set number
 TABLE_ROWS = [
     ("davam_ptb_k512", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
     ("davam_ptb_k512_fast", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
+    ("davam_ptb_k512_earlydecay", "Rec 60.16", "row 11 of Table II (DAVAM); a superseded faster recipe"),
     ("davam_ptb_k512_deadcode", "Rec 60.16", "row 11 of Table II (DAVAM); a rejected faster recipe"),
     ("davam_ptb_k512_long", "Rec 60.16", "row 11 of Table II (DAVAM); stage one only"),
     ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
@@ -83,9 +86,10 @@ STAGES = {
     "davam": ("stage1", "stage2", "eval", "samples", "diversity", "fluency"),
     "awd": ("train", "eval"),
 }
-# rows whose recipe has other stages (davam_ptb_long.sh: stage one continued, its test Rec)
-ROW_STAGES = {"davam_ptb_k512_long": ("stage1", "test")}
-STAGE_LABELS = {"stage1": "training", "train": "training", "stage2": "training the prior", "eval": "evaluating", "test": "evaluating",
+# rows whose recipe has other stages (davam_ptb_long.sh: stage one continued, its test Rec;
+# the fast recipe: the authors' warm-up first)
+ROW_STAGES = {"davam_ptb_k512_long": ("stage1", "test"), "davam_ptb_k512_fast": ("warmup",) + STAGES["davam"]}
+STAGE_LABELS = {"warmup": "training", "stage1": "training", "train": "training", "stage2": "training the prior", "eval": "evaluating", "test": "evaluating",
                 "samples": "sampling", "diversity": "sampling", "fluency": "sampling"}
 TABLE_START = "<!-- reproduction-table: written by examples/reproduce/results.py --table --write README.md -->"
 TABLE_END = "<!-- reproduction-table: end -->"
@@ -296,11 +300,23 @@ def write_table(readme, table):
     os.replace(tmp, readme)
 
 
-def read_curves(log):
+def read_curves(log, *continued):
     """(records, validation points, end-of-epoch training points, learning-rate decays) of a
-    fairseq-train log, read once."""
+    fairseq-train log, read once.
+
+    continued: the logs of later parts of the same training, in order, each started from the
+    last checkpoint of the part before with --reset-optimizer (davam_ptb.sh's fast recipe:
+    warmup.log, then stage1.log with another optimizer). fairseq counts updates from 0 again
+    after that reset; their records join the first log's with the update count carried on
+    from the last update of the part before (the epochs go on by themselves)."""
     lines = Path(log).read_text(encoding="utf-8", errors="replace").splitlines()
     records = tl.parse_lines(lines)
+    for later in continued:
+        offset = max((r.num_updates or 0 for r in records), default=0)
+        more = Path(later).read_text(encoding="utf-8", errors="replace").splitlines()
+        records += [r if r.num_updates is None else dataclasses.replace(r, num_updates=r.num_updates + offset)
+                    for r in tl.parse_lines(more)]  # fmt: skip
+        lines += more
     valid, train = tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
     return records, valid, train, lr_decays(lines)
 
@@ -576,11 +592,14 @@ def main(argv=None):
     if args.row == "lstm_lm_ptb":
         return lm_main(args, repo, out)
     run = Path(args.runs) / args.row
-    stage = "stage1" if (run / "stage1.log").is_file() else "train"
+    # DAVAM's stage one (the fast recipe: its warm-up until stage one starts), or AWD's training
+    stage = next((name for name in ("stage1", "warmup") if (run / f"{name}.log").is_file()), "train")
     log = run / f"{stage}.log"
     if not log.is_file():
         sys.exit(f"error: {log} not found: has the row been started?")
-    records, valid, train, decays = read_curves(log)
+    # the fast DAVAM recipe's stage one continues its warm-up (warmup.log) with another optimizer
+    earlier = [run / "warmup.log"] if stage == "stage1" and (run / "warmup.log").is_file() else []
+    records, valid, train, decays = read_curves(*earlier, log)
     if not valid:
         sys.exit(f"error: {log} has no validation record yet (wait for the end of the first epoch)")
     davam = "rec_plus_commitment" in valid[-1][1].metrics or "commitment" in valid[-1][1].metrics
@@ -601,7 +620,7 @@ def main(argv=None):
         xs, rec = curves["rec"]
         curves["info_vs_lm"] = (xs, [lm[0] - r for r in rec])
         metrics.append("info_vs_lm")
-    data = {args.row: {"log": str(log), "splits": {"valid": {m: {"x": x, "y": y} for m, (x, y) in curves.items()}}}}
+    data = {args.row: {"log": ", ".join(str(f) for f in earlier + [log]), "splits": {"valid": {m: {"x": x, "y": y} for m, (x, y) in curves.items()}}}}
     hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in PAPER.get(args.row, {}).items()}
     if lm is not None:
         hlines.setdefault("info_vs_lm", []).append({"value": 0.0, "label": "codes carry nothing"})

@@ -186,30 +186,50 @@ def test_recipes_started_together_binarize_the_corpus_once(tmp_path):
 
 def test_davam_rows_commands(tmp_path):
     """The commands each DAVAM row runs, through stand-in tools that only record their
-    arguments: the fast row is the authors' stage one with halving from epoch 8 and 10 halvings, the rejected
-    dead-code row adds the restart flag to that; the rest is equal."""
+    arguments: the fast row trains the authors' stage one for 10 epochs (its warm-up), then
+    stage one from the warm-up's last state with Adam, beta held at 5 and a fresh optimizer
+    and schedule (on the first start only); the superseded early-decay row is the authors'
+    stage one with halving from epoch 8 and 10 halvings, the rejected dead-code row adds the
+    restart flag to halving from epoch 8; the rest is equal."""
     calls = tmp_path / "calls.txt"
     tools = ("fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency")
     (tmp_path / "lm.pt").write_text("")
     env = stand_in_env(tmp_path, {tool: f'echo "$(basename "$0") $*" >> {calls}\n' for tool in tools},
                        LM_PATH=str(tmp_path / "lm.pt"))  # fmt: skip
     commands = {}
-    for row in ("davam_ptb_k512", "davam_ptb_k512_fast", "davam_ptb_k512_deadcode"):
+    rows = ("davam_ptb_k512", "davam_ptb_k512_fast", "davam_ptb_k512_earlydecay", "davam_ptb_k512_deadcode")
+    for row in rows:
         calls.write_text("")
         proc = recipe("davam_ptb.sh", env, row)
         assert proc.returncode == 0, proc.stderr
         lines = calls.read_text().replace(str(tmp_path / "runs" / row), "RUN").splitlines()
-        assert [line.split()[0] for line in lines] == [
-            "fairseq-train", "fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency"]
+        trainings = 3 if row == "davam_ptb_k512_fast" else 2
+        assert [line.split()[0] for line in lines] == ["fairseq-train"] * trainings + [
+            "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency"]
         commands[row] = lines
-    authors, fast, dead = (commands[r] for r in ("davam_ptb_k512", "davam_ptb_k512_fast", "davam_ptb_k512_deadcode"))
-    assert fast[0] == authors[0] + " --lr-decay-start-epoch 8 --max-lr-decays 10"
+    authors, fast, early, dead = (commands[r] for r in rows)
+    assert fast[0] == authors[0].replace("RUN/stage1", "RUN/warmup") + " --max-epoch 10"
+    assert fast[1] == authors[0] + (
+        " --optimizer adam --lr 0.0005 --beta-start 5.0 --beta-max 5.0 --beta-warmup-updates 0 --lr-decay-start-epoch 11"
+        " --restore-file RUN/warmup/checkpoint_last.pt --reset-optimizer --reset-lr-scheduler --reset-meters")
+    assert early[0] == authors[0] + " --lr-decay-start-epoch 8 --max-lr-decays 10"
     assert dead[0] == authors[0] + " --codebook-dead-code-threshold 0.02 --lr-decay-start-epoch 8"
-    assert fast[1:] == authors[1:] == dead[1:]
+    assert fast[2:] == authors[1:] == early[1:] == dead[1:]
     stage1 = authors[0].split()
     assert stage1[stage1.index("--lr-decay-start-epoch") + 1] == "16" and "--codebook-dead-code-threshold" not in stage1
     assert "--bf16-autocast" in authors[1] and "--bf16-autocast" not in authors[0] + authors[2]
     assert " --sample-from-prior 100 " in authors[3] and "--max-update" not in " ".join(authors)
+    # rerun once stage one has a checkpoint of its own: the warm-up is done, stage one resumes
+    # its own checkpoint_last.pt (no restore, no reset), and the rest is skipped as done
+    fast_run = tmp_path / "runs" / "davam_ptb_k512_fast"
+    (fast_run / "stage1.done").unlink()
+    (fast_run / "stage1").mkdir(exist_ok=True)
+    (fast_run / "stage1" / "checkpoint_last.pt").write_text("")
+    calls.write_text("")
+    proc = recipe("davam_ptb.sh", env, "davam_ptb_k512_fast")
+    assert proc.returncode == 0, proc.stderr
+    assert "warmup: done already" in proc.stdout
+    assert calls.read_text().replace(str(fast_run), "RUN").splitlines() == [fast[1].split(" --restore-file")[0]]
 
 
 def recording_figure_tool(calls):

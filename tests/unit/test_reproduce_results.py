@@ -389,3 +389,46 @@ def test_epoch_table_from_a_rows_json(tmp_path, capsys):
     with pytest.raises(SystemExit):
         results.main(["--epochs", "fast", "--table", "--out", str(out)])
     assert "--epochs takes no other row" in capsys.readouterr().err
+
+
+def test_a_warm_up_and_the_stage_one_that_continues_it_make_one_curve(tmp_path):
+    """The fast DAVAM recipe trains the authors' warm-up (warmup.log), then stage one from its
+    last checkpoint with --reset-optimizer, after which fairseq counts updates from 0 again: the
+    JSON joins both logs into one curve by epoch, carries the update count on, counts both parts'
+    hours and lr decays, names both commands, and is in stage "warmup" until stage one starts."""
+    results = _results_module()
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    _write_runs(runs)
+    row = runs / "davam_ptb_k512_fast"
+    row.mkdir()
+
+    def epochs(pairs):
+        lines = []
+        for epoch, rec, updates in pairs:
+            lines.append(_line("train_inner", {"epoch": epoch, "update": epoch - 0.5, "num_updates": updates - 50,
+                                               "train_wall": 60.0}))  # fmt: skip
+            lines.append(_line("train_inner", {"epoch": epoch, "update": epoch - 0.1, "num_updates": updates,
+                                               "train_wall": 60.0}))  # fmt: skip
+            lines.append(_line("train", {"epoch": epoch, "train_loss": rec, "train_num_updates": updates}))
+            lines.append(_line("valid", {"epoch": epoch, "valid_rec": rec, "valid_commitment": 1.0,
+                                         "valid_code_usage": 100, "valid_num_updates": updates}))  # fmt: skip
+        return "".join(lines)
+
+    (row / "warmup.log").write_text(epochs([(1, 130.0, 100), (2, 118.0, 200)]))
+    (row / "warmup.cmd").write_text("fairseq-train DATA --arch davam_ptb --optimizer sgd --max-epoch 2\n")
+    args = ["davam_ptb_k512_fast", "--runs", str(runs), "--data", str(DATA), "--out", str(out)]
+    results.main(args)
+    r = json.loads((out / "davam_ptb_k512_fast.json").read_text())
+    assert r["stage"] == "warmup" and r["epochs"] == 2 and r["updates"] == 200
+    (row / "warmup.done").write_text("2026-12-05T00:00:00Z\n")
+    stage1 = epochs([(3, 110.0, 100), (4, 112.0, 200), (5, 113.0, 300)])  # counted from 0 after the reset
+    stage1 += "2026-12-05 03:00:00 | INFO | davam_plugin.optim.davam_plateau | davam_plateau: epoch 5: decay 1/5, lr 0.00025\n"
+    (row / "stage1.log").write_text(stage1)
+    (row / "stage1.cmd").write_text("fairseq-train DATA --arch davam_ptb --optimizer adam --reset-optimizer\n")
+    results.main(args)
+    r = json.loads((out / "davam_ptb_k512_fast.json").read_text())
+    assert r["stage"] == "stage1" and r["epochs"] == 5 and r["epochs_completed"] == 5 and r["updates"] == 500
+    assert r["valid_curves"]["rec"] == {"epoch": [1, 2, 3, 4, 5], "value": [130.0, 118.0, 110.0, 112.0, 113.0]}
+    assert r["lr_decays"] == [{"after_epoch": 5, "lr": 0.00025}]
+    assert set(r["commands"]) == {"warmup", "stage1"} and "--reset-optimizer" in r["commands"]["stage1"]
+    assert r["train_hours"] == round(10 * 60 * 500 / 500 / 3600, 3)  # 10 logged intervals of 60 s
