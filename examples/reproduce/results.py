@@ -194,9 +194,18 @@ def _training_command(r):
 
 
 def _start_lr(cmd):
-    """The first learning rate of a training command (--lr X or optimization.lr=[X]), or None."""
-    m = re.search(r"(?:--lr |optimization\.lr=\[?)([0-9.eE+-]+)", cmd)
-    return float(m.group(1)) if m else None
+    """The learning rate a training command starts at (--lr X or optimization.lr=[X]; the last
+    one given, as fairseq's argparse keeps it), or None."""
+    found = re.findall(r"(?:--lr |optimization\.lr=\[?)([0-9.eE+-]+)", cmd)
+    return float(found[-1]) if found else None
+
+
+def _warm_up(r):
+    """(last epoch, learning rate) of a row's warm-up part (the fast DAVAM recipe's warmup
+    command: its last --max-epoch and --lr), or (0, None) for a row without one."""
+    cmd = (r.get("commands") or {}).get("warmup")
+    epochs = re.findall(r"--max-epoch (\d+)", cmd or "")
+    return (int(epochs[-1]), _start_lr(cmd)) if epochs else (0, None)
 
 
 def epoch_table(out, row, against=None):
@@ -204,7 +213,8 @@ def epoch_table(out, row, against=None):
     epoch with every curve the JSON has (the last validation of each epoch), the best value of
     the main curve (-ELBO for AWD, Rec for DAVAM) in bold, and, for rows trained with
     davam_plateau, the learning rate each epoch trained at (the starting --lr, halved after each
-    recorded decay). ``against`` adds another row's main curve as a last column."""
+    recorded decay; a warm-up part's epochs at its own --lr). ``against`` adds another row's main
+    curve as a last column."""
 
     def load(name):
         r = previous_json(out, name)
@@ -235,9 +245,9 @@ def epoch_table(out, row, against=None):
         heads.append(f"{columns[main][0]} of `{against}`")
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     best = min(values[main].values())
-    lr = lr0
+    lr, (warm_end, warm_lr) = lr0, _warm_up(r)
     for epoch in sorted({e for v in values.values() for e in v}):
-        cells = [str(epoch)] + ([f"{lr:g}"] if show_lr else [])
+        cells = [str(epoch)] + ([f"{warm_lr if epoch <= warm_end else lr:g}"] if show_lr else [])
         for n in names:
             v = values[n].get(epoch)
             cell = "" if v is None else f"{v:.{columns[n][1]}f}"

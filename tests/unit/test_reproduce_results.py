@@ -382,6 +382,13 @@ def test_epoch_table_from_a_rows_json(tmp_path, capsys):
     )
     results.main(["--epochs", "awd", "--out", str(out)])  # x0.96 per epoch, not davam_plateau: no lr column
     assert capsys.readouterr().out == "| epoch | valid -ELBO | valid Rec |\n|---|---|---|\n| 1 | **130.00** | 126.00 |\n"
+    # the fast recipe: 2 warm-up epochs at the warm-up's rate, then stage one's (its last --lr)
+    fast["commands"] = {"warmup": "fairseq-train DATA --lr 1.0 --lr-scheduler davam_plateau --max-epoch 100 --max-epoch 2",
+                        "stage1": "fairseq-train DATA --lr 1.0 --lr-scheduler davam_plateau --lr 0.0005"}  # fmt: skip
+    fast["lr_decays"] = [{"after_epoch": 3, "lr": 0.00025}]
+    (out / "fast.json").write_text(json.dumps(fast))
+    results.main(["--epochs", "fast", "--out", str(out)])
+    assert [line.split(" | ")[1] for line in capsys.readouterr().out.splitlines()[2:]] == ["1", "1", "0.0005", "0.00025"]
     with pytest.raises(SystemExit, match="--against authors: its main curve is rec, awd's is neg_elbo"):
         results.main(["--epochs", "awd", "--against", "authors", "--out", str(out)])
     with pytest.raises(SystemExit, match="nope.json not found"):
