@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Where each reproduction row stands: its stages (done, running or stopped, with the last
-# validation: epoch, updates and -ELBO, Rec or loss) and, for a row started by a recipe that records it, whether the row is
+# validation: epoch, updates (the fast DAVAM recipe's stage one: after its warm-up) and -ELBO,
+# Rec or loss) and, for a row started by a recipe that records it, whether the row is
 # finished, running or stopped, with the command that resumes a stopped one.
 #   examples/reproduce/status.sh
 source "$(dirname "$0")/common.sh"
@@ -40,6 +41,8 @@ for run in "$RUNS"/*/; do
     elif row_running "$run"; then state=running
     else state=stopped; fi
     last=$(last_valid "$run$stage.log")
+    # the fast DAVAM recipe's stage one restarts fairseq's update count after its warm-up
+    if [ "$stage" = stage1 ] && [ -f "${run}warmup.log" ]; then last=${last/ updates/ updates after the warm-up}; fi
     stages="$stages $stage=$state${last:+ (last valid: $last)}"
   done
   echo "$row:$stages"

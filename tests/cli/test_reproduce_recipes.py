@@ -375,6 +375,12 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     (stopped / "stopped.txt").write_text("attention uniform after the warm-up\n")
     proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
     assert proc.stdout.splitlines()[1] == "  stopped on purpose: attention uniform after the warm-up"
+    # the fast recipe: stage one counts its updates from the end of the warm-up
+    (stopped / "warmup.cmd").write_text("fairseq-train ...\n")
+    (stopped / "warmup.done").write_text("x\n")
+    (stopped / "warmup.log").write_text("")
+    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    assert proc.stdout.splitlines()[0] == "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates after the warm-up, rec 90.10) warmup=done"
 
 
 def test_branch_probe_commands_and_errors(tmp_path):
