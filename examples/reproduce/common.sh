@@ -171,6 +171,17 @@ davam_ptb_stage1() {
     --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "$@"
 }
 
+# restore_afresh RUN CKPT: into the array RESTORE_FLAGS, the flags that start RUN's stage one
+# from the checkpoint CKPT with the optimizer, the rate schedule and the meters started afresh
+# (another optimizer, or another schedule), on the first start only: once RUN/stage1 has a
+# checkpoint_last.pt of its own, RESTORE_FLAGS is empty and fairseq resumes that (resetting
+# again would throw away, say, Adam's state).
+restore_afresh() {
+  RESTORE_FLAGS=()
+  [ -f "$1/stage1/checkpoint_last.pt" ] ||
+    RESTORE_FLAGS=(--restore-file "$2" --reset-optimizer --reset-lr-scheduler --reset-meters)
+}
+
 # prepare_demo_corpus: the built-in demo corpus (davam-demo-corpus --seed 1: 4,000 / 300 / 203
 # sentences) binarized under $RUNS/demo_corpus/data-bin, made once; prints that directory.
 prepare_demo_corpus() {

@@ -67,9 +67,8 @@ if [ -n "$WARMUP_EPOCHS" ]; then
   # the authors' recipe until beta's warm-up ends, then stage one starts from its last state
   # (on the first start only: later starts continue stage one's own checkpoint_last.pt)
   STAGE1_NAME=warmup davam_ptb_stage1 "$RUN" --max-epoch "$WARMUP_EPOCHS" "${SMOKE[@]}"
-  if [ ! -f "$RUN/stage1/checkpoint_last.pt" ]; then
-    STAGE1_FLAGS+=(--restore-file "$RUN/warmup/checkpoint_last.pt" --reset-optimizer --reset-lr-scheduler --reset-meters)
-  fi
+  restore_afresh "$RUN" "$RUN/warmup/checkpoint_last.pt"
+  STAGE1_FLAGS+=("${RESTORE_FLAGS[@]}")
 fi
 davam_ptb_stage1 "$RUN" "${STAGE1_FLAGS[@]}" "${SMOKE[@]}"
 # Stage two: the PixelCNN prior over the codes of the frozen best stage-one model, with the

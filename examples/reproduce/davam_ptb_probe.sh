@@ -68,7 +68,6 @@ if [ "$VARIANT" = sgd_decay_from ]; then
 fi
 prepare_ptb
 BRANCH=(--max-epoch $((START + EPOCHS)) --beta-start 5.0 --beta-max 5.0 --beta-warmup-updates 0)
-if [ ! -f "$RUN/stage1/checkpoint_last.pt" ]; then  # first start: from FROM, optimizer and schedule afresh
-  BRANCH+=(--restore-file "$FROM" --reset-optimizer --reset-lr-scheduler --reset-meters)
-fi
+restore_afresh "$RUN" "$FROM"  # first start: from FROM, optimizer and schedule afresh
+BRANCH+=("${RESTORE_FLAGS[@]}")
 davam_ptb_stage1 "$RUN" "${FLAGS[@]}" "${BRANCH[@]}"
