@@ -21,6 +21,9 @@
 # count and data order continuing the checkpoint's:
 #   FROM=CKPT examples/reproduce/davam_ptb_probe.sh adam_from      # Adam lr 5e-4
 #   FROM=CKPT examples/reproduce/davam_ptb_probe.sh sgd_low_from   # SGD lr 0.125
+#   FROM=CKPT examples/reproduce/davam_ptb_probe.sh adam_dead_from # Adam lr 5e-4, and codes whose EMA
+#                      # count falls below 0.02 per batch restart at an encoder state (sgd_dead's
+#                      # rule from a trained state: does a complete codebook let the low rate pay?)
 #   FROM=CKPT SHRINK=0.5 examples/reproduce/davam_ptb_probe.sh sgd_decay_from
 #                      # SGD from lr 1.0, the rate multiplied by SHRINK after every epoch past FROM's
 #                      # (fairseq's --lr-scheduler fixed --force-anneal; default SHRINK=0.5)
@@ -29,7 +32,7 @@
 # Writes $RUNS/davam_probe_<VARIANT>/ (resumable like every recipe here); plot the probes
 # against each other with davam-plot $RUNS/davam_probe_*/stage1.log --metrics rec,code_usage,attn_entropy.
 source "$(dirname "$0")/common.sh"
-VARIANT=${1:?usage: davam_ptb_probe.sh adam|adam_kmeans|sgd_clip25|sgd_kmeans|sgd_dead|beta_low|authors|adam_from|sgd_low_from|sgd_decay_from}
+VARIANT=${1:?usage: davam_ptb_probe.sh adam|adam_kmeans|sgd_clip25|sgd_kmeans|sgd_dead|beta_low|authors|adam_from|adam_dead_from|sgd_low_from|sgd_decay_from}
 EPOCHS=${EPOCHS:-2}
 [[ $EPOCHS =~ ^[1-9][0-9]*$ ]] || { echo "error: EPOCHS must be a positive integer, got '$EPOCHS'" >&2; exit 2; }
 RUN=$RUNS/davam_probe_$VARIANT${ROW_SUFFIX:-}
@@ -42,9 +45,10 @@ case "$VARIANT" in  # flags that replace the recipe's (davam_ptb_stage1 in commo
   sgd_dead) FLAGS=(--codebook-dead-code-threshold 0.02) ;;
   beta_low) FLAGS=(--beta-max 0.15 --beta-warmup-updates 0) ;;
   adam_from) FLAGS=(--optimizer adam --lr 0.0005) ;;
+  adam_dead_from) FLAGS=(--optimizer adam --lr 0.0005 --codebook-dead-code-threshold 0.02) ;;
   sgd_low_from) FLAGS=(--lr 0.125) ;;
   sgd_decay_from) FLAGS=() ;;  # the schedule needs FROM's epoch: below
-  *) echo "error: unknown VARIANT '$VARIANT' (adam, adam_kmeans, sgd_clip25, sgd_kmeans, sgd_dead, beta_low, authors, adam_from, sgd_low_from, sgd_decay_from)" >&2; exit 2 ;;
+  *) echo "error: unknown VARIANT '$VARIANT' (adam, adam_kmeans, sgd_clip25, sgd_kmeans, sgd_dead, beta_low, authors, adam_from, adam_dead_from, sgd_low_from, sgd_decay_from)" >&2; exit 2 ;;
 esac
 if [[ $VARIANT != *_from ]]; then
   prepare_ptb
