@@ -411,6 +411,13 @@ def test_branch_probe_commands_and_errors(tmp_path):
     again = calls.read_text().split()
     assert " ".join(again[again.index("--num-workers") + 2:]) == tail.split(" --restore-file")[0]
     calls.write_text("")
+    # adam_dead_from: adam_from's flags and the dead-code restart, in its own directory
+    assert recipe("davam_ptb_probe.sh", dict(env, FROM=str(start), ROW_SUFFIX="_e21"), "adam_dead_from").returncode == 0
+    dead = calls.read_text().split()
+    assert dead[dead.index("--save-dir") + 1] == f"{tmp_path}/runs/davam_probe_adam_dead_from_e21/stage1"
+    assert " ".join(dead[dead.index("--num-workers") + 2:]) == tail.replace(
+        "--lr 0.0005 ", "--lr 0.0005 --codebook-dead-code-threshold 0.02 ")
+    calls.write_text("")
     decay = dict(env, FROM=str(start), SHRINK="0.7")
     assert recipe("davam_ptb_probe.sh", decay, "sgd_decay_from").returncode == 0
     decayed = calls.read_text()
