@@ -19,7 +19,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # (track_row records it in the row's directory; status.sh prints it for a row that stopped)
 RECIPE_COMMAND="cd $(printf %q "$REPO") &&"
 for _v in PTB DATA RUNS RESULTS THREADS PRECISION PRIOR_PRECISION SEED HIDDEN IW_SAMPLES LM_PATH EPOCHS \
-  PRIOR_EPOCHS VALUES SNLI SIZES RATIOS DAVAM_RUN MAX_UPDATE FROM ROW_SUFFIX SHRINK; do
+  PRIOR_EPOCHS VALUES SNLI SIZES RATIOS DAVAM_RUN MAX_UPDATE FROM ROW_SUFFIX SHRINK AUTHORS_REPO MAX_BATCHES; do
   if [ -n "${!_v+x}" ]; then RECIPE_COMMAND+=" $_v=$(printf %q "${!_v}")"; fi
 done
 RECIPE_COMMAND+=" examples/reproduce/$(basename "$0")"
