@@ -45,7 +45,7 @@ for run in "$RUNS"/*/; do
     if [ "$stage" = stage1 ] && [ -f "${run}warmup.log" ]; then last=${last/ updates/ updates after the warm-up}; fi
     stages="$stages $stage=$state${last:+ (last valid: $last)}"
   done
-  echo "$row:$stages"
+  echo "$row:${stages:- no stage started}"
   if [ -f "${run}recipe.done" ]; then echo "  finished"
   elif row_running "$run"; then echo "  running"
   elif [ -f "${run}stopped.txt" ]; then  # stopped on purpose (results.py --stopped)

@@ -381,6 +381,10 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     (stopped / "warmup.log").write_text("")
     proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
     assert proc.stdout.splitlines()[0] == "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates after the warm-up, rec 90.10) warmup=done"
+    # a row directory prepared but with no stage started yet (davam_ptb_authors_code's clone)
+    (runs / "row_d" / "src").mkdir(parents=True)
+    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    assert proc.stdout.splitlines()[-1] == "row_d: no stage started"
 
 
 def test_branch_probe_commands_and_errors(tmp_path):
