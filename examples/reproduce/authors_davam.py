@@ -28,8 +28,8 @@ The only other change is the device: their vector quantizer builds its one-hot m
 process, and ``args.device`` is the CPU.
 
 Output (``--save-dir``): ``checkpoint_last.pt`` (after every epoch, written atomically),
-``best.pt`` (their ``DisCreteVAE_Best.pt``), ``eval.json`` (test Rec and commitment of the
-best weights, when stage one has ended). On stdout, fairseq-style JSON records (``train_inner``
+``best.pt`` (their ``DisCreteVAE_Best.pt``); when stage one has ended, ``--eval-json`` (test
+Rec, commitment and codes in use of the best weights; default ``SAVE_DIR/eval.json``). On stdout, fairseq-style JSON records (``train_inner``
 every 100 updates, ``train`` (the epoch's mean Rec and commitment) and ``valid`` after each epoch, with ``valid_rec``, ``valid_commitment``,
 ``valid_rec_plus_commitment``, ``valid_code_usage`` (codes chosen by the validation set's
 encoder states), ``valid_lr``, ``valid_beta`` (their vq weight) and ``valid_num_updates``),
@@ -57,6 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="their --epochs (default: theirs, 100)")
     p.add_argument("--max-batches", type=int, default=None,
                    help="train on the first N batches of each epoch's permutation only (smoke runs)")
+    p.add_argument("--eval-json", default=None,
+                   help="where the test scores go when stage one has ended (default: SAVE_DIR/eval.json)")
     p.add_argument("--authors-args", default="",
                    help="further flags for their argparser, as one string (default: none; their defaults are the PTB settings)")
     return p.parse_args(argv)
@@ -151,6 +153,7 @@ def train(args):
         model.train()
         start = time.time()
         rec_sum = vq_sum = sents = 0.0  # since the last train_inner record
+        interval_start = start
         epoch_rec = epoch_vq = epoch_sents = 0.0
         order = np.random.permutation(len(model.train_data_batch))
         if args.max_batches is not None:
@@ -174,11 +177,15 @@ def train(args):
                 record("train_inner", {"epoch": epoch + 1, "update": round(epoch + (k + 1) / len(order), 3),
                                        "rec": f"{rec_sum / sents:.3f}", "commitment": f"{vq_sum / sents:.3f}",
                                        "beta": f"{state['vq_weight']:.4g}", "lr": f"{state['opt_dict']['lr']:.4g}",
-                                       "num_updates": str(state["iter"])})  # fmt: skip
+                                       "num_updates": str(state["iter"]),
+                                       "train_wall": f"{time.time() - interval_start:.1f}"})  # fmt: skip
                 rec_sum = vq_sum = sents = 0.0
-        state["train_seconds"] += time.time() - start
+                interval_start = time.time()
+        seconds = time.time() - start
+        state["train_seconds"] += seconds
         record("train", {"epoch": epoch + 1, "train_rec": f"{epoch_rec / epoch_sents:.3f}",
-                         "train_commitment": f"{epoch_vq / epoch_sents:.3f}", "train_num_updates": str(state["iter"])})  # fmt: skip
+                         "train_commitment": f"{epoch_vq / epoch_sents:.3f}", "train_num_updates": str(state["iter"]),
+                         "train_wall": f"{seconds:.1f}"})  # fmt: skip
         model.eval()
         with torch.no_grad():
             val_loss, nll, vq = model.eval_model(a, a.eval_tf_ratio, verbose=False)
@@ -207,8 +214,9 @@ def train(args):
                          "valid_lr": f"{lr_used:.4g}",
                          "valid_beta": f"{state['vq_weight']:.4g}", "valid_num_updates": str(state["iter"]),
                          "valid_train_hours": f"{state['train_seconds'] / 3600:.3f}"})  # fmt: skip
-        if decayed:
-            print(f"epoch {epoch + 1}: lr halved to {opt['lr']:g}, best weights reloaded ({state['decay_cnt']} of {a.max_decay:g})", flush=True)
+        if decayed:  # (results.py reads these lines as davam_plateau's)
+            print(f"authors' rule: epoch {epoch + 1}: decay {state['decay_cnt']}/{a.max_decay:g}, lr {opt['lr']:g}, "
+                  "best weights reloaded", flush=True)
         state["epoch"] = epoch + 1
         state["done"] = state["decay_cnt"] == a.max_decay
         atomic_save({"model": model.state_dict(), "state": state, "rng": rng_state()}, last)
@@ -217,16 +225,19 @@ def train(args):
     model.eval()
     with torch.no_grad():
         test_loss, nll, vq = model.test_model(a, a.eval_tf_ratio, verbose=False)
-    result = {"test_rec": nll, "test_commitment": vq, "test_rec_plus_commitment": test_loss,
+        test_codes = len({c for batch in model.test_data_batch for c in model.return_embed_ind(batch).reshape(-1).tolist()})
+    settings = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in vars(a).items()}
+    result = {"tool": "authors_davam.py", "split": "test", "path": "stage1/best.pt", "rec": nll, "commitment": vq,
+              "rec_plus_commitment": test_loss, "code_usage": test_codes,
               "best_valid_rec_plus_commitment": state["best_loss"], "epochs": state["epoch"], "updates": state["iter"],
               "lr_decays": state["decay_cnt"], "train_hours": state["train_seconds"] / 3600, "seed": args.seed,
-              "authors_args": vars(a) | {"device": "cpu"}}  # fmt: skip
-    result["authors_args"] = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
-                              for k, v in result["authors_args"].items()}  # fmt: skip
-    with open(os.path.join(args.save_dir, "eval.json"), "w") as f:
+              "authors_settings": settings | {"device": "cpu"}}  # fmt: skip
+    path = args.eval_json or os.path.join(args.save_dir, "eval.json")
+    with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
-    record("test", {"epoch": state["epoch"], "test_rec": f"{nll:.3f}", "test_commitment": f"{vq:.3f}"})
-
+    os.replace(path + ".tmp", path)
+    record("test", {"epoch": state["epoch"], "test_rec": f"{nll:.3f}", "test_commitment": f"{vq:.3f}",
+                    "test_code_usage": str(test_codes)})  # fmt: skip
 
 if __name__ == "__main__":
     train(parse_args())

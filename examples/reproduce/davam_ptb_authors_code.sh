@@ -17,7 +17,8 @@
 # cores, against 13 min for this plugin's stage one). Their code is
 # cloned once into RUN/src from AUTHORS_REPO (default https://github.com/sunset-clouds/DAVAM;
 # a local clone works too). Writes RUN/stage1.log (fairseq-style JSON records: davam-plot
-# reads them) and, when stage one ends, RUN/stage1/eval.json (test Rec of the best weights).
+# reads them) and, when stage one ends, RUN/eval.json (test Rec of the best weights); then
+# python examples/reproduce/results.py davam_ptb_authors_code writes its results/ files.
 source "$(dirname "$0")/common.sh"
 no_arguments "$@"
 AUTHORS_REPO=${AUTHORS_REPO:-https://github.com/sunset-clouds/DAVAM}
@@ -37,7 +38,7 @@ if [ ! -f "$RUN/src/model.py" ]; then
     { echo "error: AUTHORS_REPO=$AUTHORS_REPO has no commit $AUTHORS_COMMIT (the one this recipe was checked with)" >&2; exit 2; }
   mv "$RUN/src.tmp" "$RUN/src"
 fi
-ARGS=(--authors-dir "$RUN/src" --data "$PTB" --save-dir "$RUN/stage1" --seed "$SEED")
+ARGS=(--authors-dir "$RUN/src" --data "$PTB" --save-dir "$RUN/stage1" --eval-json "$RUN/eval.json" --seed "$SEED")
 [ -z "${EPOCHS:-}" ] || ARGS+=(--epochs "$EPOCHS")
 [ -z "${MAX_BATCHES:-}" ] || ARGS+=(--max-batches "$MAX_BATCHES")
 run_stage stage1 "$RUN" python "$REPO/examples/reproduce/authors_davam.py" "${ARGS[@]}"

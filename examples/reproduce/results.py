@@ -62,6 +62,7 @@ PAPER = {  # the paper's value of the plotted validation metric (test-set number
     "davam_ptb_k512_earlydecay": {"rec": (60.16, "paper test Rec")},
     "davam_ptb_k512_deadcode": {"rec": (60.16, "paper test Rec")},
     "davam_ptb_k512_long": {"rec": (60.16, "paper test Rec")},
+    "davam_ptb_authors_code": {"rec": (60.16, "paper test Rec")},
     "awd_ptb_none": {"neg_elbo": (102.6, "paper -ELBO"), "kl": (1.1, "paper KL")},
     "awd_ptb_uniform": {"neg_elbo": (101.4, "paper -ELBO"), "kl": (5.1, "paper KL")},
     "awd_ptb_adversarial": {"neg_elbo": (99.7, "paper -ELBO"), "kl": (5.1, "paper KL")},
@@ -75,6 +76,7 @@ TABLE_ROWS = [
     ("davam_ptb_k512_earlydecay", "Rec 60.16", "row 11 of Table II (DAVAM); a superseded faster recipe"),
     ("davam_ptb_k512_deadcode", "Rec 60.16", "row 11 of Table II (DAVAM); a rejected faster recipe"),
     ("davam_ptb_k512_long", "Rec 60.16", "row 11 of Table II (DAVAM); stage one only"),
+    ("davam_ptb_authors_code", "Rec 60.16", "row 11 of Table II (DAVAM); the authors' code, stage one only"),
     ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
     ("awd_ptb_uniform", "-ELBO 101.4, KL 5.1, MI 4.2 (R=0.4)", "row 6 of Table 5 (AWD)"),
     ("awd_ptb_adversarial", "-ELBO 99.7, KL 5.1, MI 4.3 (R=0.2)", "row 7 of Table 5 (AWD)"),
@@ -87,8 +89,9 @@ STAGES = {
     "awd": ("train", "eval"),
 }
 # rows whose recipe has other stages (davam_ptb_long.sh: stage one continued, its test Rec;
-# the fast recipe: the authors' warm-up first)
-ROW_STAGES = {"davam_ptb_k512_long": ("stage1", "test"), "davam_ptb_k512_fast": ("warmup",) + STAGES["davam"]}
+# the fast recipe: the authors' warm-up first; the authors' code: stage one, tested at its end)
+ROW_STAGES = {"davam_ptb_k512_long": ("stage1", "test"), "davam_ptb_k512_fast": ("warmup",) + STAGES["davam"],
+              "davam_ptb_authors_code": ("stage1",)}
 STAGE_LABELS = {"warmup": "training", "stage1": "training", "train": "training", "stage2": "training the prior", "eval": "evaluating", "test": "evaluating",
                 "samples": "sampling", "diversity": "sampling", "fluency": "sampling"}
 TABLE_START = "<!-- reproduction-table: written by examples/reproduce/results.py --table --write README.md -->"
@@ -137,7 +140,7 @@ def _test(r):
     e = r.get("evaluation")
     if not e:
         return "-"
-    if e.get("tool") == "fairseq-validate":  # stage one alone: no prior, so no KL or PPL
+    if e.get("tool") in ("fairseq-validate", "authors_davam.py"):  # stage one alone: no prior, so no KL or PPL
         return (f"Rec {e['rec']:.2f}, commitment {e['commitment']:.2f}, {e['code_usage']:.0f} codes "
                 "(stage one only: no prior, so no KL or PPL)")
     if "kl_paper" in e and "iw_nll" not in e:
@@ -331,7 +334,8 @@ def read_curves(log, *continued):
     return records, valid, train, lr_decays(lines)
 
 
-LR_DECAY = re.compile(r"davam_plateau: epoch (\d+): decay (\d+)/\d+, lr ([0-9.eE+-]+)")
+# davam_plateau's log line, and authors_davam.py's for the authors' own rule
+LR_DECAY = re.compile(r"(?:davam_plateau|authors' rule): epoch (\d+): decay (\d+)/\d+, lr ([0-9.eE+-]+)")
 
 
 def lr_decays(lines):

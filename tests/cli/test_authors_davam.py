@@ -135,7 +135,9 @@ def test_authors_rule_halvings_stop_and_exact_resume(tmp_path):
     assert float(valid[0]["valid_beta"]) == float(f"{0.15 + 3 * 4.85 / 30:.4g}") and float(valid[-1]["valid_beta"]) == 5.0
     result = json.loads((tmp_path / "whole" / "eval.json").read_text())
     assert (result["epochs"], result["lr_decays"], result["updates"]) == (26, 5, 78)
-    assert f"{result['test_rec']:.3f}" == records(whole.stdout, "test")[0]["test_rec"]
+    assert f"{result['rec']:.3f}" == records(whole.stdout, "test")[0]["test_rec"] and result["tool"] == "authors_davam.py"
+    decays = [line for line in whole.stdout.splitlines() if line.startswith("authors' rule: ")]
+    assert decays[0] == "authors' rule: epoch 17: decay 1/5, lr 0.5, best weights reloaded" and len(decays) == 5
     # interrupted after the first halving: the weights are the best epoch's (15th), reloaded
     part = drive(pkg, data, tmp_path / "part", "--epochs", "17")
     assert part.returncode == 0, part.stderr
@@ -168,8 +170,8 @@ def test_missing_authors_files_and_data_are_one_line_errors(tmp_path):
 def test_recipe_runs_the_driver_resumably_and_refuses_an_unreachable_repository(tmp_path):
     """davam_ptb_authors_code.sh: with their code already in RUN/src (it clones AUTHORS_REPO only
     when it is not) it trains EPOCHS epochs into RUN/stage1, logging to RUN/stage1.log; run again
-    with more epochs it continues from the checkpoint (its stage marker removed first, as status.sh
-    and all.sh expect of a stopped row)."""
+    it continues from the checkpoint until the authors' rule ends stage one, then scores the test
+    set into RUN/eval.json, which results.py and the README table read."""
     pkg, data = stand_in(tmp_path)
     runs = tmp_path / "runs"
     env = dict(SUBPROCESS_ENV, RUNS=str(runs), PTB=str(data), VENV_BIN=str(BIN), SCRIPTED_LOSSES=json.dumps(LOSSES))
@@ -187,8 +189,25 @@ def test_recipe_runs_the_driver_resumably_and_refuses_an_unreachable_repository(
     assert (run / "stage1.cmd").read_text().split()[-2:] == ["--epochs", "2"]
     assert [r["epoch"] for r in records((run / "stage1.log").read_text(), "valid")] == [1, 2]
     (run / "stage1.done").unlink()
-    again = subprocess.run(["bash", str(script)], env=dict(env, EPOCHS="3"), capture_output=True, text=True, timeout=300)
+    again = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     log = (run / "stage1.log").read_text()
-    assert "resumed from" in log and [r["epoch"] for r in records(log, "valid")] == [1, 2, 3]
-    assert (run / "recipe.done").exists() and (run / "stage1" / "eval.json").exists()
+    assert "resumed from" in log and [r["epoch"] for r in records(log, "valid")] == list(range(1, 27))
+    assert (run / "recipe.done").exists() and json.loads((run / "eval.json").read_text())["epochs"] == 26
+    # results.py makes the row's results/ files like any stage-one row's, the authors' halvings included
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "reproduce" / "results.py"), "davam_ptb_authors_code",
+                           "--runs", str(runs), "--out", str(out), "--data", str(tmp_path / "no-data")],
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads((out / "davam_ptb_authors_code.json").read_text())
+    assert row["status"] == "finished" and row["epochs"] == 26 and row["updates"] == 78
+    assert [d["after_epoch"] for d in row["lr_decays"]] == [17, 20, 22, 24, 26]
+    assert row["evaluation"]["rec"] == json.loads((run / "eval.json").read_text())["rec"]
+    assert (out / "davam_ptb_authors_code.png").is_file()
+    table = subprocess.run([sys.executable, str(REPO / "examples" / "reproduce" / "results.py"), "--table", "--out", str(out)],
+                           env=env, capture_output=True, text=True, timeout=300).stdout  # fmt: skip
+    line = next(x for x in table.splitlines() if x.startswith("| `davam_ptb_authors_code`"))
+    e = row["evaluation"]
+    assert line.endswith(f"| Rec {e['rec']:.2f}, commitment {e['commitment']:.2f}, {e['code_usage']:.0f} codes "
+                         "(stage one only: no prior, so no KL or PPL) |")
