@@ -118,12 +118,12 @@ def set_rng_state(state):
     random.setstate(state["python"])
 
 
-def codes_in_use(model):
-    """Distinct codes the encoder picks for the validation set (every position: their batches
-    hold sentences of one length, so there is no padding)."""
+def codes_in_use(model, batches):
+    """Distinct codes the encoder picks for a split's batches (every position, ``<s>``'s
+    included: their batches hold sentences of one length, so there is no padding)."""
     seen = set()
     with torch.no_grad():
-        for batch in model.val_data_batch:
+        for batch in batches:
             seen.update(model.return_embed_ind(batch).reshape(-1).tolist())
     return len(seen)
 
@@ -189,7 +189,7 @@ def train(args):
         model.eval()
         with torch.no_grad():
             val_loss, nll, vq = model.eval_model(a, a.eval_tf_ratio, verbose=False)
-        usage = codes_in_use(model)
+        usage = codes_in_use(model, model.val_data_batch)
         if val_loss < state["best_loss"]:
             state["best_loss"] = val_loss
             atomic_save(model.state_dict(), best_path)
@@ -225,7 +225,7 @@ def train(args):
     model.eval()
     with torch.no_grad():
         test_loss, nll, vq = model.test_model(a, a.eval_tf_ratio, verbose=False)
-        test_codes = len({c for batch in model.test_data_batch for c in model.return_embed_ind(batch).reshape(-1).tolist()})
+    test_codes = codes_in_use(model, model.test_data_batch)
     settings = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in vars(a).items()}
     result = {"tool": "authors_davam.py", "split": "test", "path": "stage1/best.pt", "rec": nll, "commitment": vq,
               "rec_plus_commitment": test_loss, "code_usage": test_codes,
