@@ -239,5 +239,6 @@ def train(args):
     record("test", {"epoch": state["epoch"], "test_rec": f"{nll:.3f}", "test_commitment": f"{vq:.3f}",
                     "test_code_usage": str(test_codes)})  # fmt: skip
 
+
 if __name__ == "__main__":
     train(parse_args())
