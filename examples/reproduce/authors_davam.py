@@ -168,10 +168,9 @@ def train(args):
             torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip_grad)
             enc_opt.step()
             dec_opt.step()
-            rec_sum += loss_rc.sum().item()
-            vq_sum += loss_vq.sum().item()
-            sents += batch.size(0)
-            epoch_rec, epoch_vq, epoch_sents = epoch_rec + loss_rc.sum().item(), epoch_vq + loss_vq.sum().item(), epoch_sents + batch.size(0)
+            batch_rec, batch_vq = loss_rc.sum().item(), loss_vq.sum().item()
+            rec_sum, vq_sum, sents = rec_sum + batch_rec, vq_sum + batch_vq, sents + batch.size(0)
+            epoch_rec, epoch_vq, epoch_sents = epoch_rec + batch_rec, epoch_vq + batch_vq, epoch_sents + batch.size(0)
             state["iter"] += 1
             if state["iter"] % 100 == 0:
                 record("train_inner", {"epoch": epoch + 1, "update": round(epoch + (k + 1) / len(order), 3),
