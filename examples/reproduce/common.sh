@@ -39,6 +39,14 @@ RESULTS=${RESULTS:-$REPO/results}
 THREADS=${THREADS:-1}
 PRECISION=${PRECISION:-fp32}
 SEED=${SEED:-1}
+# Whole-number settings are checked here, once for every recipe: a typo ends the recipe with one
+# line naming the variable, not a bash arithmetic error or a traceback hours into a run. Empty
+# counts as unset (the recipe's default).
+for _v in THREADS EPOCHS PRIOR_EPOCHS MAX_UPDATE MAX_BATCHES HIDDEN IW_SAMPLES; do
+  [ -z "${!_v:-}" ] || [[ ${!_v} =~ ^[1-9][0-9]*$ ]] ||
+    { echo "error: $_v must be a positive integer, got '${!_v}'" >&2; exit 2; }
+done
+[[ $SEED =~ ^[0-9]+$ ]] || { echo "error: SEED must be a non-negative integer, got '$SEED'" >&2; exit 2; }
 VENV_BIN=${VENV_BIN:-$REPO/.venv/bin}
 export PATH="$VENV_BIN:$PATH" OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
 PLUGIN=$REPO/davam_plugin
@@ -98,11 +106,18 @@ build_once() {
   ) 8> "$dir.lock"
 }
 
-prepare_ptb() {
-  if has_corpus "$DATA"; then return; fi
+# require_ptb_text: the raw corpus $PTB/{train,valid,test}.txt is there, or the recipe ends with
+# one line naming the missing file and PTB
+require_ptb_text() {
+  local f
   for f in train valid test; do
     [ -f "$PTB/$f.txt" ] || { echo "error: $PTB/$f.txt not found: set PTB to the raw Penn Treebank directory" >&2; exit 2; }
   done
+}
+
+prepare_ptb() {
+  if has_corpus "$DATA"; then return; fi
+  require_ptb_text
   build_once "$DATA" _binarize_ptb
 }
 _binarize_ptb() {

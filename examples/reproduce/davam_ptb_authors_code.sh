@@ -24,11 +24,7 @@ no_arguments "$@"
 AUTHORS_REPO=${AUTHORS_REPO:-https://github.com/sunset-clouds/DAVAM}
 AUTHORS_COMMIT=53000613131806be051b9aea178ec81b4dfe36a3
 RUN=$RUNS/davam_ptb_authors_code${MAX_BATCHES:+_smoke}
-for f in train valid test; do
-  [ -f "$PTB/$f.txt" ] || { echo "error: $PTB/$f.txt not found: set PTB to the raw Penn Treebank directory" >&2; exit 2; }
-done
-[ -z "${EPOCHS:-}" ] || [[ $EPOCHS =~ ^[1-9][0-9]*$ ]] || { echo "error: EPOCHS must be a positive integer, got '$EPOCHS'" >&2; exit 2; }
-[ -z "${MAX_BATCHES:-}" ] || [[ $MAX_BATCHES =~ ^[1-9][0-9]*$ ]] || { echo "error: MAX_BATCHES must be a positive integer, got '$MAX_BATCHES'" >&2; exit 2; }
+require_ptb_text
 if [ ! -f "$RUN/src/model.py" ]; then
   mkdir -p "$RUN"
   rm -rf "$RUN/src.tmp"

@@ -328,6 +328,26 @@ def test_every_recipe_answers_help_without_running_anything(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_every_recipe_refuses_a_bad_number_before_it_starts(tmp_path):
+    """common.sh checks the whole-number settings once for every recipe (they used to be checked
+    by two recipes, each its own way, and reached bash arithmetic or fairseq in the others): a
+    bad value ends any recipe with one line naming the variable, before anything is made."""
+    env = dict(SUBPROCESS_ENV, RUNS=str(tmp_path / "runs"), DATA=str(tmp_path / "data"), RESULTS=str(tmp_path / "res"),
+               PTB=str(tmp_path / "ptb"), VENV_BIN=str(tmp_path / "no-venv"))  # fmt: skip
+    args = {"davam_ptb.sh": ["davam_ptb_k512"], "awd_ptb.sh": ["uniform"], "davam_ptb_probe.sh": ["adam"]}
+    for name in sorted(p.name for p in RECIPES.glob("*.sh") if p.name != "common.sh"):
+        for var, value, what in [("EPOCHS", "3x", "a positive integer"), ("MAX_UPDATE", "0", "a positive integer"),
+                                 ("THREADS", "-1", "a positive integer"), ("SEED", "one", "a non-negative integer")]:  # fmt: skip
+            proc = recipe(name, dict(env, **{var: value}), *args.get(name, []))
+            assert proc.returncode == 2 and proc.stdout == "", (name, var, proc.stderr)
+            assert proc.stderr == f"error: {var} must be {what}, got '{value}'\n", (name, proc.stderr)
+    assert list(tmp_path.iterdir()) == []
+    # the authors' code reads the raw text itself: a missing file is named before anything is cloned
+    proc = recipe("davam_ptb_authors_code.sh", env)
+    assert proc.returncode == 2 and proc.stdout == "" and list(tmp_path.iterdir()) == []
+    assert proc.stderr == f"error: {tmp_path}/ptb/train.txt not found: set PTB to the raw Penn Treebank directory\n"
+
+
 def test_running_a_stage_again_clears_the_stopped_on_purpose_marker(tmp_path):
     """common.sh's run_stage: a row stopped on purpose (stopped.txt, results.py --stopped) that is
     run again loses the marker when a stage runs; a stage already done leaves it."""
