@@ -29,7 +29,7 @@ POLL=${POLL:-60}
 README_TABLE=${README_TABLE-$REPO/README.md}
 QUEUE=$RUNS/.all
 die() { echo "error: $*" >&2; exit 2; }
-[[ $LANES =~ ^[1-9][0-9]*$ ]] || die "LANES must be a positive integer, got '$LANES'"
+require_positive_int LANES
 for gpu in "${GPU_LIST[@]}"; do [[ $gpu =~ ^[0-9]+$ ]] || die "GPUS must be comma-separated GPU indices, got '$GPUS'"; done
 [ ${#GPU_LIST[@]} = 0 ] || [ "$LANES" -le ${#GPU_LIST[@]} ] || die "LANES=$LANES is more than the ${#GPU_LIST[@]} GPUs in GPUS=$GPUS"
 [[ $POLL =~ ^[0-9]+([.][0-9]+)?$ ]] || die "POLL must be a number of seconds, got '$POLL'"

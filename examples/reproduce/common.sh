@@ -42,10 +42,16 @@ SEED=${SEED:-1}
 # Whole-number settings are checked here, once for every recipe: a typo ends the recipe with one
 # line naming the variable, not a bash arithmetic error or a traceback hours into a run. Empty
 # counts as unset (the recipe's default).
-for _v in THREADS EPOCHS PRIOR_EPOCHS MAX_UPDATE MAX_BATCHES HIDDEN IW_SAMPLES; do
-  [ -z "${!_v:-}" ] || [[ ${!_v} =~ ^[1-9][0-9]*$ ]] ||
-    { echo "error: $_v must be a positive integer, got '${!_v}'" >&2; exit 2; }
-done
+# require_positive_int VAR...: each named variable, when set and not empty, is a positive integer,
+# or the script ends with one line naming it (all.sh checks its LANES with it too)
+require_positive_int() {
+  local _v
+  for _v in "$@"; do
+    [ -z "${!_v:-}" ] || [[ ${!_v} =~ ^[1-9][0-9]*$ ]] ||
+      { echo "error: $_v must be a positive integer, got '${!_v}'" >&2; exit 2; }
+  done
+}
+require_positive_int THREADS EPOCHS PRIOR_EPOCHS MAX_UPDATE MAX_BATCHES HIDDEN IW_SAMPLES
 [[ $SEED =~ ^[0-9]+$ ]] || { echo "error: SEED must be a non-negative integer, got '$SEED'" >&2; exit 2; }
 VENV_BIN=${VENV_BIN:-$REPO/.venv/bin}
 export PATH="$VENV_BIN:$PATH" OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
