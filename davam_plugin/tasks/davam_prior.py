@@ -30,6 +30,7 @@ from davam_plugin.data import CodeSequenceDataset
 from davam_plugin.models.davam import DavamModel
 from davam_plugin.models.davam_prior import DavamPriorModel
 from davam_plugin.optim.davam_plateau import reload_best_if_pending
+from davam_plugin.periodic_checkpoint import SAVE_LAST_INTERVAL_HELP, check_interval, install_periodic_checkpoint
 from davam_plugin.tasks.autocast import BF16_AUTOCAST_HELP, II, Bf16AutocastTaskMixin, check_task_precision
 from davam_plugin.tasks.sentence_vae import STAGE_ONE_DAVAM, load_sentence_vae_checkpoint
 
@@ -48,6 +49,7 @@ class DavamPriorTaskConfig(FairseqDataclass):
         default=256, metadata={"help": "sentences per batch when encoding a split into codes (once per split)"}
     )
     bf16_autocast: bool = field(default=False, metadata={"help": BF16_AUTOCAST_HELP})
+    save_last_interval_updates: int = field(default=0, metadata={"help": SAVE_LAST_INTERVAL_HELP})
     bf16: bool = II("common.bf16")  # fairseq fills interpolated task fields from the option of the same name
     fp16: bool = II("common.fp16")
     amp: bool = II("common.amp")
@@ -85,6 +87,9 @@ class DavamPriorTask(Bf16AutocastTaskMixin, FairseqTask):
         if cfg.encode_batch_size < 1:
             raise SystemExit(f"error: --encode-batch-size must be >= 1, got {cfg.encode_batch_size}")
         check_task_precision(cfg)
+        check_interval(cfg.save_last_interval_updates)
+        if cfg.save_last_interval_updates > 0:
+            install_periodic_checkpoint()
         davam_task, davam = load_sentence_vae_checkpoint(
             cfg.davam_path, cfg.data, "--davam-path", default_device(), expect=(DavamModel,), expect_text=STAGE_ONE_DAVAM
         )

@@ -54,6 +54,7 @@ from davam_plugin.input_checks import check_beam, check_binary_split, check_trai
 from davam_plugin.models.base import PriorSampling
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
 from davam_plugin.optim.davam_plateau import reload_best_if_pending
+from davam_plugin.periodic_checkpoint import SAVE_LAST_INTERVAL_HELP, check_interval, install_periodic_checkpoint
 from davam_plugin.tasks.autocast import BF16_AUTOCAST_HELP, Bf16AutocastTaskMixin, autocast_for, check_task_precision
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class SentenceVAEConfig(FairseqDataclass):
                           "(DATA/preprocessing.json of davam-prepare-corpus) to typed lines: they are already prepared"},
     )
     bf16_autocast: bool = field(default=False, metadata={"help": BF16_AUTOCAST_HELP})
+    save_last_interval_updates: int = field(default=0, metadata={"help": SAVE_LAST_INTERVAL_HELP})
     bf16: bool = II("common.bf16")  # fairseq fills interpolated task fields from the option of the same name
     fp16: bool = II("common.fp16")
     amp: bool = II("common.amp")
@@ -142,6 +144,9 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
             raise SystemExit(f"error: --max-sentence-length must be >= 1, got {cfg.max_sentence_length}")
         check_prior_sampling_options(cfg)
         check_task_precision(cfg)
+        check_interval(cfg.save_last_interval_updates)
+        if cfg.save_last_interval_updates > 0:
+            install_periodic_checkpoint()
         try:
             dictionary = load_dictionary_or_fail(cfg.data)
         except (FileNotFoundError, ValueError) as e:

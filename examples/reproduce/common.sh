@@ -13,13 +13,18 @@
 #   PRECISION=fp32           fp32 | bf16 (--bf16-autocast: faster only on GPUs and CPUs with
 #                            AVX512-BF16/AMX; emulated and slower on AVX2-only CPUs)
 #   SEED=1
+#   SAVE_LAST_EVERY=500      updates between the mid-epoch checkpoint_last.pt saves of the DAVAM
+#                            and GAVAM trainings (--save-last-interval-updates: no validation, so
+#                            the curves and checkpoint_best.pt stay per epoch; a killed run loses
+#                            at most this many updates, not the epoch); 0: end of epoch only
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # The command that started this recipe, with the settings it was given in the environment
 # (track_row records it in the row's directory; status.sh prints it for a row that stopped)
 RECIPE_COMMAND="cd $(printf %q "$REPO") &&"
 for _v in PTB DATA RUNS RESULTS THREADS PRECISION PRIOR_PRECISION SEED HIDDEN IW_SAMPLES LM_PATH EPOCHS \
-  PRIOR_EPOCHS VALUES SNLI SIZES RATIOS DAVAM_RUN MAX_UPDATE FROM ROW_SUFFIX SHRINK AUTHORS_REPO MAX_BATCHES; do
+  PRIOR_EPOCHS VALUES SNLI SIZES RATIOS DAVAM_RUN MAX_UPDATE FROM ROW_SUFFIX SHRINK AUTHORS_REPO MAX_BATCHES \
+  SAVE_LAST_EVERY; do
   if [ -n "${!_v+x}" ]; then RECIPE_COMMAND+=" $_v=$(printf %q "${!_v}")"; fi
 done
 RECIPE_COMMAND+=" examples/reproduce/$(basename "$0")"
@@ -39,6 +44,7 @@ RESULTS=${RESULTS:-$REPO/results}
 THREADS=${THREADS:-1}
 PRECISION=${PRECISION:-fp32}
 SEED=${SEED:-1}
+SAVE_LAST_EVERY=${SAVE_LAST_EVERY:-500}
 # Whole-number settings are checked here, once for every recipe: a typo ends the recipe with one
 # line naming the variable, not a bash arithmetic error or a traceback hours into a run. Empty
 # counts as unset (the recipe's default).
@@ -53,6 +59,8 @@ require_positive_int() {
 }
 require_positive_int THREADS EPOCHS PRIOR_EPOCHS MAX_UPDATE MAX_BATCHES HIDDEN IW_SAMPLES
 [[ $SEED =~ ^[0-9]+$ ]] || { echo "error: SEED must be a non-negative integer, got '$SEED'" >&2; exit 2; }
+[[ $SAVE_LAST_EVERY =~ ^[0-9]+$ ]] ||
+  { echo "error: SAVE_LAST_EVERY must be a non-negative integer, got '$SAVE_LAST_EVERY'" >&2; exit 2; }
 VENV_BIN=${VENV_BIN:-$REPO/.venv/bin}
 export PATH="$VENV_BIN:$PATH" OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
 PLUGIN=$REPO/davam_plugin
@@ -189,7 +197,7 @@ davam_ptb_stage1() {
     "${scheduler[@]}" \
     --stop-min-lr 0 --best-checkpoint-metric rec_plus_commitment \
     --save-dir "$run/$name" --no-epoch-checkpoints --log-format json --log-interval 100 \
-    --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "$@"
+    --save-last-interval-updates "$SAVE_LAST_EVERY" --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "$@"
 }
 
 # restore_afresh RUN CKPT: into the array RESTORE_FLAGS, the flags that start RUN's stage one

@@ -81,7 +81,7 @@ STAGE2=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task davam_prior --davam-pa
   --arch davam_prior --criterion davam_prior --optimizer sgd --lr 0.5 --clip-norm 5 --batch-size 32 --max-epoch 50
   --lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5
   --stop-min-lr 0 --save-dir "$RUN/stage2" --no-epoch-checkpoints --log-format json --log-interval 100
-  --seed "$SEED" --num-workers 0 "${PRIOR_PRECISION_FLAGS[@]}" "${SMOKE[@]}")
+  --save-last-interval-updates "$SAVE_LAST_EVERY" --seed "$SEED" --num-workers 0 "${PRIOR_PRECISION_FLAGS[@]}" "${SMOKE[@]}")
 run_stage stage2 "$RUN" "${STAGE2[@]}"
 # Evaluation on the test set: Rec, the paper's KL/PPL and the true bound (davam-evaluate).
 EVAL=(davam-evaluate "$DATA" --path "$RUN/stage1/checkpoint_best.pt" --prior-path "$RUN/stage2/checkpoint_best.pt"

@@ -27,8 +27,8 @@ SMOKE=()
 prepare_ptb
 run_stage gavam "$RUN" fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch gavam --criterion davam \
   --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch "$EPOCHS" --save-dir "$RUN/gavam" \
-  --no-epoch-checkpoints --log-format json --log-interval 100 --seed "$SEED" --num-workers 0 \
-  "${PRECISION_FLAGS[@]}" "${SMOKE[@]}"
+  --no-epoch-checkpoints --log-format json --log-interval 100 --save-last-interval-updates "$SAVE_LAST_EVERY" \
+  --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "${SMOKE[@]}"
 LOGS=("$RUN/gavam.log" "$DAVAM_RUN/stage1.log") LABELS="GAVAM,DAVAM" METRICS=rec,kl
 if [ -f "$DAVAM_RUN/stage2.log" ]; then
   LOGS+=("$DAVAM_RUN/stage2.log") LABELS="$LABELS,DAVAM prior (stage two)" METRICS=$METRICS,nll_per_sentence

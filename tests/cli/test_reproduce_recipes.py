@@ -218,6 +218,8 @@ def test_davam_rows_commands(tmp_path):
     stage1 = authors[0].split()
     assert stage1[stage1.index("--lr-decay-start-epoch") + 1] == "16" and "--codebook-dead-code-threshold" not in stage1
     assert "--bf16-autocast" in authors[1] and "--bf16-autocast" not in authors[0] + authors[2]
+    # both trainings also save checkpoint_last.pt every 500 updates mid-epoch (SAVE_LAST_EVERY)
+    assert " --save-last-interval-updates 500 " in authors[0] and " --save-last-interval-updates 500 " in authors[1]
     assert " --sample-from-prior 100 " in authors[3] and "--max-update" not in " ".join(authors)
     # rerun once stage one has a checkpoint of its own: the warm-up is done, stage one resumes
     # its own checkpoint_last.pt (no restore, no reset), and the rest is skipped as done
@@ -294,6 +296,7 @@ def test_dynamics_ptb_recipe_commands(tmp_path):
     train = train_calls.read_text().split()
     assert train[train.index("--arch") + 1] == "gavam" and train[train.index("--max-epoch") + 1] == "5"
     assert train[train.index("--lr") + 1] == "1.0" and train[train.index("--optimizer") + 1] == "sgd"
+    assert train[train.index("--save-last-interval-updates") + 1] == "500"
     args = calls.read_text().splitlines()
     assert args[:2] == [str(tmp_path / "runs" / "dynamics_ptb" / "gavam.log"), str(davam_run / "stage1.log")]
     assert args[args.index("--metrics") + 1] == "rec,kl" and args[args.index("--max-x") + 1] == "5"
@@ -337,7 +340,8 @@ def test_every_recipe_refuses_a_bad_number_before_it_starts(tmp_path):
     args = {"davam_ptb.sh": ["davam_ptb_k512"], "awd_ptb.sh": ["uniform"], "davam_ptb_probe.sh": ["adam"]}
     for name in sorted(p.name for p in RECIPES.glob("*.sh") if p.name != "common.sh"):
         for var, value, what in [("EPOCHS", "3x", "a positive integer"), ("MAX_UPDATE", "0", "a positive integer"),
-                                 ("THREADS", "-1", "a positive integer"), ("SEED", "one", "a non-negative integer")]:  # fmt: skip
+                                 ("THREADS", "-1", "a positive integer"), ("SEED", "one", "a non-negative integer"),
+                                 ("SAVE_LAST_EVERY", "5 min", "a non-negative integer")]:  # fmt: skip
             proc = recipe(name, dict(env, **{var: value}), *args.get(name, []))
             assert proc.returncode == 2 and proc.stdout == "", (name, var, proc.stderr)
             assert proc.stderr == f"error: {var} must be {what}, got '{value}'\n", (name, proc.stderr)

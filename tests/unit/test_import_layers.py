@@ -4,7 +4,7 @@ Every ``davam_plugin/**/*.py`` is parsed with ``ast``; each module belongs to a 
 first:
 
 0. helpers: ``metrics``, ``generated_text``, ``input_checks``, ``checkpoint_safety``,
-   ``atomic_checkpoint``, ``clean_exit``, ``data/*`` (datasets, corpus preprocessing) and
+   ``atomic_checkpoint``, ``periodic_checkpoint``, ``clean_exit``, ``data/*`` (datasets, corpus preprocessing) and
    ``optim/*`` (the learning-rate scheduler) - they know no model;
 1. ``modules/*``: kernels and network pieces (recurrences, quantizer, bottlenecks, ...);
 2. ``models/*``;
@@ -31,7 +31,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "davam_plugin"
 
 LAYERS = (
     ("helpers", ("metrics", "generated_text", "input_checks", "checkpoint_safety", "atomic_checkpoint",
-                 "clean_exit", "data", "optim")),  # fmt: skip
+                 "periodic_checkpoint", "clean_exit", "data", "optim")),  # fmt: skip
     ("modules", ("modules",)),
     ("models", ("models",)),
     ("criterions", ("criterions",)),
