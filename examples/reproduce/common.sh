@@ -47,20 +47,21 @@ SEED=${SEED:-1}
 SAVE_LAST_EVERY=${SAVE_LAST_EVERY:-500}
 # Whole-number settings are checked here, once for every recipe: a typo ends the recipe with one
 # line naming the variable, not a bash arithmetic error or a traceback hours into a run. Empty
-# counts as unset (the recipe's default).
-# require_positive_int VAR...: each named variable, when set and not empty, is a positive integer,
-# or the script ends with one line naming it (all.sh checks its LANES with it too)
-require_positive_int() {
-  local _v
+# counts as unset (the recipe's default). require_positive_int VAR... / require_count VAR...:
+# each named variable, when set and not empty, is a positive (a non-negative) integer, or the
+# script ends with one line naming it (all.sh checks its LANES with the first too).
+_require_int() {
+  local pattern=$1 what=$2 _v
+  shift 2
   for _v in "$@"; do
-    [ -z "${!_v:-}" ] || [[ ${!_v} =~ ^[1-9][0-9]*$ ]] ||
-      { echo "error: $_v must be a positive integer, got '${!_v}'" >&2; exit 2; }
+    [ -z "${!_v:-}" ] || [[ ${!_v} =~ $pattern ]] ||
+      { echo "error: $_v must be $what, got '${!_v}'" >&2; exit 2; }
   done
 }
+require_positive_int() { _require_int '^[1-9][0-9]*$' "a positive integer" "$@"; }
+require_count() { _require_int '^[0-9]+$' "a non-negative integer" "$@"; }
 require_positive_int THREADS EPOCHS PRIOR_EPOCHS MAX_UPDATE MAX_BATCHES HIDDEN IW_SAMPLES
-[[ $SEED =~ ^[0-9]+$ ]] || { echo "error: SEED must be a non-negative integer, got '$SEED'" >&2; exit 2; }
-[[ $SAVE_LAST_EVERY =~ ^[0-9]+$ ]] ||
-  { echo "error: SAVE_LAST_EVERY must be a non-negative integer, got '$SAVE_LAST_EVERY'" >&2; exit 2; }
+require_count SEED SAVE_LAST_EVERY
 VENV_BIN=${VENV_BIN:-$REPO/.venv/bin}
 export PATH="$VENV_BIN:$PATH" OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
 PLUGIN=$REPO/davam_plugin
