@@ -25,13 +25,14 @@ prepare_ptb
 track_row "$RUN"
 PRIOR_ARGS=(--arch davam_prior --criterion davam_prior --prior-layers 5 --prior-embed-dim 256 --prior-head-dim 256
   --optimizer sgd --lr 0.5 --clip-norm 5 --batch-size 32 --max-epoch "$PRIOR_EPOCHS" --bf16-autocast
-  --seed "$SEED" --num-workers 0 --no-epoch-checkpoints $SMOKE)
+  --save-last-interval-updates "$SAVE_LAST_EVERY" --seed "$SEED" --num-workers 0 --no-epoch-checkpoints $SMOKE)
 SWEEP=(davam-sweep "$DATA" --save-root "$RUN" --setting --num-codes --values "$VALUES"
   --out "$RUN/sweep.png" --label "PTB, $EPOCHS epochs" --prior-args="${PRIOR_ARGS[*]}"
   -- --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb --criterion davam --optimizer sgd --lr 1.0
   --clip-norm 5 --batch-size 32 --max-epoch "$EPOCHS" --beta-start 0.15 --beta-max 5.0
   --beta-warmup-updates $((1315 * (EPOCHS - 1 > 0 ? EPOCHS - 1 : 1))) --best-checkpoint-metric rec_plus_commitment
-  --seed "$SEED" --num-workers 0 --no-epoch-checkpoints "${PRECISION_FLAGS[@]}" $SMOKE)
+  --save-last-interval-updates "$SAVE_LAST_EVERY" --seed "$SEED" --num-workers 0 --no-epoch-checkpoints \
+  "${PRECISION_FLAGS[@]}" $SMOKE)
 log "sweep: ${SWEEP[*]}" | tee -a "$RUN/sweep.log"
 "${SWEEP[@]}" >> "$RUN/sweep.log" 2>&1
 log "sweep: finished"

@@ -264,6 +264,7 @@ def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
     assert prior[prior.index("--max-epoch") + 1] == "2"
     train = args[args.index("--") + 1 :]
     assert train[train.index("--max-epoch") + 1] == "3" and train[train.index("--beta-warmup-updates") + 1] == "2630"
+    assert train[train.index("--save-last-interval-updates") + 1] == prior[prior.index("--save-last-interval-updates") + 1] == "500"
     assert "--max-update" not in " ".join(args)
     assert (out / "davam_ptb_k_sweep.png").is_file() and (out / "davam_ptb_k_sweep.json").is_file()
 
