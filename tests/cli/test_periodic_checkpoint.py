@@ -116,6 +116,24 @@ def test_best_and_the_curve_come_from_end_of_epoch_validations_only(tiny_data, f
     assert state(save / "checkpoint_best.pt")["extra_state"]["val_loss"] is not None
 
 
+def test_the_prior_task_saves_mid_epoch_too(tiny_data, tiny_checkpoint, fork_cli, tmp_path):
+    """--task davam_prior (stage two) has the option as well: killed after its first mid-epoch save."""
+    from test_prior_cli import TRAIN_PRIOR
+
+    driver = tmp_path / "kill_after_plain_save.py"
+    driver.write_text(KILL_AFTER_PLAIN_SAVE)
+    save = tmp_path / "prior"
+    run = fork_cli.run(
+        "python", driver, tiny_data, *TRAIN_PRIOR, "--davam-path", tiny_checkpoint, "--max-update", "6",
+        "--save-last-interval-updates", "2", "--save-dir", save,
+    )  # fmt: skip
+    assert run.returncode == 137, run.output[-3000:]
+    assert sorted(p.name for p in save.iterdir()) == ["checkpoint_last.pt"]
+    last = state(save / "checkpoint_last.pt")
+    assert last["optimizer_history"][-1]["num_updates"] == 2 and last["extra_state"]["val_loss"] is None
+    assert last["extra_state"]["train_iterator"]["iterations_in_epoch"] == 2
+
+
 def test_a_negative_interval_is_one_line(tiny_data, fork_cli, tmp_path):
     run = fork_cli.run(
         "fairseq-train", tiny_data, *TRAIN_TINY, "--max-update", "1", "--save-last-interval-updates", "-2",
