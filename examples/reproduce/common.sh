@@ -201,6 +201,15 @@ davam_ptb_stage1() {
     --save-last-interval-updates "$SAVE_LAST_EVERY" --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "$@"
 }
 
+# davam_stage1_test RUN: stage one's best checkpoint (RUN/stage1/checkpoint_best.pt) scored on
+# the test set by fairseq-validate (Rec, commitment, codes in use; no prior, so no KL), as
+# run_stage "test": the row's test Rec as soon as stage one stops, before any prior
+davam_stage1_test() {
+  run_stage test "$1" fairseq-validate "$DATA" --user-dir "$PLUGIN" --task sentence_vae \
+    --path "$1/stage1/checkpoint_best.pt" --valid-subset test --batch-size 64 --log-format json \
+    "${PRECISION_FLAGS[@]}"
+}
+
 # restore_afresh RUN CKPT: into the array RESTORE_FLAGS, the flags that start RUN's stage one
 # from the checkpoint CKPT with the optimizer, the rate schedule and the meters started afresh
 # (another optimizer, or another schedule), on the first start only: once RUN/stage1 has a

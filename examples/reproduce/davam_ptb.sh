@@ -11,9 +11,9 @@
 # Stage one: SGD lr 1.0, clip 5, batch 32, beta 0.15 -> 5 over the first 10 epochs (13,150
 # updates), lr halved after 2 epochs without improvement of validation Rec + commitment
 # from epoch 16 on (fairseq numbering), best weights reloaded at each halving, stop after 5
-# halvings (--lr-scheduler davam_plateau), at most 100 epochs. Then the prior (stage two),
-# the test-set evaluation, 100 samples from the prior with their diversity and their fluency
-# under the LM baseline (examples/reproduce/lstm_lm_ptb.sh, trained first; or set LM_PATH).
+# halvings (--lr-scheduler davam_plateau), at most 100 epochs. Then stage one's test Rec
+# (fairseq-validate), the prior (stage two), the test-set evaluation with the prior's KL and
+# PPL, 100 samples from the prior with their diversity and their fluency under the LM baseline (examples/reproduce/lstm_lm_ptb.sh, trained first; or set LM_PATH).
 # Rerun the same command to continue after an interruption (see common.sh for the
 # environment variables; PRIOR_PRECISION is stage two's, default bf16, see below).
 source "$(dirname "$0")/common.sh"
@@ -71,6 +71,9 @@ if [ -n "$WARMUP_EPOCHS" ]; then
   STAGE1_FLAGS+=("${RESTORE_FLAGS[@]}")
 fi
 davam_ptb_stage1 "$RUN" "${STAGE1_FLAGS[@]}" "${SMOKE[@]}"
+# Stage one's test Rec right away (fairseq-validate, a few minutes), since the prior below
+# takes many hours; the evaluation after it repeats the Rec with the prior's KL and PPL.
+davam_stage1_test "$RUN"
 # Stage two: the PixelCNN prior over the codes of the frozen best stage-one model, with the
 # authors' settings (arch davam_prior: width 512, 15 gated layers, kernel 5; SGD lr 0.5, clip 5,
 # batch 32, at most 50 epochs, the same plateau schedule watching the validation NLL).

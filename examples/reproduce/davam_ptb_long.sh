@@ -42,6 +42,4 @@ fi
 SMOKE=()
 [ -n "${MAX_UPDATE:-}" ] && SMOKE=(--max-update "$MAX_UPDATE")
 davam_ptb_stage1 "$RUN" --max-lr-decays "$MAX_LR_DECAYS" "${SMOKE[@]}"
-run_stage test "$RUN" fairseq-validate "$DATA" --user-dir "$PLUGIN" --task sentence_vae \
-  --path "$RUN/stage1/checkpoint_best.pt" --valid-subset test --batch-size 64 --log-format json \
-  "${PRECISION_FLAGS[@]}"
+davam_stage1_test "$RUN"

@@ -6,6 +6,7 @@ directory (logs, commands, evaluation JSON), finished or not.
     python examples/reproduce/results.py lstm_lm_ptb      # the LM baseline -> results/lstm_lm_ptb.json
     python examples/reproduce/results.py davam_ptb_k512_long   # stage one continued (davam_ptb_long.sh):
                                           # its test Rec comes from fairseq-validate's test.log
+                                          # (as every DAVAM row's does until its full evaluation)
     python examples/reproduce/results.py davam_ptb_k512 --replace   # overwrite a JSON of a run that
                                           # got further (see below)
     python examples/reproduce/results.py --epochs davam_ptb_k512_fast [--against davam_ptb_k512]
@@ -17,7 +18,8 @@ directory (logs, commands, evaluation JSON), finished or not.
                                           # numbers (with --write: replaces the README's table
                                           # between its markers)
 
-JSON: the evaluation JSON (when the row's evaluation has run) plus epochs (of the last
+JSON: the evaluation JSON (when the row's evaluation has run; for DAVAM, until then stage one's
+test Rec from fairseq-validate's test.log, also kept as stage1_test) plus epochs (of the last
 validation), epochs_completed, updates,
 train_hours (training time, validation excluded, pauses of the process excluded: see
 training_hours; train_hours_logged is fairseq's raw sum, train_hours_paused_excluded the difference),
@@ -85,7 +87,7 @@ TABLE_ROWS = [
 # each recipe's stages in order (run_stage names, examples/reproduce/common.sh); a row is
 # finished when the last one is done
 STAGES = {
-    "davam": ("stage1", "stage2", "eval", "samples", "diversity", "fluency"),
+    "davam": ("stage1", "test", "stage2", "eval", "samples", "diversity", "fluency"),
     "awd": ("train", "eval"),
 }
 # rows whose recipe has other stages (davam_ptb_long.sh: stage one continued, its test Rec;
@@ -680,13 +682,16 @@ def main(argv=None):
         result.update(prior_epochs=prior[0][-1], prior_updates=prior[2], prior_train_hours=prior[3],
                       prior_precision=precision_of(run / "stage2.cmd"),
                       prior_valid_curve={"epoch": prior[0], "nll_per_sentence": prior[1]})
+    # stage one's test Rec (fairseq-validate --valid-subset test: davam_stage1_test in common.sh)
+    # stands as the row's evaluation until the full one (with the prior's KL and PPL) exists
+    tested = validate_record(run / "test.log", "test")
+    if tested:
+        result["stage1_test"] = {"tool": "fairseq-validate", "split": "test", "path": "stage1/checkpoint_best.pt",
+                                 **{k: tested[k] for k in ("rec", "commitment", "code_usage", "attn_entropy") if k in tested}}
+        result["evaluation"] = result["stage1_test"]
     for name in ("eval.json", "eval_test.json"):
         if (run / name).is_file():
             result["evaluation"] = json.loads((run / name).read_text())
-    tested = validate_record(run / "test.log", "test")  # fairseq-validate --valid-subset test (davam_ptb_long.sh)
-    if tested:
-        result["evaluation"] = {"tool": "fairseq-validate", "split": "test", "path": "stage1/checkpoint_best.pt",
-                                **{k: tested[k] for k in ("rec", "commitment", "code_usage", "attn_entropy") if k in tested}}
     for name in ("diversity", "fluency"):  # the samples' Ent / Dist-n and their NLL under the LM
         if (run / f"{name}.json").is_file():
             result[name] = json.loads((run / f"{name}.json").read_text())

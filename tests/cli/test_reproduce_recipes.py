@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 import davam_plugin  # noqa: F401  (allow-lists fairseq's checkpoint types for torch.load)
@@ -18,7 +19,7 @@ import davam_plugin  # noqa: F401  (allow-lists fairseq's checkpoint types for t
 from conftest import BIN, REPO, SUBPROCESS_ENV
 
 RECIPES = REPO / "examples" / "reproduce"
-DAVAM_STAGES = ("stage1", "stage2", "eval", "samples", "diversity", "fluency")
+DAVAM_STAGES = ("stage1", "test", "stage2", "eval", "samples", "diversity", "fluency")
 
 
 def recipe(name, env, *args):
@@ -71,6 +72,17 @@ def test_davam_recipe_smoke_run_every_stage_then_resume(tiny_data, tmp_path):
     again = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("done already") == len(DAVAM_STAGES), again.stdout[-2000:]
 
+    # results.py: stage one's test Rec (fairseq-validate) is kept as stage1_test; the full
+    # evaluation (davam-evaluate, with the prior's KL) is the row's evaluation and agrees on Rec
+    results = REPO / "examples" / "reproduce" / "results.py"
+    out = subprocess.run([str(BIN / "python"), str(results), "davam_ptb_k512", "--runs", str(tmp_path),
+                          "--data", str(tiny_data), "--out", str(tmp_path / "results")],
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = json.loads((tmp_path / "results" / "davam_ptb_k512.json").read_text())
+    assert row["status"] == "finished" and row["stage1_test"]["tool"] == "fairseq-validate"
+    assert "kl_paper" in row["evaluation"] and row["evaluation"]["rec"] == pytest.approx(row["stage1_test"]["rec"], abs=0.01)
+
     # davam_ptb_long.sh continues that stage one (2 updates) with more halvings allowed, from
     # copies of its checkpoints and log, then scores the best checkpoint on the test set
     source_log = (run / "stage1.log").read_text()
@@ -82,7 +94,6 @@ def test_davam_recipe_smoke_run_every_stage_then_resume(tiny_data, tmp_path):
     assert last_updates(run / "stage1" / "checkpoint_last.pt")[1] == 2  # the source row is left as it was
     assert (cont / "stage1.log").read_text().startswith(source_log)  # one log, from the first epoch
     assert all((cont / f"{name}.done").is_file() for name in ("init", "stage1", "test", "recipe"))
-    results = REPO / "examples" / "reproduce" / "results.py"
     out = subprocess.run([str(BIN / "python"), str(results), "davam_ptb_k512_long", "--runs", str(tmp_path),
                           "--data", str(tiny_data), "--out", str(tmp_path / "results")],
                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -192,7 +203,7 @@ def test_davam_rows_commands(tmp_path):
     stage one with halving from epoch 8 and 10 halvings, the rejected dead-code row adds the
     restart flag to halving from epoch 8; the rest is equal."""
     calls = tmp_path / "calls.txt"
-    tools = ("fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency")
+    tools = ("fairseq-train", "fairseq-validate", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency")
     (tmp_path / "lm.pt").write_text("")
     env = stand_in_env(tmp_path, {tool: f'echo "$(basename "$0") $*" >> {calls}\n' for tool in tools},
                        LM_PATH=str(tmp_path / "lm.pt"))  # fmt: skip
@@ -203,9 +214,10 @@ def test_davam_rows_commands(tmp_path):
         proc = recipe("davam_ptb.sh", env, row)
         assert proc.returncode == 0, proc.stderr
         lines = calls.read_text().replace(str(tmp_path / "runs" / row), "RUN").splitlines()
-        trainings = 3 if row == "davam_ptb_k512_fast" else 2
-        assert [line.split()[0] for line in lines] == ["fairseq-train"] * trainings + [
-            "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency"]
+        stage_one = 2 if row == "davam_ptb_k512_fast" else 1
+        # stage one, its test Rec (fairseq-validate), the prior, then the evaluation and samples
+        assert [line.split()[0] for line in lines] == ["fairseq-train"] * stage_one + [
+            "fairseq-validate", "fairseq-train", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency"]
         commands[row] = lines
     authors, fast, early, dead = (commands[r] for r in rows)
     assert fast[0] == authors[0].replace("RUN/stage1", "RUN/warmup") + " --max-epoch 10"
@@ -217,10 +229,12 @@ def test_davam_rows_commands(tmp_path):
     assert fast[2:] == authors[1:] == early[1:] == dead[1:]
     stage1 = authors[0].split()
     assert stage1[stage1.index("--lr-decay-start-epoch") + 1] == "16" and "--codebook-dead-code-threshold" not in stage1
-    assert "--bf16-autocast" in authors[1] and "--bf16-autocast" not in authors[0] + authors[2]
+    # stage one's test Rec: its best checkpoint on the test split, in stage one's precision
+    assert authors[1].endswith(" --path RUN/stage1/checkpoint_best.pt --valid-subset test --batch-size 64 --log-format json")
+    assert "--bf16-autocast" in authors[2] and "--bf16-autocast" not in authors[0] + authors[1] + authors[3]
     # both trainings also save checkpoint_last.pt every 500 updates mid-epoch (SAVE_LAST_EVERY)
-    assert " --save-last-interval-updates 500 " in authors[0] and " --save-last-interval-updates 500 " in authors[1]
-    assert " --sample-from-prior 100 " in authors[3] and "--max-update" not in " ".join(authors)
+    assert " --save-last-interval-updates 500 " in authors[0] and " --save-last-interval-updates 500 " in authors[2]
+    assert " --sample-from-prior 100 " in authors[4] and "--max-update" not in " ".join(authors)
     # rerun once stage one has a checkpoint of its own: the warm-up is done, stage one resumes
     # its own checkpoint_last.pt (no restore, no reset), and the rest is skipped as done
     fast_run = tmp_path / "runs" / "davam_ptb_k512_fast"

@@ -152,6 +152,19 @@ def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
     r = json.loads((out / "davam_fake.json").read_text())
     assert r["status"] == "stage1 (interrupted or running)" and r["stage"] == "stage1" and "prior_epochs" not in r
     (row / "stage1.done").write_text("2026-12-03T00:00:00Z\n")
+    results.main(args)
+    r = json.loads((out / "davam_fake.json").read_text())
+    assert r["stage"] == "test" and "evaluation" not in r
+    # stage one's test Rec (fairseq-validate's test.log) stands as the evaluation until the full one
+    (row / "test.log").write_text("2026-12-03 01:00:00 | INFO | test | " + json.dumps(
+        {"test_loss": "90.5", "test_rec": "80.28", "test_commitment": "1.2", "test_code_usage": "512"}) + "\n")
+    (row / "test.done").write_text("2026-12-03T01:00:00Z\n")
+    results.main(args)
+    r = json.loads((out / "davam_fake.json").read_text())
+    tested = {"tool": "fairseq-validate", "split": "test", "path": "stage1/checkpoint_best.pt", "rec": 80.28,
+              "commitment": 1.2, "code_usage": 512.0}
+    assert r["stage"] == "stage2" and r["stage1_test"] == r["evaluation"] == tested
+    assert "Rec 80.28, commitment 1.20, 512 codes (stage one only: no prior, so no KL or PPL)" in results._test(r)
     lines = []
     for epoch, nll in [(1, 150.0), (2, 120.5), (3, 110.25)]:
         lines.append(_line("train", {"epoch": epoch, "train_loss": 5.0, "train_train_wall": 900}))
@@ -166,9 +179,12 @@ def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
     for stage in ("stage2", "eval", "samples", "diversity"):
         (row / f"{stage}.done").write_text("2026-12-03T00:00:00Z\n")
     (row / "diversity.json").write_text(json.dumps({"sentences": 100, "ent": 7.0, "dist_1": 0.1, "dist_2": 0.5}))
+    full = {"rec": 80.28, "kl": 30.0, "kl_paper": 1.3, "ppl_bound": 40.0, "ppl_paper": 20.0}
+    (row / "eval_test.json").write_text(json.dumps(full))
     results.main(args)
     r = json.loads((out / "davam_fake.json").read_text())
     assert r["stage"] == "fluency" and r["diversity"]["ent"] == 7.0 and "fluency" not in r
+    assert r["evaluation"] == full and r["stage1_test"]["rec"] == 80.28  # the full evaluation wins
     (row / "fluency.done").write_text("2026-12-03T00:00:00Z\n")
     results.main(args)
     r = json.loads((out / "davam_fake.json").read_text())
@@ -189,7 +205,7 @@ def test_a_run_stopped_on_purpose_says_so_and_why(tmp_path):
     results.TABLE_ROWS.append(("davam_fake", "Rec 60.16", "a test row"))
     assert "| `davam_fake` | Rec 60.16: a test row | [stopped while training](results/davam_fake.json), [curves]" in (
         results.reproduction_table(out))
-    for stage in ("stage1", "stage2", "eval", "samples", "diversity", "fluency"):
+    for stage in ("stage1", "test", "stage2", "eval", "samples", "diversity", "fluency"):
         (runs / "davam_fake" / f"{stage}.done").write_text("2026-12-04T00:00:00Z\n")
     with pytest.raises(SystemExit, match=r"^error: --stopped: davam_fake has finished"):
         results.main(args + ["--stopped", "why"])
@@ -219,7 +235,7 @@ def test_a_restarted_unfinished_run_does_not_overwrite_the_record_of_a_run_that_
     assert json.loads((out / "davam_fake.json").read_text())["updates"] == 100
     # a finished run replaces the record without --replace
     (out / "davam_fake.json").write_text(json.dumps(old))
-    for stage in ("stage1", "stage2", "eval", "samples", "diversity", "fluency"):
+    for stage in ("stage1", "test", "stage2", "eval", "samples", "diversity", "fluency"):
         (runs / "davam_fake" / f"{stage}.done").write_text("2026-12-04T00:00:00Z\n")
     results.main(args)
     assert json.loads((out / "davam_fake.json").read_text())["status"] == "finished"
