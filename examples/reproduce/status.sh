@@ -9,13 +9,15 @@ no_arguments "$@"
 [ -d "$RUNS" ] || { echo "no runs yet: $RUNS does not exist"; exit 0; }
 
 # last_valid LOG: "epoch E, U updates, METRIC V" from the last validation record of a fairseq
-# JSON log (METRIC: the first of neg_elbo, rec, nll_per_sentence, loss that it has), or nothing.
+# JSON log (METRIC: the first of neg_elbo, rec, nll_per_sentence, loss that it has), or nothing;
+# plus "; saved mid-epoch E' at U' updates" when a later mid-epoch checkpoint_last.pt save
+# (--save-last-interval-updates: fairseq logs "score None") is where a resumed run goes on.
 # The log is read by the plugin's own parser, davam_plugin/cli/training_logs.py, loaded from its
 # file: importing the package would load fairseq (seconds per stage).
 last_valid() {
   [ -f "$1" ] || return 0
   python - "$REPO/davam_plugin/cli/training_logs.py" "$1" <<'PY' 2>/dev/null || true
-import importlib.util, sys
+import importlib.util, re, sys
 spec = importlib.util.spec_from_file_location("training_logs", sys.argv[1])
 tl = sys.modules["training_logs"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tl)
@@ -28,7 +30,11 @@ if valid:
     name = next((m for m in ("neg_elbo", "rec", "nll_per_sentence", "loss") if m in last.metrics), None)
     if name:  # fairseq's own loss (a plain LM's) is in bits per token; the plugin's metrics in nats
         parts.append(f"{name} {last.metrics[name]:.2f}" + (" (bits per token)" if name == "loss" else ""))
-    print(", ".join(parts))
+    saved = re.findall(r"Saved checkpoint \S*checkpoint_last\S*\.pt \(epoch (\d+) @ (\d+) updates, score None\)",
+                       open(sys.argv[2], errors="replace").read())
+    mid = saved[-1] if saved else None
+    tail = f"; saved mid-epoch {mid[0]} at {int(mid[1]):,} updates" if mid and int(mid[1]) > (last.num_updates or 0) else ""
+    print(", ".join(parts) + tail)
 PY
 }
 for run in "$RUNS"/*/; do

@@ -420,6 +420,19 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     (stopped / "warmup.log").write_text("")
     proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
     assert proc.stdout.splitlines()[0] == "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates after the warm-up, rec 90.10) warmup=done"
+    # a mid-epoch save after the last validation (--save-last-interval-updates) is where a rerun
+    # goes on; an end-of-epoch save (with a score) or one before the validation says nothing more
+    save = "| INFO | fairseq.checkpoint_utils | Saved checkpoint /r/row_a/stage1/checkpoint_last.pt (epoch {} @ {} updates, score {})"
+    with open(stopped / "stage1.log", "a") as log:
+        log.write(save.format(3, 3500, "None") + "\n" + save.format(3, 3945, "90.1") + "\n")
+    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    assert proc.stdout.splitlines()[0] == "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates after the warm-up, rec 90.10) warmup=done"
+    with open(stopped / "stage1.log", "a") as log:
+        log.write(save.format(4, 4000, "None") + "\n" + save.format(4, 4500, "None") + "\n")
+    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    assert proc.stdout.splitlines()[0] == (
+        "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates after the warm-up, rec 90.10; "
+        "saved mid-epoch 4 at 4,500 updates) warmup=done")
     # a row directory prepared but with no stage started yet (davam_ptb_authors_code's clone)
     (runs / "row_d" / "src").mkdir(parents=True)
     proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
