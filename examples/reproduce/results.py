@@ -12,6 +12,10 @@ directory (logs, commands, evaluation JSON), finished or not.
     python examples/reproduce/results.py --epochs davam_ptb_k512_fast [--against davam_ptb_k512]
                                           # a row's validation curves from its JSON as a markdown
                                           # table, one line per epoch (see epoch_table)
+    python examples/reproduce/results.py --compare davam_ptb_k512_fast davam_ptb_k512_long \
+        --figure results/davam_ptb_recipes.png [--metrics rec,code_usage]
+                                          # several rows' validation curves on one figure (and
+                                          # the JSON behind it), from their JSONs
     python examples/reproduce/results.py --table [--write README.md]
                                           # the reproduction table from results/*.json and, below
                                           # it, whether the AWD paper's ordering holds on our test
@@ -263,6 +267,42 @@ def epoch_table(out, row, against=None):
         if show_lr and epoch in decays:
             lr = decays[epoch]
     return "\n".join(lines) + "\n"
+
+
+def compare_figure(out, rows, metrics, figure):
+    """Several rows' per-epoch validation curves (results/ROW.json) on one figure, one subplot
+    per metric (default: the first row's main curve, Rec or -ELBO), each row's halvings as its
+    own markers, the paper's value of the first row dotted; the data behind it beside the figure
+    (FIG with .json). Returns the JSON written."""
+    loaded = {}
+    for row in rows:
+        r = previous_json(out, row)
+        if r is None:
+            sys.exit(f"error: {out / (row + '.json')} not found: write it first (results.py {row})")
+        if not r.get("valid_curves"):
+            sys.exit(f"error: {out / (row + '.json')} has no validation curves")
+        loaded[row] = r
+    metrics = metrics or [_main_curve(loaded[rows[0]]["valid_curves"])]
+    for row, r in loaded.items():
+        missing = [m for m in metrics if m not in r["valid_curves"]]
+        if missing:
+            sys.exit(f"error: {out / (row + '.json')} has no {', '.join(missing)} curve "
+                     f"(it has {', '.join(r['valid_curves'])})")
+    data = {row: {"splits": {"valid": {m: {"x": r["valid_curves"][m]["epoch"], "y": r["valid_curves"][m]["value"]}
+                                       for m in metrics}}} for row, r in loaded.items()}  # fmt: skip
+    hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in PAPER.get(rows[0], {}).items() if m in metrics}
+    figure = Path(figure)
+    draw(data, metrics, ["valid"], "epoch", hlines, figure, title="validation, per epoch")
+    behind = {
+        "rows": {row: {"status": r.get("status"), "epochs": r.get("epochs"), "train_hours": r.get("train_hours"),
+                       "lr_decays": r.get("lr_decays") or [],
+                       "curves": {m: r["valid_curves"][m] for m in metrics}} for row, r in loaded.items()},
+        "source": f"the valid_curves of {', '.join(f'results/{row}.json' for row in rows)} (results.py ROW)",
+        "paper": {m: ref[0]["value"] for m, ref in hlines.items()},
+        "conventions": "nats per sentence; tokens = words + EOS; validation-set values, the last of each epoch",
+    }
+    figure.with_suffix(".json").write_text(json.dumps(behind, indent=1) + "\n")
+    return behind
 
 
 AWD_MODES = ("none", "uniform", "adversarial")
@@ -565,6 +605,10 @@ def main(argv=None):
     p.add_argument("--epochs", metavar="ROW", help="print ROW's per-epoch validation curves from its JSON in --out "
                                                    "as a markdown table (not with a row or --table)")
     p.add_argument("--against", metavar="ROW", help="with --epochs: add ROW's main curve (Rec or -ELBO) as a column")
+    p.add_argument("--compare", nargs="+", metavar="ROW",
+                   help="draw these rows' validation curves from their JSONs in --out on one figure (--figure)")
+    p.add_argument("--figure", metavar="FIG.png", help="with --compare: the figure (its data goes to FIG.json)")
+    p.add_argument("--metrics", help="with --compare: comma-separated curves (default: the first row's Rec or -ELBO)")
     repo = Path(__file__).resolve().parents[2]
     # the defaults follow the recipes' environment (examples/reproduce/common.sh)
     p.add_argument("--runs", default=os.environ.get("RUNS") or str(repo.parent / "runs"), help="default: $RUNS or ../runs")
@@ -582,6 +626,19 @@ def main(argv=None):
     out = Path(args.out)
     if args.against and not args.epochs:
         p.error("--against needs --epochs")
+    if (args.figure or args.metrics) and not args.compare:
+        p.error("--figure and --metrics go with --compare")
+    if args.compare:
+        if args.row or args.table or args.epochs or args.write or args.stopped or args.replace:
+            p.error("--compare takes no other row, --table, --epochs, --write, --stopped or --replace")
+        if not args.figure:
+            p.error("--compare needs --figure FIG.png")
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)
+        metrics = [m for m in (args.metrics or "").split(",") if m]
+        behind = compare_figure(out, args.compare, metrics, args.figure)
+        print(f"wrote {args.figure} and {Path(args.figure).with_suffix('.json')}: "
+              + ", ".join(f"{row} ({r['epochs']} epochs)" for row, r in behind["rows"].items()))
+        return
     if args.epochs:
         if args.row or args.table or args.write or args.stopped or args.replace:
             p.error("--epochs takes no other row, --table, --write, --stopped or --replace")

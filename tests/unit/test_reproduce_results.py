@@ -455,3 +455,40 @@ def test_a_warm_up_and_the_stage_one_that_continues_it_make_one_curve(tmp_path):
     assert r["lr_decays"] == [{"after_epoch": 5, "lr": 0.00025}]
     assert set(r["commands"]) == {"warmup", "stage1"} and "--reset-optimizer" in r["commands"]["stage1"]
     assert r["train_hours"] == round(10 * 60 * 500 / 500 / 3600, 3)  # 10 logged intervals of 60 s
+
+
+def test_compare_draws_several_rows_from_their_jsons(tmp_path, capsys):
+    """--compare: the rows' validation curves from results/ROW.json on one figure, and the data
+    behind it (curves, decays, the paper's value of the first row) beside it; clear errors for
+    a missing JSON or curve, and --figure is required."""
+    results = _results_module()
+    out = tmp_path / "results"
+    out.mkdir()
+    rows = {
+        "davam_ptb_k512_fast": {"status": "stage1 (interrupted or running)", "epochs": 3, "train_hours": 0.5,
+                                "lr_decays": [{"after_epoch": 2, "lr": 0.00025}],
+                                "valid_curves": {"rec": {"epoch": [1, 2, 3], "value": [120.0, 100.0, 90.5]},
+                                                 "code_usage": {"epoch": [1, 2, 3], "value": [3.0, 40.0, 200.0]}}},
+        "davam_other": {"status": "finished", "epochs": 2, "train_hours": 0.4, "lr_decays": [],
+                        "valid_curves": {"rec": {"epoch": [1, 2], "value": [125.0, 110.0]}}},
+    }
+    for row, r in rows.items():
+        (out / f"{row}.json").write_text(json.dumps(r))
+    fig = tmp_path / "fig" / "cmp.png"
+    results.main(["--compare", *rows, "--figure", str(fig), "--out", str(out)])
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    behind = json.loads(fig.with_suffix(".json").read_text())
+    assert behind["paper"] == {"rec": 60.16}  # the first row's paper value
+    assert behind["rows"]["davam_ptb_k512_fast"]["curves"] == {"rec": rows["davam_ptb_k512_fast"]["valid_curves"]["rec"]}
+    assert behind["rows"]["davam_ptb_k512_fast"]["lr_decays"] == [{"after_epoch": 2, "lr": 0.00025}]
+    assert behind["rows"]["davam_other"]["curves"]["rec"]["value"] == [125.0, 110.0]
+    assert "davam_ptb_k512_fast (3 epochs), davam_other (2 epochs)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"davam_other.json has no code_usage curve \(it has rec\)"):
+        results.main(["--compare", *rows, "--figure", str(fig), "--out", str(out), "--metrics", "rec,code_usage"])
+    with pytest.raises(SystemExit, match=r"nosuch.json not found: write it first \(results.py nosuch\)"):
+        results.main(["--compare", "davam_other", "nosuch", "--figure", str(fig), "--out", str(out)])
+    for argv in (["--compare", "davam_other", "--out", str(out)], ["--figure", str(fig), "--table"]):
+        with pytest.raises(SystemExit) as exit_info:
+            results.main(argv)
+        assert exit_info.value.code == 2  # argparse's usage error
+    assert "--compare needs --figure FIG.png" in capsys.readouterr().err
