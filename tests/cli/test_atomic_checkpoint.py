@@ -6,7 +6,10 @@ writes ``checkpoint_last.pt`` (at a random moment of its second save), again and
 time the same command is rerun and resumes from the update the kill left in
 ``checkpoint_last.pt``, and the last run trains to the end. With fairseq's plain copies
 (plugin patch removed) about 8 of 10 such kills leave ``checkpoint_last.pt`` empty or cut
-short. The runs are processes forked from a warm interpreter (tests/forked_cli.py).
+short. The runs are processes forked from a warm interpreter (tests/forked_cli.py). The
+killed runs see a slow disk (``os.fsync`` takes 30 ms in them, :data:`SLOW_DISK_TRAIN`): on a
+fast one (tmpfs) the plugin's temporary file lives well under a millisecond, and all four
+kills could land after it, leaving the test without a kill inside a write.
 """
 
 import os
@@ -121,10 +124,27 @@ def write_signature(last: Path):
     return tuple(sig)
 
 
-def kill_during_second_save(fork_cli, args, last: Path, rng):
-    """Start fairseq-train; SIGKILL it at a random moment (0-3 ms) after it starts writing
-    checkpoint_last.pt in its second save. Returns (exit status, log)."""
-    pid, log = fork_cli.start("fairseq-train", *args)
+SLOW_DISK_TRAIN = """
+import os, sys, time
+import fairseq_cli.train
+
+_fsync = os.fsync
+
+def slow_fsync(fd):  # a disk that takes 30 ms to flush
+    time.sleep(0.03)
+    _fsync(fd)
+
+os.fsync = slow_fsync
+sys.argv = ["fairseq-train", *sys.argv[1:]]
+fairseq_cli.train.cli_main()
+"""
+
+
+def kill_during_second_save(fork_cli, driver, args, last: Path, rng):
+    """Start fairseq-train (through ``driver``: SLOW_DISK_TRAIN); SIGKILL it at a random moment
+    (0-3 ms) after it starts writing checkpoint_last.pt in its second save. Returns (exit
+    status, log)."""
+    pid, log = fork_cli.start("python", driver, *args)
     deadline, armed, polls = time.monotonic() + 240, None, 0
     while time.monotonic() < deadline:
         if armed is None or polls % 40 == 0:
@@ -151,13 +171,15 @@ def kill_during_second_save(fork_cli, args, last: Path, rng):
 def killed_and_finished(tiny_data, fork_cli, tmp_path_factory):
     """N_KILLS killed runs, each rerun of the same command resuming, then one to the end."""
     save = tmp_path_factory.mktemp("killed") / "ckpt"
+    driver = save.parent / "slow_disk_train.py"
+    driver.write_text(SLOW_DISK_TRAIN)
     last = save / "checkpoint_last.pt"
     args = [tiny_data, *TRAIN_TINY, "--max-update", MAX_UPDATE, "--save-interval-updates", SAVE_EVERY, "--save-dir", save]
     rng = random.Random(13)
     runs = []
     for _ in range(N_KILLS):
         resumed_from = num_updates(last) if last.exists() else 0
-        rc, log = kill_during_second_save(fork_cli, args, last, rng)
+        rc, log = kill_during_second_save(fork_cli, driver, args, last, rng)
         runs.append({
             "rc": rc, "log": log, "from": resumed_from, "mid_write": last.with_name(last.name + ".tmp").exists(),
             "last_ok": last.exists() and atomic_checkpoint.unreadable_reason(str(last)) is None,
