@@ -91,13 +91,21 @@ def _wrap(validate_and_save):
     return validate_and_save_with_periodic_last
 
 
-def install_periodic_checkpoint() -> int:
-    """Wrap ``validate_and_save`` of each loaded training module once; the number wrapped now."""
+def install_periodic_checkpoint(interval: int) -> int:
+    """Wrap ``validate_and_save`` of each loaded training module once (``interval``: for the log
+    line; the wrapper reads the task's option at every update); the number wrapped now."""
+    modules = _training_modules()
+    if not modules:
+        logger.warning(f"--save-last-interval-updates {interval}: no fairseq training loop (fairseq_cli.train) "
+                       "in this process, so nothing is saved by it")
+        return 0
     wrapped = 0
-    for module in _training_modules():
+    for module in modules:
         current = module.validate_and_save
         if getattr(current, _WRAPPED, None) is not None:
             continue
         module.validate_and_save = _wrap(current)
         wrapped += 1
+    logger.info(f"--save-last-interval-updates {interval}: checkpoint_last.pt also every {interval} updates "
+                "in the middle of an epoch, without validation")
     return wrapped

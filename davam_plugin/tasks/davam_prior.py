@@ -89,7 +89,7 @@ class DavamPriorTask(Bf16AutocastTaskMixin, FairseqTask):
         check_task_precision(cfg)
         check_interval(cfg.save_last_interval_updates)
         if cfg.save_last_interval_updates > 0:
-            install_periodic_checkpoint()
+            install_periodic_checkpoint(cfg.save_last_interval_updates)
         davam_task, davam = load_sentence_vae_checkpoint(
             cfg.davam_path, cfg.data, "--davam-path", default_device(), expect=(DavamModel,), expect_text=STAGE_ONE_DAVAM
         )

@@ -146,7 +146,7 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
         check_task_precision(cfg)
         check_interval(cfg.save_last_interval_updates)
         if cfg.save_last_interval_updates > 0:
-            install_periodic_checkpoint()
+            install_periodic_checkpoint(cfg.save_last_interval_updates)
         try:
             dictionary = load_dictionary_or_fail(cfg.data)
         except (FileNotFoundError, ValueError) as e:

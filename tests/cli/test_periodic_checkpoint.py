@@ -70,6 +70,7 @@ def killed_then_resumed(tiny_data, fork_cli, tmp_path_factory):
 def test_the_save_is_checkpoint_last_only_mid_epoch_and_without_validation(killed_then_resumed):
     r = killed_then_resumed
     assert r.killed.returncode == 137, r.killed.output[-3000:]
+    assert "--save-last-interval-updates 3: checkpoint_last.pt also every 3 updates" in r.killed.output
     assert r.after_kill == {"checkpoint_last.pt": True, "checkpoint_best.pt": False}, r.after_kill
     assert log_lines(r.killed.output, "valid") == []  # no validation pass before the save
     extra = r.last_after_kill["extra_state"]
@@ -176,7 +177,13 @@ def test_install_wraps_once(monkeypatch):
 
     original = train.validate_and_save
     monkeypatch.setattr(train, "validate_and_save", original)
-    periodic_checkpoint.install_periodic_checkpoint()
+    assert periodic_checkpoint.install_periodic_checkpoint(5) == 1
     wrapped = train.validate_and_save
     assert wrapped is not original and getattr(wrapped, periodic_checkpoint._WRAPPED) is original
-    assert periodic_checkpoint.install_periodic_checkpoint() == 0 and train.validate_and_save is wrapped
+    assert periodic_checkpoint.install_periodic_checkpoint(5) == 0 and train.validate_and_save is wrapped
+
+
+def test_without_a_training_loop_it_says_so(monkeypatch, caplog):
+    monkeypatch.setattr(periodic_checkpoint, "_training_modules", lambda: [])
+    assert periodic_checkpoint.install_periodic_checkpoint(5) == 0
+    assert "--save-last-interval-updates 5: no fairseq training loop" in caplog.text
