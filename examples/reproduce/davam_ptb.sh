@@ -13,7 +13,8 @@
 # from epoch 16 on (fairseq numbering), best weights reloaded at each halving, stop after 5
 # halvings (--lr-scheduler davam_plateau), at most 100 epochs. Then stage one's test Rec
 # (fairseq-validate), the prior (stage two), the test-set evaluation with the prior's KL and
-# PPL, 100 samples from the prior with their diversity and their fluency under the LM baseline (examples/reproduce/lstm_lm_ptb.sh, trained first; or set LM_PATH).
+# PPL, and 100 samples from the prior with their diversity and fluency under the LM
+# baseline (examples/reproduce/lstm_lm_ptb.sh, trained first; or set LM_PATH).
 # Rerun the same command to continue after an interruption (see common.sh for the
 # environment variables; PRIOR_PRECISION is stage two's, default bf16, see below).
 source "$(dirname "$0")/common.sh"
