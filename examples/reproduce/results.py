@@ -217,6 +217,14 @@ def _warm_up(r):
     return (int(epochs[-1]), _start_lr(cmd)) if epochs else (0, None)
 
 
+def committed_row(out, name):
+    """results/NAME.json, or a one-line exit naming the command that writes it."""
+    r = previous_json(out, name)
+    if r is None:
+        sys.exit(f"error: {out / (name + '.json')} not found: write it first (results.py {name})")
+    return r
+
+
 def epoch_table(out, row, against=None):
     """A row's per-epoch validation curves (results/ROW.json) as a markdown table: one line per
     epoch with every curve the JSON has (the last validation of each epoch), the best value of
@@ -225,13 +233,7 @@ def epoch_table(out, row, against=None):
     recorded decay; a warm-up part's epochs at its own --lr). ``against`` adds another row's main
     curve as a last column."""
 
-    def load(name):
-        r = previous_json(out, name)
-        if r is None:
-            sys.exit(f"error: {out / (name + '.json')} not found: write it first (results.py {name})")
-        return r
-
-    r = load(row)
+    r = committed_row(out, row)
     curves = r.get("valid_curves") or {}
     if not curves:
         sys.exit(f"error: {out / (row + '.json')} has no validation curves")
@@ -241,7 +243,7 @@ def epoch_table(out, row, against=None):
     values = {n: dict(zip(curves[n]["epoch"], curves[n]["value"])) for n in names}
     other = None
     if against:
-        o = load(against)
+        o = committed_row(out, against)
         oc = o.get("valid_curves") or {}
         if _main_curve(oc) != main:
             sys.exit(f"error: --against {against}: its main curve is {_main_curve(oc)}, {row}'s is {main}")
@@ -271,14 +273,12 @@ def epoch_table(out, row, against=None):
 
 def compare_figure(out, rows, metrics, figure):
     """Several rows' per-epoch validation curves (results/ROW.json) on one figure, one subplot
-    per metric (default: the first row's main curve, Rec or -ELBO), each row's halvings as its
-    own markers, the paper's value of the first row dotted; the data behind it beside the figure
-    (FIG with .json). Returns the JSON written."""
+    per metric (default: the first row's main curve, Rec or -ELBO), the paper's value of the
+    first row dotted; the data behind it (with each row's halvings) beside the figure (FIG with
+    .json). Returns the JSON written."""
     loaded = {}
     for row in rows:
-        r = previous_json(out, row)
-        if r is None:
-            sys.exit(f"error: {out / (row + '.json')} not found: write it first (results.py {row})")
+        r = committed_row(out, row)
         if not r.get("valid_curves"):
             sys.exit(f"error: {out / (row + '.json')} has no validation curves")
         loaded[row] = r
