@@ -6,7 +6,9 @@ The decisive check is the authors' code on the same data for the same number of 
 many working sessions. This driver imports their modules unchanged (``model.DisCreteVAE``: its
 data loader, networks, loss and ``eval_model``/``test_model``). It runs their training loop
 (``DisCreteVAE.train_model``) step for step, written again here with a checkpoint after every
-epoch:
+epoch and, with ``--save-last-interval-updates N``, after every N-th update in the middle of an
+epoch (as the plugin's option of that name: an epoch is 35 minutes here, and a session's end
+kills the run without warning):
 
 * per update: vq weight += (vq_max - vq_start) / (warm_up * N / batch), capped at vq_max (N is
   the number of training sentences); loss = mean over the batch of (Rec + vq weight x
@@ -20,14 +22,18 @@ epoch:
 
 Their batches, in the data loader's order, are visited in ``np.random.permutation`` order,
 and validation also draws a permutation. The checkpoint keeps numpy's, torch's and Python's
-random states with everything else, so a resumed run trains on the same batches as an
-uninterrupted one.
+random states and both optimizers' states with everything else; a mid-epoch one also keeps the
+epoch's permutation, how far into it the run got and the epoch's running sums. So a resumed run
+trains on the same batches, with the same dropout masks, as an uninterrupted one, and logs the
+same records.
 
 The only other change is the device: their vector quantizer builds its one-hot matrix with
 ``torch.cuda.FloatTensor``, which this driver points at the CPU tensor type in its own
 process, and ``args.device`` is the CPU.
 
-Output (``--save-dir``): ``checkpoint_last.pt`` (after every epoch, written atomically),
+Output (``--save-dir``): ``checkpoint_last.pt`` (after every epoch and every N-th update, written
+atomically; a mid-epoch save logs fairseq's line ``Saved checkpoint ... (epoch E @ U updates,
+score None)``, which ``status.sh`` reads),
 ``best.pt`` (their ``DisCreteVAE_Best.pt``); when stage one has ended, ``--eval-json`` (test
 Rec, commitment and codes in use of the best weights; default ``SAVE_DIR/eval.json``). On stdout, fairseq-style JSON records (``train_inner``
 every 100 updates, ``train`` (the epoch's mean Rec and commitment) and ``valid`` after each epoch, with ``valid_rec``, ``valid_commitment``,
@@ -59,6 +65,9 @@ def parse_args(argv=None):
                    help="train on the first N batches of each epoch's permutation only (smoke runs)")
     p.add_argument("--eval-json", default=None,
                    help="where the test scores go when stage one has ended (default: SAVE_DIR/eval.json)")
+    p.add_argument("--save-last-interval-updates", type=int, default=0, metavar="N",
+                   help="also save checkpoint_last.pt after every N-th update in the middle of an epoch "
+                        "(0, the default: at epoch ends only)")
     p.add_argument("--authors-args", default="",
                    help="further flags for their argparser, as one string (default: none; their defaults are the PTB settings)")
     return p.parse_args(argv)
@@ -67,6 +76,13 @@ def parse_args(argv=None):
 def die(msg):
     print(f"error: {msg}", file=sys.stderr)
     sys.exit(2)
+
+
+def check_args(args):
+    if args.save_last_interval_updates < 0:
+        die(f"--save-last-interval-updates must be >= 0, got {args.save_last_interval_updates}")
+    if args.max_batches is not None and args.max_batches < 1:
+        die(f"--max-batches must be >= 1, got {args.max_batches}")
 
 
 def load_authors(args):
@@ -133,7 +149,13 @@ def sgd_pair(model, lr, momentum):
             torch.optim.SGD(model.decoder.parameters(), lr=lr, momentum=momentum))  # fmt: skip
 
 
+def save_last(path, model, state, opts):
+    atomic_save({"model": model.state_dict(), "state": state, "rng": rng_state(),
+                 "optimizers": [opt.state_dict() for opt in opts]}, path)  # fmt: skip
+
+
 def train(args):
+    check_args(args)
     a, model = load_authors(args)
     last = os.path.join(args.save_dir, "checkpoint_last.pt")
     best_path = os.path.join(args.save_dir, "best.pt")
@@ -141,25 +163,37 @@ def train(args):
     anneal = (a.vq_weight_max - a.vq_start) / (a.warm_up * (n_train / a.batch_size))
     state = {"epoch": 0, "iter": 0, "vq_weight": a.vq_start, "decay_cnt": 0, "done": False, "train_seconds": 0.0,
              "opt_dict": {"not_improved": 0, "lr": a.lr_start, "best_loss": 1e4}, "best_loss": 1e4}  # fmt: skip
+    ckpt = None
     if os.path.exists(last):
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ckpt["model"])
         state = ckpt["state"]
         set_rng_state(ckpt["rng"])
-        print(f"resumed from {last}: {state['epoch']} epochs done, {state['iter']} updates, lr {state['opt_dict']['lr']}", flush=True)
+        where = (f"{state['in_epoch']['next']} updates into epoch {state['epoch'] + 1}" if state.get("in_epoch")
+                 else f"{state['epoch']} epochs done")  # fmt: skip
+        print(f"resumed from {last}: {where}, {state['iter']} updates, lr {state['opt_dict']['lr']}", flush=True)
     enc_opt, dec_opt = sgd_pair(model, state["opt_dict"]["lr"], a.momentum)
+    if ckpt is not None and "optimizers" in ckpt:  # (checkpoints of before 2026-12-05 have none: momentum 0)
+        enc_opt.load_state_dict(ckpt["optimizers"][0])
+        dec_opt.load_state_dict(ckpt["optimizers"][1])
+    every = args.save_last_interval_updates
     while not state["done"] and state["epoch"] < a.epochs:
         epoch = state["epoch"]  # 0-based, as theirs
         model.train()
-        start = time.time()
-        rec_sum = vq_sum = sents = 0.0  # since the last train_inner record
-        interval_start = start
-        epoch_rec = epoch_vq = epoch_sents = 0.0
-        order = np.random.permutation(len(model.train_data_batch))
-        if args.max_batches is not None:
-            order = order[: args.max_batches]
-        for k, i in enumerate(order):
-            batch = model.train_data_batch[i]
+        resume = state.pop("in_epoch", None)
+        if resume is None:  # a new epoch
+            order = np.random.permutation(len(model.train_data_batch))
+            if args.max_batches is not None:
+                order = order[: args.max_batches]
+            first, sums, seconds_before = 0, [0.0] * 6, 0.0
+        else:  # the rest of an epoch that a mid-epoch save interrupted
+            order, first, sums, seconds_before = np.asarray(resume["order"]), resume["next"], resume["sums"], resume["seconds"]
+        # since the last train_inner record, and since the epoch began
+        rec_sum, vq_sum, sents, epoch_rec, epoch_vq, epoch_sents = sums
+        start = time.time() - seconds_before
+        interval_start = time.time()
+        for k in range(first, len(order)):
+            batch = model.train_data_batch[order[k]]
             state["vq_weight"] = min(a.vq_weight_max, state["vq_weight"] + anneal)
             enc_opt.zero_grad()
             dec_opt.zero_grad()
@@ -180,6 +214,12 @@ def train(args):
                                        "train_wall": f"{time.time() - interval_start:.1f}"})  # fmt: skip
                 rec_sum = vq_sum = sents = 0.0
                 interval_start = time.time()
+            if every and state["iter"] % every == 0 and k + 1 < len(order):
+                state["in_epoch"] = {"order": order.tolist(), "next": k + 1, "seconds": time.time() - start,
+                                     "sums": [rec_sum, vq_sum, sents, epoch_rec, epoch_vq, epoch_sents]}  # fmt: skip
+                save_last(last, model, state, (enc_opt, dec_opt))
+                del state["in_epoch"]
+                print(f"Saved checkpoint {last} (epoch {epoch + 1} @ {state['iter']} updates, score None)", flush=True)
         seconds = time.time() - start
         state["train_seconds"] += seconds
         record("train", {"epoch": epoch + 1, "train_rec": f"{epoch_rec / epoch_sents:.3f}",
@@ -218,7 +258,7 @@ def train(args):
                   "best weights reloaded", flush=True)
         state["epoch"] = epoch + 1
         state["done"] = state["decay_cnt"] == a.max_decay
-        atomic_save({"model": model.state_dict(), "state": state, "rng": rng_state()}, last)
+        save_last(last, model, state, (enc_opt, dec_opt))
     # their test: the best weights on the test set
     model.load_state_dict(torch.load(best_path, map_location="cpu"))
     model.eval()

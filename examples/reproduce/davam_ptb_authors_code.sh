@@ -11,14 +11,15 @@
 #   EPOCHS=1 MAX_BATCHES=20 examples/reproduce/davam_ptb_authors_code.sh   # a smoke run (RUN_smoke)
 #
 # examples/reproduce/authors_davam.py drives it: their model, data loader and evaluation are
-# imported unchanged, their training loop is rewritten with a checkpoint after every epoch, the
-# random states included, so rerunning this command continues where it stopped (their main.py
-# needs CUDA and cannot resume; an epoch takes about 35 min here with three trainings on two
-# cores, against 13 min for this plugin's stage one). Their code is
-# cloned once into RUN/src from AUTHORS_REPO (default https://github.com/sunset-clouds/DAVAM;
-# a local clone works too). Writes RUN/stage1.log (fairseq-style JSON records: davam-plot
-# reads them) and, when stage one ends, RUN/eval.json (test Rec of the best weights); then
-# python examples/reproduce/results.py davam_ptb_authors_code writes its results/ files.
+# imported unchanged, their training loop is rewritten with a checkpoint after every epoch and
+# every SAVE_LAST_EVERY (500) updates, the random states included, so rerunning this command
+# continues where it stopped, mid-epoch too (their main.py needs CUDA and cannot resume; an
+# epoch takes about 35 min here with three trainings on two cores, against 13 min for this
+# plugin's stage one). Their code is cloned once into RUN/src from AUTHORS_REPO (default
+# https://github.com/sunset-clouds/DAVAM; a local clone works too). Writes RUN/stage1.log
+# (fairseq-style JSON records: davam-plot reads them) and, when stage one ends, RUN/eval.json
+# (test Rec of the best weights); then python examples/reproduce/results.py
+# davam_ptb_authors_code writes its results/ files.
 source "$(dirname "$0")/common.sh"
 no_arguments "$@"
 AUTHORS_REPO=${AUTHORS_REPO:-https://github.com/sunset-clouds/DAVAM}
@@ -34,7 +35,8 @@ if [ ! -f "$RUN/src/model.py" ]; then
     { echo "error: AUTHORS_REPO=$AUTHORS_REPO has no commit $AUTHORS_COMMIT (the one this recipe was checked with)" >&2; exit 2; }
   mv "$RUN/src.tmp" "$RUN/src"
 fi
-ARGS=(--authors-dir "$RUN/src" --data "$PTB" --save-dir "$RUN/stage1" --eval-json "$RUN/eval.json" --seed "$SEED")
+ARGS=(--authors-dir "$RUN/src" --data "$PTB" --save-dir "$RUN/stage1" --eval-json "$RUN/eval.json" --seed "$SEED"
+  --save-last-interval-updates "$SAVE_LAST_EVERY")
 [ -z "${EPOCHS:-}" ] || ARGS+=(--epochs "$EPOCHS")
 [ -z "${MAX_BATCHES:-}" ] || ARGS+=(--max-batches "$MAX_BATCHES")
 run_stage stage1 "$RUN" python "$REPO/examples/reproduce/authors_davam.py" "${ARGS[@]}"

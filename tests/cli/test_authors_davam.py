@@ -58,7 +58,13 @@ class DisCreteVAE(nn.Module):
         self.decoder = nn.Sequential(nn.Dropout(0.5), nn.Linear(4, 23))
         self.saver_dir = args.saver_dir
 
+    train_calls = 0
+
     def build_model(self, inputs, vq_weight=1.0, teacher_forcing_ratio=0.5):
+        if self.training:  # a kill without warning (a session's end) at this process's N-th update
+            DisCreteVAE.train_calls += 1
+            if DisCreteVAE.train_calls == int(os.environ.get("KILL_AT_UPDATE", 0)):
+                os._exit(137)
         h = self.encoder(inputs)
         logits = self.decoder(h.cumsum(1))
         rc = nn.functional.cross_entropy(logits.transpose(1, 2), inputs, reduction="none").sum(1)
@@ -109,9 +115,9 @@ def stand_in(tmp_path):
     return pkg, data
 
 
-def drive(pkg, data, save, *extra):
+def drive(pkg, data, save, *extra, kill_at_update=0):
     cmd = [sys.executable, str(DRIVER), "--authors-dir", str(pkg), "--data", str(data), "--save-dir", str(save), *extra]
-    env = dict(SUBPROCESS_ENV, SCRIPTED_LOSSES=json.dumps(LOSSES))
+    env = dict(SUBPROCESS_ENV, SCRIPTED_LOSSES=json.dumps(LOSSES), KILL_AT_UPDATE=str(kill_at_update))
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -148,11 +154,47 @@ def test_authors_rule_halvings_stop_and_exact_resume(tmp_path):
     rest = drive(pkg, data, tmp_path / "part")
     assert rest.returncode == 0, rest.stderr
     assert "resumed from" in rest.stdout
-    def timeless(recs):  # training hours differ from run to run
-        return [{k: v for k, v in r.items() if k != "valid_train_hours"} for r in recs]
-
     assert timeless(records(part.stdout, "valid") + records(rest.stdout, "valid")) == timeless(valid)
     assert records(rest.stdout, "test") == records(whole.stdout, "test")
+
+
+def timeless(recs):  # wall-clock figures differ from run to run
+    return [{k: v for k, v in r.items() if k not in ("valid_train_hours", "train_wall")} for r in recs]
+
+
+def test_mid_epoch_saves_resume_exactly_after_kills(tmp_path):
+    """--save-last-interval-updates 2 on 3 updates per epoch: a save after update 2 (mid-epoch 1),
+    4 (the first of epoch 2), 8, 10, ... but none at an epoch's last update (6, 12: the epoch-end
+    save follows). Killed twice without warning, the run ends with the records of one never
+    stopped (and never saving mid-epoch): the same batches, dropout masks, running sums and the
+    authors' halvings, the first of which falls in the epoch redone after the second kill."""
+    pkg, data = stand_in(tmp_path)
+    whole = drive(pkg, data, tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    save = tmp_path / "killed"
+    first = drive(pkg, data, save, "--save-last-interval-updates", "2", kill_at_update=3)
+    assert first.returncode == 137
+    assert first.stdout.splitlines()[-1] == f"Saved checkpoint {save / 'checkpoint_last.pt'} (epoch 1 @ 2 updates, score None)"
+    assert records(first.stdout, "valid") == []
+    ckpt = torch.load(save / "checkpoint_last.pt", weights_only=False)
+    assert (ckpt["state"]["epoch"], ckpt["state"]["iter"], ckpt["state"]["in_epoch"]["next"]) == (0, 2, 2)
+    assert len(ckpt["state"]["in_epoch"]["order"]) == 3 and len(ckpt["optimizers"]) == 2
+    # the second process resumes at update 3 and dies at update 51 (its 49th), the last of epoch 17,
+    # before that epoch's validation and halving; its last save is from update 50
+    second = drive(pkg, data, save, "--save-last-interval-updates", "2", kill_at_update=49)
+    assert second.returncode == 137
+    assert "resumed from" in second.stdout and ": 2 updates into epoch 1, 2 updates, lr 1.0" in second.stdout
+    saves = [line for line in second.stdout.splitlines() if line.startswith("Saved checkpoint")]
+    assert [int(line.split(" @ ")[1].split()[0]) for line in saves] == [u for u in range(4, 51, 2) if u % 3]
+    assert [r["epoch"] for r in records(second.stdout, "valid")] == list(range(1, 17))
+    third = drive(pkg, data, save, "--save-last-interval-updates", "2")
+    assert third.returncode == 0, third.stderr
+    assert ": 2 updates into epoch 17, 50 updates, lr 1.0" in third.stdout
+    for split in ("train", "valid"):
+        joined = records(first.stdout, split) + records(second.stdout, split) + records(third.stdout, split)
+        assert timeless(joined) == timeless(records(whole.stdout, split)), split
+    assert records(third.stdout, "test") == records(whole.stdout, "test")
+    assert third.stdout.count("best weights reloaded") == 5
 
 
 def test_missing_authors_files_and_data_are_one_line_errors(tmp_path):
@@ -165,6 +207,8 @@ def test_missing_authors_files_and_data_are_one_line_errors(tmp_path):
     (data / "valid.txt").unlink()
     proc = drive(pkg, data, tmp_path / "s")
     assert proc.returncode == 2 and proc.stderr == f"error: --data {data} has no valid.txt\n"
+    proc = drive(pkg, data, tmp_path / "s", "--save-last-interval-updates", "-1")
+    assert proc.returncode == 2 and proc.stderr == "error: --save-last-interval-updates must be >= 0, got -1\n"
 
 
 def test_recipe_runs_the_driver_resumably_and_refuses_an_unreachable_repository(tmp_path):
@@ -186,7 +230,7 @@ def test_recipe_runs_the_driver_resumably_and_refuses_an_unreachable_repository(
         (run / "src" / f.name).write_text(f.read_text())
     first = subprocess.run(["bash", str(script)], env=dict(env, EPOCHS="2"), capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
-    assert (run / "stage1.cmd").read_text().split()[-2:] == ["--epochs", "2"]
+    assert (run / "stage1.cmd").read_text().split()[-4:] == ["--save-last-interval-updates", "500", "--epochs", "2"]
     assert [r["epoch"] for r in records((run / "stage1.log").read_text(), "valid")] == [1, 2]
     (run / "stage1.done").unlink()
     again = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
