@@ -147,8 +147,10 @@ def _test(r):
     if not e:
         return "-"
     if e.get("tool") in ("fairseq-validate", "authors_davam.py"):  # stage one alone: no prior, so no KL or PPL
+        # a row whose recipe goes on to the prior gets them later; the others never do
+        later = r.get("stage") in STAGES["davam"][STAGES["davam"].index("stage2"):]
         return (f"Rec {e['rec']:.2f}, commitment {e['commitment']:.2f}, {e['code_usage']:.0f} codes "
-                "(stage one only: no prior, so no KL or PPL)")
+                + ("(stage one; KL and PPL once the prior is trained)" if later else "(stage one only: no prior, so no KL or PPL)"))
     if "kl_paper" in e and "iw_nll" not in e:
         cell = (f"Rec {e['rec']:.2f}, KL {e['kl_paper']:.2f} (paper conv.) / {e['kl']:.2f} (sum), "
                 f"PPL {e['ppl_paper']:.2f} (paper conv.) / {e['ppl_bound']:.2f} (bound)")

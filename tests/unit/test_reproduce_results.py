@@ -164,7 +164,8 @@ def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
     tested = {"tool": "fairseq-validate", "split": "test", "path": "stage1/checkpoint_best.pt", "rec": 80.28,
               "commitment": 1.2, "code_usage": 512.0}
     assert r["stage"] == "stage2" and r["stage1_test"] == r["evaluation"] == tested
-    assert "Rec 80.28, commitment 1.20, 512 codes (stage one only: no prior, so no KL or PPL)" in results._test(r)
+    assert "Rec 80.28, commitment 1.20, 512 codes (stage one; KL and PPL once the prior is trained)" in results._test(r)
+    assert "(stage one only: no prior, so no KL or PPL)" in results._test(dict(r, stage=None))  # a recipe without one
     lines = []
     for epoch, nll in [(1, 150.0), (2, 120.5), (3, 110.25)]:
         lines.append(_line("train", {"epoch": epoch, "train_loss": 5.0, "train_train_wall": 900}))
