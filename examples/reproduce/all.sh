@@ -13,7 +13,9 @@
 # against LANES and is not started twice. Each row's output is appended to RUNS/ROW.out; after
 # each finished row README.md's reproduction table is rewritten (results.py --table). A failed
 # row is reported and skipped, the others go on; the command ends with status 1 if any selected
-# row is not done.
+# row is not done. A row held before one of its stages (RUNS/ROW/hold_before, common.sh) stops
+# there and gives its lane to the next row; it and the rows that need it wait until that file
+# is removed and the command is run again.
 #
 # Environment (besides common.sh's): LANES=2 (rows trained at once: one per core with THREADS=1),
 # GPUS (for example GPUS=0,1: one lane per GPU, each row sees only its lane's GPU through
@@ -69,9 +71,13 @@ claimed() {
 }
 busy() { claimed "$1" || running_elsewhere "$1"; }
 failed() { [ -f "$QUEUE/failed/$1" ]; }
+# held ROW: its recipe stopped before the stage that RUNS/ROW/hold_before names (RUNS/ROW/held)
+held_at() { if [ -f "$RUNS/$1/held" ]; then awk 'NR == 1 { print $1 }' "$RUNS/$1/held"; fi; }
+held() { [ -f "$RUNS/$1/hold_before" ] && [ -n "$(held_at "$1")" ] && [ "$(held_at "$1")" = "$(hold_stage "$RUNS/$1")" ]; }
 state() {
   if is_done "$1"; then echo done
   elif busy "$1"; then echo running
+  elif held "$1"; then echo "held before $(held_at "$1")"
   elif failed "$1"; then echo "failed (status $(cat "$QUEUE/failed/$1"))"
   elif [ -e "$RUNS/$1" ]; then echo stopped
   else echo "not started"; fi
@@ -112,13 +118,13 @@ next_row() {
     if ! is_done "$row" && busy "$row"; then busy_rows=$((busy_rows + 1)); fi
   done
   for row in "${SELECTED[@]}"; do
-    if is_done "$row" || failed "$row"; then continue; fi
+    if is_done "$row" || failed "$row" || held "$row"; then continue; fi
     if busy "$row"; then waiting=1; continue; fi
     local ready=1 blocked=0
     for need in ${NEEDS[$row]}; do
       need_done "$need" && continue
       ready=0
-      failed "${need%%:*}" && blocked=1
+      if failed "${need%%:*}" || held "${need%%:*}"; then blocked=1; fi
     done
     if [ $ready = 1 ]; then candidate=$row; break; fi
     [ $blocked = 1 ] || waiting=1
@@ -147,14 +153,17 @@ lane() {
     log "lane $id${CUDA_VISIBLE_DEVICES:+ (GPU $CUDA_VISIBLE_DEVICES)}: $row: ${CMD[$row]} (output: $RUNS/$row.out)"
     status=0
     (cd "$REPO" && bash -c "${CMD[$row]}") >> "$RUNS/$row.out" 2>&1 < /dev/null || status=$?
-    if [ $status = 0 ] && ! is_done "$row"; then
-      log "lane $id: $row: the command ended without writing $RUNS/$row/recipe.done"
-      status=1
-    fi
-    if [ $status = 0 ]; then
+    if [ $status = 0 ] && is_done "$row"; then
       log "lane $id: $row: done"
       locked after_row "$row"
+    elif [ $status = 0 ] && held "$row"; then
+      log "lane $id: $row: held before $(held_at "$row") ($RUNS/$row/hold_before: $(head -n 1 "$RUNS/$row/hold_before")); the lane moves on"
+      locked after_row "$row"
     else
+      if [ $status = 0 ]; then
+        log "lane $id: $row: the command ended without writing $RUNS/$row/recipe.done"
+        status=1
+      fi
       mkdir -p "$QUEUE/failed"
       echo "$status" > "$QUEUE/failed/$row"
       log "lane $id: $row: failed with status $status (see $RUNS/$row.out)"

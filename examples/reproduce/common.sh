@@ -153,8 +153,17 @@ track_row() {
   trap 'exit 129' HUP
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  trap '_status=$?; [ $_status -ne 0 ] || date -u +%FT%TZ > "$ROW_DIR/recipe.done"' EXIT
+  trap '_status=$?; [ $_status -ne 0 ] || [ -n "${ROW_HELD:-}" ] || date -u +%FT%TZ > "$ROW_DIR/recipe.done"' EXIT
 }
+
+# Holding a row before one of its stages, for example before its prior so that its all.sh lane
+# goes to other rows first: a line "STAGE [REASON]" in DIR/hold_before. When the recipe reaches
+# STAGE (not done yet), run_stage writes DIR/held ("STAGE TIME") and the recipe ends there with
+# status 0 and no recipe.done. all.sh then gives the lane to the next row and leaves the held
+# one, and the rows that need it, until hold_before is gone; status.sh and results.py say so.
+# Removing hold_before and running the same command again continues with STAGE.
+# hold_stage DIR: the STAGE that DIR/hold_before names, or nothing
+hold_stage() { if [ -f "$1/hold_before" ]; then awk 'NR == 1 { print $1 }' "$1/hold_before"; fi; }
 
 # code_version: "at commit SHA" for the repository the recipes run from, with " (uncommitted
 # changes)" when tracked files differ from it; "unknown (not a git checkout)" otherwise.
@@ -173,7 +182,13 @@ run_stage() {
   local name=$1 dir=$2; shift 2
   [ "${ROW_DIR:-}" = "$dir" ] || track_row "$dir"
   if [ -f "$dir/$name.done" ]; then log "$name: done already ($dir/$name.done)"; return; fi
-  rm -f "$dir/stopped.txt"  # a row stopped on purpose (results.py --stopped) that is run again
+  if [ "$(hold_stage "$dir")" = "$name" ]; then
+    echo "$name $(date -u +%FT%TZ)" > "$dir/held"
+    log "$name: held before it by $dir/hold_before ($(head -n 1 "$dir/hold_before")): remove that file and run the same command again to continue"
+    ROW_HELD=1
+    exit 0
+  fi
+  rm -f "$dir/held" "$dir/stopped.txt"  # a row held or stopped on purpose (results.py --stopped) that runs again
   log "$name: $*" | tee -a "$dir/$name.log"
   log "$name: code $(code_version)" | tee -a "$dir/$name.log"  # results.py reports it as the row's commit
   echo "$*" > "$dir/$name.cmd"

@@ -132,6 +132,16 @@ def _validation(r):
             f"KL {v['kl']:.2f}")
 
 
+def held_before(run):
+    """The stage before which a row's recipe stopped because RUN/hold_before named it (RUN/held,
+    examples/reproduce/common.sh), or None."""
+    held, hold = run / "held", run / "hold_before"
+    if not (held.is_file() and hold.is_file()):
+        return None
+    stage = held.read_text().split()[:1]
+    return stage[0] if stage and stage == hold.read_text().split()[:1] else None
+
+
 def _best_so_far(curve):
     """" (best B, epoch E)" when the last validation of a curve (lower is better) is not its
     best, else "": a row whose last epoch was a bad one still shows how far it got."""
@@ -181,6 +191,8 @@ def reproduction_table(out):
             status = "finished" if r["status"] == "finished" else STAGE_LABELS.get(r.get("stage"), "training")
             if r["status"].startswith("stopped"):
                 status = f"stopped while {status}"
+            elif r["status"].startswith("held"):
+                status = f"held before {'its prior' if r.get('stage') == 'stage2' else r.get('stage')}"
             link = f"[{status}](results/{row}.json)" + (
                 f", [curves](results/{row}.png)" if (out / f"{row}.png").is_file() else "")
             cells += [link, _trained(r), _validation(r), _test(r)]
@@ -713,10 +725,17 @@ def main(argv=None):
     draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title, vlines=vlines)
     last = valid[-1][1]
     hours = training_hours(records)
+    if not pending:
+        status = "finished"
+    elif args.stopped:
+        status = f"stopped in {pending[0]}: {args.stopped}"
+    elif held_before(run) == pending[0]:  # the recipe stopped there on purpose (hold_before: common.sh)
+        status = f"held before {pending[0]}: " + " ".join((run / "hold_before").read_text().split()[1:])
+    else:
+        status = f"{pending[0]} (interrupted or running)"
     result = {
         "row": args.row,
-        "status": "finished" if not pending else (f"stopped in {pending[0]}: {args.stopped}" if args.stopped
-                                                  else f"{pending[0]} (interrupted or running)"),
+        "status": status,
         "stage": pending[0] if pending else None,
         "epochs": valid[-1][0],
         "epochs_completed": train[-1][0] if train else 0,  # AWD validates mid-epoch too

@@ -2,7 +2,8 @@
 # Where each reproduction row stands: its stages (done, running or stopped, with the last
 # validation: epoch, updates (the fast DAVAM recipe's stage one: after its warm-up) and -ELBO,
 # Rec or loss) and, for a row started by a recipe that records it, whether the row is
-# finished, running or stopped, with the command that resumes a stopped one.
+# finished, running, held before a stage (RUNS/ROW/hold_before: common.sh) or stopped, with the
+# command that resumes a stopped one.
 #   examples/reproduce/status.sh
 source "$(dirname "$0")/common.sh"
 no_arguments "$@"
@@ -54,6 +55,10 @@ for run in "$RUNS"/*/; do
   echo "$row:${stages:- no stage started}"
   if [ -f "${run}recipe.done" ]; then echo "  finished"
   elif row_running "$run"; then echo "  running"
+  elif [ -f "${run}held" ] && [ -f "${run}hold_before" ]; then  # held before a stage (common.sh)
+    resume=""
+    [ ! -f "${run}recipe_command.txt" ] || resume=" (or: $(cat "${run}recipe_command.txt"))"
+    echo "  held before $(awk 'NR == 1 { print $1 }' "${run}held") by ${run}hold_before ($(head -n 1 "${run}hold_before")); to continue: remove that file, then rerun all.sh$resume"
   elif [ -f "${run}stopped.txt" ]; then  # stopped on purpose (results.py --stopped)
     echo "  stopped on purpose: $(head -n 1 "${run}stopped.txt")"
   elif [ -f "${run}recipe_command.txt" ]; then echo "  stopped; resume: $(cat "${run}recipe_command.txt")"

@@ -414,6 +414,18 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     (stopped / "stopped.txt").write_text("attention uniform after the warm-up\n")
     proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
     assert proc.stdout.splitlines()[1] == "  stopped on purpose: attention uniform after the warm-up"
+    # held before a stage (hold_before, reached: held): which stage, why, and how to go on
+    (stopped / "stopped.txt").unlink()
+    (stopped / "hold_before").write_text("stage2 the AWD rows first\n")
+    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    assert proc.stdout.splitlines()[1].startswith("  stopped; resume: ")  # not reached yet
+    (stopped / "held").write_text("stage2 2026-12-05T15:00:00Z\n")
+    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    assert proc.stdout.splitlines()[1] == (
+        f"  held before stage2 by {stopped}/hold_before (stage2 the AWD rows first); to continue: remove that "
+        "file, then rerun all.sh (or: cd /repo && RUNS=/r examples/reproduce/davam_ptb.sh davam_ptb_k512)")
+    (stopped / "hold_before").unlink()
+    (stopped / "held").unlink()
     # the fast recipe: stage one counts its updates from the end of the warm-up
     (stopped / "warmup.cmd").write_text("fairseq-train ...\n")
     (stopped / "warmup.done").write_text("x\n")

@@ -90,6 +90,45 @@ def test_a_row_can_wait_for_one_stage_of_another(tmp_path):
     assert unknown.returncode == 2 and "row b needs 'c:first', which is not a row of that file" in unknown.stderr
 
 
+HELD_RECIPE = """source "$COMMON"
+run_stage first "$RUNS/p" bash -c 'echo first ran'
+run_stage second "$RUNS/p" bash -c 'echo second ran'
+"""
+
+
+def test_a_row_held_before_a_stage_gives_its_lane_to_the_next_rows(tmp_path):
+    """RUNS/ROW/hold_before naming a stage: the recipe (common.sh's run_stage) stops before it with
+    no recipe.done; all.sh moves the lane on to the next row, leaves the held row and the rows
+    that need it (a need on an earlier stage of it is met), and says so; once the file is gone,
+    the same command runs the held stage and what waited for it."""
+    recipe = tmp_path / "recipe_p.sh"
+    recipe.write_text(HELD_RECIPE)
+    runs = tmp_path / "runs"
+    (runs / "p").mkdir(parents=True)
+    (runs / "p" / "hold_before").write_text("second the other rows first\n")
+    rows = (f"p  -  1  bash {recipe}\nq  p  1  {row_cmd('q', 'p')}\nr  -  1  {row_cmd('r')}\n"
+            f"s  p:first  1  {row_cmd('s')}\n")  # fmt: skip
+    common = str(REPO / "examples" / "reproduce" / "common.sh")
+    proc = run_all(tmp_path, rows, LANES="1", COMMON=common)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stdout + proc.stderr
+    out = (runs / "p.out").read_text()
+    assert "first ran" in (runs / "p" / "first.log").read_text() and not (runs / "p" / "second.log").exists()
+    assert f"second: held before it by {runs}/p/hold_before (second the other rows first)" in out
+    assert (runs / "p" / "held").read_text().split()[0] == "second" and not (runs / "p" / "recipe.done").exists()
+    assert f"lane 1: p: held before second ({runs}/p/hold_before: second the other rows first); the lane moves on" in proc.stdout
+    summary = [line.split("] ", 1)[1] for line in proc.stdout.splitlines() if "] all: " in line][1:]
+    assert summary == ["all: p: held before second", "all: q: not started, needs p", "all: r: done", "all: s: done"]
+    assert not (runs / "q").exists() and "failed" not in proc.stdout
+    listing = run_all(tmp_path, rows, "--list", COMMON=common)
+    assert listing.stdout.splitlines()[1].split()[:4] == ["p", "held", "before", "second"]
+    # released: the held stage runs, then the row that needed the whole row
+    (runs / "p" / "hold_before").unlink()
+    again = run_all(tmp_path, rows, LANES="1", COMMON=common)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "second ran" in (runs / "p" / "second.log").read_text() and (runs / "p" / "recipe.done").exists()
+    assert not (runs / "p" / "held").exists() and "needs-done" in trace(tmp_path, "q")
+
+
 def test_a_row_running_in_another_process_counts_against_lanes_and_is_not_started_twice(tmp_path):
     runs = tmp_path / "runs"
     (runs / "x").mkdir(parents=True)

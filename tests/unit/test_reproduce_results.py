@@ -129,6 +129,10 @@ def test_reproduction_table_cells(tmp_path):
                                                                   stage="stage2")))  # fmt: skip
     table = results.reproduction_table(tmp_path)
     assert "| [training the prior](results/davam_ptb_k512.json), [curves](results/davam_ptb_k512.png) |" in table
+    (tmp_path / "davam_ptb_k512.json").write_text(json.dumps(dict(davam, status="held before stage2: AWD first",
+                                                                  stage="stage2")))  # fmt: skip
+    table = results.reproduction_table(tmp_path)
+    assert "| [held before its prior](results/davam_ptb_k512.json), [curves](results/davam_ptb_k512.png) |" in table
     # a last validation worse than an earlier one: the best so far is shown beside it
     worse = {"epoch": [1, 2, 3], "value": [120.0, 70.004, 71.5]}
     (tmp_path / "davam_ptb_k512.json").write_text(json.dumps(dict(davam, valid_curves=dict(davam["valid_curves"],
@@ -166,6 +170,19 @@ def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
     assert r["stage"] == "stage2" and r["stage1_test"] == r["evaluation"] == tested
     assert "Rec 80.28, commitment 1.20, 512 codes (stage one; KL and PPL once the prior is trained)" in results._test(r)
     assert "(stage one only: no prior, so no KL or PPL)" in results._test(dict(r, stage=None))  # a recipe without one
+    assert r["status"] == "stage2 (interrupted or running)"
+    # held before its prior on purpose (RUN/hold_before, reached: RUN/held): the status says so, with the reason
+    (row / "hold_before").write_text("stage2 the AWD rows first\n")
+    results.main(args)
+    assert json.loads((out / "davam_fake.json").read_text())["status"] == "stage2 (interrupted or running)"  # not reached
+    (row / "held").write_text("stage2 2026-12-05T14:00:00Z\n")
+    results.main(args)
+    r = json.loads((out / "davam_fake.json").read_text())
+    assert r["status"] == "held before stage2: the AWD rows first" and r["stage"] == "stage2"
+    (row / "hold_before").write_text("eval\n")  # moved to a later stage: the row goes on to it
+    assert results.held_before(row) is None
+    (row / "hold_before").unlink()
+    (row / "held").unlink()
     lines = []
     for epoch, nll in [(1, 150.0), (2, 120.5), (3, 110.25)]:
         lines.append(_line("train", {"epoch": epoch, "train_loss": 5.0, "train_train_wall": 900}))
