@@ -23,7 +23,8 @@ directory (logs, commands, evaluation JSON), finished or not.
                                           # between its markers)
 
 JSON: the evaluation JSON (when the row's evaluation has run; for DAVAM, until then stage one's
-test Rec from fairseq-validate's test.log, also kept as stage1_test) plus epochs (of the last
+test Rec from fairseq-validate's test.log, also kept as stage1_test with the epoch of the weights
+it scored) plus epochs (of the last
 validation), epochs_completed, updates,
 train_hours (training time, validation excluded, pauses of the process excluded: see
 training_hours; train_hours_logged is fairseq's raw sum, train_hours_paused_excluded the difference),
@@ -159,8 +160,10 @@ def _test(r):
     if e.get("tool") in ("fairseq-validate", "authors_davam.py"):  # stage one alone: no prior, so no KL or PPL
         # a row whose recipe goes on to the prior gets them later; the others never do
         later = r.get("stage") in STAGES["davam"][STAGES["davam"].index("stage2"):]
+        weights = f", epoch {e['checkpoint']['epoch']}'s weights" if e.get("checkpoint") else ""
         return (f"Rec {e['rec']:.2f}, commitment {e['commitment']:.2f}, {e['code_usage']:.0f} codes "
-                + ("(stage one; KL and PPL once the prior is trained)" if later else "(stage one only: no prior, so no KL or PPL)"))
+                + (f"(stage one{weights}; KL and PPL once the prior is trained)" if later
+                   else f"(stage one only{weights}: no prior, so no KL or PPL)"))
     if "kl_paper" in e and "iw_nll" not in e:
         cell = (f"Rec {e['rec']:.2f}, KL {e['kl_paper']:.2f} (paper conv.) / {e['kl']:.2f} (sum), "
                 f"PPL {e['ppl_paper']:.2f} (paper conv.) / {e['ppl_bound']:.2f} (bound)")
@@ -611,6 +614,21 @@ def validate_record(log, subset):
     return found
 
 
+BEST_SAVE = re.compile(r"Saved checkpoint \S*checkpoint_best\.pt \(epoch (\d+) @ (\d+) updates, score ([-\d.]+)\)")
+
+
+def best_checkpoint(*logs):
+    """Which weights checkpoint_best.pt holds, from fairseq's last "Saved checkpoint
+    .../checkpoint_best.pt (epoch E @ U updates, score S)" line in the logs (read in order):
+    {"epoch", "updates" (as that log counts them), "score" (the --best-checkpoint-metric)}, or None."""
+    found = None
+    for log in logs:
+        if log.is_file():
+            for m in BEST_SAVE.finditer(log.read_text(errors="replace")):
+                found = {"epoch": int(m.group(1)), "updates": int(m.group(2)), "score": float(m.group(3))}
+    return found
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("row", nargs="?", help="the row (run directory under --runs); not with --table")
@@ -765,6 +783,7 @@ def main(argv=None):
     tested = validate_record(run / "test.log", "test")
     if tested:
         result["stage1_test"] = {"tool": "fairseq-validate", "split": "test", "path": "stage1/checkpoint_best.pt",
+                                 "checkpoint": best_checkpoint(*earlier, log),
                                  **{k: tested[k] for k in ("rec", "commitment", "code_usage", "attn_entropy") if k in tested}}
         result["evaluation"] = result["stage1_test"]
     for name in ("eval.json", "eval_test.json"):

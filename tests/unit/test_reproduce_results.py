@@ -163,13 +163,17 @@ def test_davam_row_status_follows_its_stages_and_plots_the_prior(tmp_path):
     (row / "test.log").write_text("2026-12-03 01:00:00 | INFO | test | " + json.dumps(
         {"test_loss": "90.5", "test_rec": "80.28", "test_commitment": "1.2", "test_code_usage": "512"}) + "\n")
     (row / "test.done").write_text("2026-12-03T01:00:00Z\n")
+    save = "2026-12-03 00:{} | INFO | fairseq.checkpoint_utils | Saved checkpoint /r/davam_fake/stage1/checkpoint_{}.pt (epoch {} @ {} updates, score {}) (writing took 0.5 seconds)\n"
+    with open(row / "stage1.log", "a") as log:  # the last save of checkpoint_best.pt says which weights were tested
+        log.write(save.format(10, "best", 1, 50, "121.5") + save.format(20, "best", 2, 100, "101.5")
+                  + save.format(30, "last", 3, 150, "102.0"))
     results.main(args)
     r = json.loads((out / "davam_fake.json").read_text())
     tested = {"tool": "fairseq-validate", "split": "test", "path": "stage1/checkpoint_best.pt", "rec": 80.28,
-              "commitment": 1.2, "code_usage": 512.0}
+              "commitment": 1.2, "code_usage": 512.0, "checkpoint": {"epoch": 2, "updates": 100, "score": 101.5}}
     assert r["stage"] == "stage2" and r["stage1_test"] == r["evaluation"] == tested
-    assert "Rec 80.28, commitment 1.20, 512 codes (stage one; KL and PPL once the prior is trained)" in results._test(r)
-    assert "(stage one only: no prior, so no KL or PPL)" in results._test(dict(r, stage=None))  # a recipe without one
+    assert "Rec 80.28, commitment 1.20, 512 codes (stage one, epoch 2's weights; KL and PPL once the prior is trained)" in results._test(r)
+    assert "(stage one only, epoch 2's weights: no prior, so no KL or PPL)" in results._test(dict(r, stage=None))  # a recipe without one
     assert r["status"] == "stage2 (interrupted or running)"
     # held before its prior on purpose (RUN/hold_before, reached: RUN/held): the status says so, with the reason
     (row / "hold_before").write_text("stage2 the AWD rows first\n")
