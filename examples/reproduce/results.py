@@ -288,11 +288,31 @@ def epoch_table(out, row, against=None):
     return "\n".join(lines) + "\n"
 
 
+def first_epoch_at_or_below(curve, value):
+    """The first epoch of a per-epoch curve ({"epoch": [...], "value": [...]}) whose value is at or
+    below VALUE, or None: when a run reached a level (lower is better)."""
+    return next((e for e, v in zip(curve["epoch"], curve["value"]) if v <= value), None)
+
+
+def reaches(curves):
+    """For curves {row: curve} of one metric (lower is better): each row's best {"value", "epoch"}
+    and, for each pair, the first epoch at which one row came at or below the other's best:
+    {"best": {row: ...}, "reaches": {row: {other: epoch or None}}}. The issue's speed question
+    ("the same final Rec in fewer than half the epochs") is reaches[fast][slow] / best[slow]."""
+    best = {}
+    for row, c in curves.items():
+        i = min(range(len(c["value"])), key=c["value"].__getitem__)
+        best[row] = {"value": c["value"][i], "epoch": c["epoch"][i]}
+    return {"best": best, "reaches": {row: {other: first_epoch_at_or_below(c, best[other]["value"])
+                                            for other in curves if other != row} for row, c in curves.items()}}
+
+
 def compare_figure(out, rows, metrics, figure):
     """Several rows' per-epoch validation curves (results/ROW.json) on one figure, one subplot
     per metric (default: the first row's main curve, Rec or -ELBO), the paper's value of the
-    first row dotted; the data behind it (with each row's halvings) beside the figure (FIG with
-    .json). Returns the JSON written."""
+    first row dotted; the data behind it (with each row's halvings, and for the first metric
+    each row's best and the epoch at which each other row reached it: ``reaches``) beside the
+    figure (FIG with .json). Returns the JSON written."""
     loaded = {}
     for row in rows:
         r = committed_row(out, row)
@@ -316,6 +336,8 @@ def compare_figure(out, rows, metrics, figure):
                        "curves": {m: r["valid_curves"][m] for m in metrics}} for row, r in loaded.items()},
         "source": f"the valid_curves of {', '.join(f'results/{row}.json' for row in rows)} (results.py ROW)",
         "paper": {m: ref[0]["value"] for m, ref in hlines.items()},
+        "metric_reached": metrics[0],
+        **reaches({row: r["valid_curves"][metrics[0]] for row, r in loaded.items()}),
         "conventions": "nats per sentence; tokens = words + EOS; validation-set values, the last of each epoch",
     }
     figure.with_suffix(".json").write_text(json.dumps(behind, indent=1) + "\n")
@@ -670,6 +692,13 @@ def main(argv=None):
         behind = compare_figure(out, args.compare, metrics, args.figure)
         print(f"wrote {args.figure} and {Path(args.figure).with_suffix('.json')}: "
               + ", ".join(f"{row} ({r['epochs']} epochs)" for row, r in behind["rows"].items()))
+        m = behind["metric_reached"]
+        for row, others in behind["reaches"].items():
+            for other, epoch in others.items():
+                b = behind["best"][other]
+                when = (f"at epoch {epoch}: {epoch / b['epoch']:.0%} of the epochs" if epoch is not None
+                        else f"not in its {behind['rows'][row]['epochs']} epochs")
+                print(f"{row} reached {other}'s best valid {m}, {b['value']:.2f} (its epoch {b['epoch']}), {when}")
         return
     if args.epochs:
         if args.row or args.table or args.write or args.stopped or args.replace:

@@ -504,7 +504,14 @@ def test_compare_draws_several_rows_from_their_jsons(tmp_path, capsys):
     assert behind["rows"]["davam_ptb_k512_fast"]["curves"] == {"rec": rows["davam_ptb_k512_fast"]["valid_curves"]["rec"]}
     assert behind["rows"]["davam_ptb_k512_fast"]["lr_decays"] == [{"after_epoch": 2, "lr": 0.00025}]
     assert behind["rows"]["davam_other"]["curves"]["rec"]["value"] == [125.0, 110.0]
-    assert "davam_ptb_k512_fast (3 epochs), davam_other (2 epochs)" in capsys.readouterr().out
+    # how soon each row reached the other's best (the "same final Rec in fewer epochs")
+    assert behind["metric_reached"] == "rec"
+    assert behind["best"] == {"davam_ptb_k512_fast": {"value": 90.5, "epoch": 3}, "davam_other": {"value": 110.0, "epoch": 2}}
+    assert behind["reaches"] == {"davam_ptb_k512_fast": {"davam_other": 2}, "davam_other": {"davam_ptb_k512_fast": None}}
+    printed = capsys.readouterr().out
+    assert "davam_ptb_k512_fast (3 epochs), davam_other (2 epochs)" in printed
+    assert "davam_ptb_k512_fast reached davam_other's best valid rec, 110.00 (its epoch 2), at epoch 2: 100% of the epochs" in printed
+    assert "davam_other reached davam_ptb_k512_fast's best valid rec, 90.50 (its epoch 3), not in its 2 epochs" in printed
     with pytest.raises(SystemExit, match=r"davam_other.json has no code_usage curve \(it has rec\)"):
         results.main(["--compare", *rows, "--figure", str(fig), "--out", str(out), "--metrics", "rec,code_usage"])
     with pytest.raises(SystemExit, match=r"nosuch.json not found: write it first \(results.py nosuch\)"):
