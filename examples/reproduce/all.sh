@@ -71,9 +71,9 @@ claimed() {
 }
 busy() { claimed "$1" || running_elsewhere "$1"; }
 failed() { [ -f "$QUEUE/failed/$1" ]; }
-# held ROW: its recipe stopped before the stage that RUNS/ROW/hold_before names (RUNS/ROW/held)
-held_at() { if [ -f "$RUNS/$1/held" ]; then awk 'NR == 1 { print $1 }' "$RUNS/$1/held"; fi; }
-held() { [ -f "$RUNS/$1/hold_before" ] && [ -n "$(held_at "$1")" ] && [ "$(held_at "$1")" = "$(hold_stage "$RUNS/$1")" ]; }
+# held ROW: its recipe stopped before the stage that RUNS/ROW/hold_before names (common.sh)
+held_at() { held_stage "$RUNS/$1"; }
+held() { [ -n "$(held_at "$1")" ]; }
 state() {
   if is_done "$1"; then echo done
   elif busy "$1"; then echo running

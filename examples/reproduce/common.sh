@@ -164,6 +164,13 @@ track_row() {
 # Removing hold_before and running the same command again continues with STAGE.
 # hold_stage DIR: the STAGE that DIR/hold_before names, or nothing
 hold_stage() { if [ -f "$1/hold_before" ]; then awk 'NR == 1 { print $1 }' "$1/hold_before"; fi; }
+# held_stage DIR: the stage before which DIR's recipe stopped (DIR/held) while DIR/hold_before
+# still names it, or nothing (all.sh and status.sh; results.py's held_before is its twin)
+held_stage() {
+  local stage=""
+  if [ -f "$1/held" ]; then stage=$(awk 'NR == 1 { print $1 }' "$1/held"); fi
+  if [ -n "$stage" ] && [ "$stage" = "$(hold_stage "$1")" ]; then echo "$stage"; fi
+}
 
 # code_version: "at commit SHA" for the repository the recipes run from, with " (uncommitted
 # changes)" when tracked files differ from it; "unknown (not a git checkout)" otherwise.

@@ -55,10 +55,10 @@ for run in "$RUNS"/*/; do
   echo "$row:${stages:- no stage started}"
   if [ -f "${run}recipe.done" ]; then echo "  finished"
   elif row_running "$run"; then echo "  running"
-  elif [ -f "${run}held" ] && [ -f "${run}hold_before" ]; then  # held before a stage (common.sh)
+  elif [ -n "$(held_stage "${run%/}")" ]; then  # held before a stage (common.sh)
     resume=""
     [ ! -f "${run}recipe_command.txt" ] || resume=" (or: $(cat "${run}recipe_command.txt"))"
-    echo "  held before $(awk 'NR == 1 { print $1 }' "${run}held") by ${run}hold_before ($(head -n 1 "${run}hold_before")); to continue: remove that file, then rerun all.sh$resume"
+    echo "  held before $(held_stage "${run%/}") by ${run}hold_before ($(head -n 1 "${run}hold_before")); to continue: remove that file, then rerun all.sh$resume"
   elif [ -f "${run}stopped.txt" ]; then  # stopped on purpose (results.py --stopped)
     echo "  stopped on purpose: $(head -n 1 "${run}stopped.txt")"
   elif [ -f "${run}recipe_command.txt" ]; then echo "  stopped; resume: $(cat "${run}recipe_command.txt")"

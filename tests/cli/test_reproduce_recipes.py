@@ -424,6 +424,9 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     assert proc.stdout.splitlines()[1] == (
         f"  held before stage2 by {stopped}/hold_before (stage2 the AWD rows first); to continue: remove that "
         "file, then rerun all.sh (or: cd /repo && RUNS=/r examples/reproduce/davam_ptb.sh davam_ptb_k512)")
+    (stopped / "hold_before").write_text("eval\n")  # moved on to a later stage: the row goes on, as all.sh sees it
+    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    assert proc.stdout.splitlines()[1].startswith("  stopped; resume: ")
     (stopped / "hold_before").unlink()
     (stopped / "held").unlink()
     # the fast recipe: stage one counts its updates from the end of the warm-up
