@@ -17,6 +17,12 @@
 # there and gives its lane to the next row; it and the rows that need it wait until that file
 # is removed and the command is run again.
 #
+# After a machine change that lost RUNS, a row whose run finished and whose result is committed
+# (RESULTS/ROW.json with status "finished", and no RUNS/ROW directory) is not trained again: it
+# counts as done ("done in RESULTS/ROW.json"), unless a row still to run needs it, whose files
+# (a checkpoint, a log) only a new run of it can give; then it runs like any other row. Start
+# such a row by naming it (all.sh ROW), or by creating its directory (mkdir RUNS/ROW).
+#
 # Environment (besides common.sh's): LANES=2 (rows trained at once: one per core with THREADS=1),
 # GPUS (for example GPUS=0,1: one lane per GPU, each row sees only its lane's GPU through
 # CUDA_VISIBLE_DEVICES; LANES defaults to their number), ROWS_FILE=examples/reproduce/rows.txt,
@@ -59,6 +65,12 @@ for row in "${ORDER[@]}"; do
 done
 
 is_done() { [ -f "$RUNS/$1/recipe.done" ]; }
+# committed ROW: its finished result is committed and its run directory is gone
+committed() {
+  [ ! -e "$RUNS/$1" ] && [ -f "$RESULTS/$1.json" ] &&
+    python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])).get("status") != "finished")' \
+      "$RESULTS/$1.json" 2>/dev/null
+}
 # a need is a row (done when its recipe is) or ROW:STAGE (done when RUNS/ROW/STAGE.done exists)
 need_done() { if [[ $1 == *:* ]]; then [ -f "$RUNS/${1%%:*}/${1#*:}.done" ]; else is_done "$1"; fi; }
 running_elsewhere() { row_running "$RUNS/$1"; }  # e.g. started by hand
@@ -74,8 +86,12 @@ failed() { [ -f "$QUEUE/failed/$1" ]; }
 # held ROW: its recipe stopped before the stage that RUNS/ROW/hold_before names (common.sh)
 held_at() { held_stage "$RUNS/$1"; }
 held() { [ -n "$(held_at "$1")" ]; }
+# KEEP: the rows counted as done by their committed results (set_kept, below)
+declare -A KEEP=()
+kept() { [ -n "${KEEP[$1]+x}" ] && [ ! -e "$RUNS/$1" ]; }
 state() {
   if is_done "$1"; then echo done
+  elif kept "$1"; then echo "done in ${RESULTS#"$REPO"/}/$1.json"
   elif busy "$1"; then echo running
   elif held "$1"; then echo "held before $(held_at "$1")"
   elif failed "$1"; then echo "failed (status $(cat "$QUEUE/failed/$1"))"
@@ -83,7 +99,25 @@ state() {
   else echo "not started"; fi
 }
 
+# set_kept ROW...: KEEP = the committed rows among them (all rows for --list) that no row still
+# to run needs, directly or through another committed row that must run again
+set_kept() {
+  local row need changed=1
+  KEEP=()
+  for row in "$@"; do ! is_done "$row" && committed "$row" && KEEP[$row]=1; done
+  while [ $changed = 1 ]; do
+    changed=0
+    for row in "$@"; do
+      if is_done "$row" || kept "$row"; then continue; fi
+      for need in ${NEEDS[$row]}; do
+        if kept "${need%%:*}"; then unset "KEEP[${need%%:*}]"; changed=1; fi
+      done
+    done
+  done
+}
+
 if [ "${1:-}" = --list ]; then
+  set_kept "${ORDER[@]}"
   [ $# -eq 1 ] || die "--list takes no rows"
   printf '%-22s %-20s %-6s %s\n' ROW STATE HOURS NEEDS
   for row in "${ORDER[@]}"; do
@@ -96,8 +130,10 @@ for row in "$@"; do
   [ -n "${CMD[$row]+x}" ] || die "unknown row '$row' (the rows: ${ORDER[*]}; --list)"
   SELECTED+=("$row")
 done
-[ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${ORDER[@]}")
+if [ ${#SELECTED[@]} -gt 0 ]; then NAMED=1; else NAMED=0 SELECTED=("${ORDER[@]}"); fi
 selected() { [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
+# a row named on the command line runs even when its result is committed
+[ $NAMED = 1 ] || set_kept "${SELECTED[@]}"
 for row in "${SELECTED[@]}"; do
   for need in ${NEEDS[$row]}; do
     need_done "$need" || selected "${need%%:*}" ||
@@ -118,7 +154,7 @@ next_row() {
     if ! is_done "$row" && busy "$row"; then busy_rows=$((busy_rows + 1)); fi
   done
   for row in "${SELECTED[@]}"; do
-    if is_done "$row" || failed "$row" || held "$row"; then continue; fi
+    if is_done "$row" || kept "$row" || failed "$row" || held "$row"; then continue; fi
     if busy "$row"; then waiting=1; continue; fi
     local ready=1 blocked=0
     for need in ${NEEDS[$row]}; do
@@ -200,7 +236,7 @@ wait
 left=0
 for row in "${SELECTED[@]}"; do
   s=$(state "$row")
-  if [ "$s" != done ]; then
+  if [ "$s" != done ] && ! kept "$row"; then
     left=$((left + 1))
     for need in ${NEEDS[$row]}; do need_done "$need" || s="$s, needs $need"; done
   fi

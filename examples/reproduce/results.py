@@ -16,6 +16,9 @@ directory (logs, commands, evaluation JSON), finished or not.
         --figure results/davam_ptb_recipes.png [--metrics rec,code_usage]
                                           # several rows' validation curves on one figure (and
                                           # the JSON behind it), from their JSONs
+    python examples/reproduce/results.py davam_ptb_k512 --lost "the machine change of 2026-12-05"
+                                          # its run directory was lost before it finished: mark
+                                          # the committed JSON as the record of how far it got
     python examples/reproduce/results.py --table [--write README.md]
                                           # the reproduction table from results/*.json and, below
                                           # it, whether the AWD paper's ordering holds on our test
@@ -46,7 +49,8 @@ the committed results/lstm_lm_ptb.json; the row's JSON names which (lm_baseline_
 A row's JSON that records a run further along (more updates; for the LM, more epochs) than the
 unfinished run now in --runs is kept and the command fails with one line: after a machine
 change lost a run and its row started again, the new run must not overwrite the record of the
-old one until it finishes (a finished run replaces it; so does --replace).
+old one until it finishes (a finished run replaces it; so does --replace). Such a record says
+so in its status ("lost in STAGE: REASON", set by --lost) and in the table ("run lost while ...").
 """
 
 import argparse
@@ -192,7 +196,11 @@ def reproduction_table(out):
         else:
             r = json.loads(path.read_text())
             status = "finished" if r["status"] == "finished" else STAGE_LABELS.get(r.get("stage"), "training")
-            if r["status"].startswith("stopped"):
+            if r["status"].startswith("lost before"):  # held there when it was lost
+                status = f"run lost before {'its prior' if r.get('stage') == 'stage2' else r.get('stage')} (record)"
+            elif r["status"].startswith("lost"):
+                status = f"run lost while {status} (record)"
+            elif r["status"].startswith("stopped"):
                 status = f"stopped while {status}"
             elif r["status"].startswith("held"):
                 status = f"held before {'its prior' if r.get('stage') == 'stage2' else r.get('stage')}"
@@ -583,6 +591,22 @@ def previous_json(out, row):
         return None
 
 
+def mark_lost(out, row, reason):
+    """--lost: set the committed JSON's status to 'lost in STAGE: REASON'."""
+    path = out / f"{row}.json"
+    r = previous_json(out, row)
+    if r is None:
+        sys.exit(f"error: --lost: {path} not found or not JSON: only a committed result can be marked lost")
+    if r.get("status") == "finished":
+        sys.exit(f"error: --lost: {path} records a finished run; nothing was lost")
+    if not reason.strip():
+        sys.exit("error: --lost needs a reason (for example: the machine change of 2026-12-05)")
+    where = "before" if r.get("status", "").startswith("held before") else "in"  # held there: it never ran it
+    r["status"] = f"lost {where} {r.get('stage') or 'training'}: {reason.strip()}"
+    write_json(out, row, r)
+    print(f"wrote {path}: status '{r['status']}'")
+
+
 def refuse_to_go_back(path, previous, key, now, finished, replace):
     """Keep a committed JSON that got further than the run now in ../runs: when a machine change
     lost a run and its row was started again, the new, unfinished run must not overwrite the
@@ -672,6 +696,10 @@ def main(argv=None):
     p.add_argument("--replace", action="store_true",
                    help="overwrite the row's JSON even when it records a run further along than the unfinished "
                         "one in --runs (by default that JSON is kept and the command fails)")
+    p.add_argument("--lost", metavar="REASON",
+                   help="the row's run directory was lost before the run finished (for example with a machine): "
+                        "mark its committed JSON as the record of how far it got, status 'lost in STAGE: REASON' ('lost before STAGE' for a row held there) "
+                        "(nothing else in it changes; a new run replaces it as usual)")
     p.add_argument("--stopped", metavar="REASON",
                    help="the unfinished run was stopped on purpose: record it in the JSON's status as 'stopped in STAGE: "
                         "REASON' and in RUNS/ROW/stopped.txt, which status.sh shows (for example: the issue's rule, "
@@ -717,6 +745,10 @@ def main(argv=None):
         return
     if not args.row:
         p.error("give a row, or --table")
+    if args.lost is not None:
+        if args.stopped or args.replace or args.write:
+            p.error("--lost takes no --stopped, --replace or --write")
+        return mark_lost(out, args.row, args.lost)
     if args.write:
         p.error("--write needs --table")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)

@@ -129,6 +129,42 @@ def test_a_row_held_before_a_stage_gives_its_lane_to_the_next_rows(tmp_path):
     assert not (runs / "p" / "held").exists() and "needs-done" in trace(tmp_path, "q")
 
 
+def test_a_finished_committed_row_whose_run_directory_is_gone_is_not_trained_again(tmp_path):
+    """After a machine change lost RUNS, a row whose finished result is committed (RESULTS/ROW.json,
+    status finished) counts as done; one that a row still to run needs runs again (its files are
+    gone); an unfinished committed row, or one named on the command line, runs as usual."""
+    results = tmp_path / "results"
+    results.mkdir()
+    for name, status in [("kept", "finished"), ("lm", "finished"), ("base", "finished"), ("partial", "stage2 (interrupted)")]:
+        (results / f"{name}.json").write_text(f'{{"row": "{name}", "status": "{status}"}}\n')
+    (results / "broken.json").write_text("{not json")
+    rows = "\n".join([
+        f"kept     -   1  {row_cmd('kept')}",
+        f"base     -   1  {row_cmd('base')}",
+        f"lm       base  1  {row_cmd('lm', 'base')}",  # committed, but needed by vae: runs, and so does base
+        f"vae      lm  1  {row_cmd('vae', 'lm')}",
+        f"partial  -   1  {row_cmd('partial')}",
+        f"broken   -   1  {row_cmd('broken')}",
+    ]) + "\n"  # fmt: skip
+    listing = run_all(tmp_path, rows, "--list", RESULTS=str(results))
+    states = {line.split()[0]: " ".join(line.split()[1:-2]) for line in listing.stdout.splitlines()[1:]}
+    assert states == {"kept": f"done in {results}/kept.json", "base": "not started", "lm": "not started",
+                      "vae": "not started", "partial": "not started", "broken": "not started"}, listing.stdout  # fmt: skip
+
+    proc = run_all(tmp_path, rows, RESULTS=str(results))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stdout + proc.stderr
+    runs = tmp_path / "runs"
+    assert not (runs / "kept").exists() and "lane 1: kept:" not in proc.stdout and "lane 2: kept:" not in proc.stdout
+    for name in ["base", "lm", "vae", "partial", "broken"]:
+        assert (runs / name / "recipe.done").is_file(), name
+    assert "needs-done" in trace(tmp_path, "lm") and "needs-done" in trace(tmp_path, "vae")
+    assert f"all: kept: done in {results}/kept.json" in proc.stdout
+
+    # named on the command line, it trains again
+    named = run_all(tmp_path, rows, "kept", RESULTS=str(results))
+    assert named.returncode == 0 and (runs / "kept" / "recipe.done").is_file(), named.stdout + named.stderr
+
+
 def test_a_row_running_in_another_process_counts_against_lanes_and_is_not_started_twice(tmp_path):
     runs = tmp_path / "runs"
     (runs / "x").mkdir(parents=True)
@@ -216,7 +252,7 @@ def test_bad_input_is_one_line_naming_what_to_fix(tmp_path):
 
 
 def test_the_shipped_rows_name_existing_recipes_and_rows(tmp_path):
-    env = dict(SUBPROCESS_ENV, RUNS=str(tmp_path / "runs"))
+    env = dict(SUBPROCESS_ENV, RUNS=str(tmp_path / "runs"), RESULTS=str(tmp_path / "results"))  # no results yet
     proc = subprocess.run(["bash", str(ALL), "--list"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     listed = [line.split()[0] for line in proc.stdout.splitlines()[1:]]

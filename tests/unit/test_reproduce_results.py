@@ -521,3 +521,38 @@ def test_compare_draws_several_rows_from_their_jsons(tmp_path, capsys):
             results.main(argv)
         assert exit_info.value.code == 2  # argparse's usage error
     assert "--compare needs --figure FIG.png" in capsys.readouterr().err
+
+
+def test_a_lost_run_is_marked_as_a_record_and_a_new_run_replaces_it_once_further(tmp_path):
+    """--lost REASON marks a committed, unfinished JSON whose run directory is gone: its status says
+    so (and the table), nothing else changes; a finished row or a missing JSON refuse it."""
+    results = _results_module()
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    _write_runs(runs)
+    args = ["davam_fake", "--runs", str(runs), "--data", str(DATA), "--out", str(out)]
+    results.main(args)
+    before = json.loads((out / "davam_fake.json").read_text())
+    shutil.rmtree(runs / "davam_fake")  # the machine change
+    results.main(["davam_fake", "--out", str(out), "--lost", " the machine change of 2026-12-05 "])
+    after = json.loads((out / "davam_fake.json").read_text())
+    assert after.pop("status") == "lost in stage1: the machine change of 2026-12-05"
+    before.pop("status")
+    assert after == before
+    results.TABLE_ROWS.append(("davam_fake", "Rec 60.16", "a test row"))
+    assert "| `davam_fake` | Rec 60.16: a test row | [run lost while training (record)](results/davam_fake.json)" in (
+        results.reproduction_table(out))
+    with pytest.raises(SystemExit, match=r"^error: --lost needs a reason"):
+        results.main(["davam_fake", "--out", str(out), "--lost", " "])
+    with pytest.raises(SystemExit, match=r"^error: --lost: .*other_row.json not found"):
+        results.main(["other_row", "--out", str(out), "--lost", "why"])
+    (out / "done_row.json").write_text(json.dumps({"row": "done_row", "status": "finished"}))
+    with pytest.raises(SystemExit, match=r"^error: --lost: .*records a finished run"):
+        results.main(["done_row", "--out", str(out), "--lost", "why"])
+    with pytest.raises(SystemExit):
+        results.main(["davam_fake", "--out", str(out), "--lost", "why", "--replace"])
+    # a row held before its prior when it was lost never trained the prior
+    (out / "held_row.json").write_text(json.dumps(dict(before, row="held_row", stage="stage2", status="held before stage2: x")))
+    results.main(["held_row", "--out", str(out), "--lost", "why"])
+    assert json.loads((out / "held_row.json").read_text())["status"] == "lost before stage2: why"
+    results.TABLE_ROWS.append(("held_row", "Rec 60.16", "a test row"))
+    assert "[run lost before its prior (record)](results/held_row.json)" in results.reproduction_table(out)
