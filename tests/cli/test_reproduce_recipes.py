@@ -299,7 +299,8 @@ def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
 
 def test_dynamics_ptb_recipe_commands(tmp_path):
     """dynamics_ptb.sh: GAVAM with the DAVAM row's stage-one recipe for EPOCHS epochs, drawn
-    against that row's first EPOCHS epochs (and its prior's once stage two has a log)."""
+    against that row's first EPOCHS epochs (and its prior's once stage two has a log): the fast
+    row's warm-up log (the authors' recipe) or another row's stage-one log."""
     calls, train_calls, davam_run = tmp_path / "calls.txt", tmp_path / "train.txt", tmp_path / "davam_row"
     tools = {"fairseq-train": f'echo "$*" > {train_calls}\n', "davam-plot": recording_figure_tool(calls)}
     env = stand_in_env(tmp_path, tools, RESULTS=str(tmp_path / "results"), DAVAM_RUN=str(davam_run))
@@ -320,6 +321,18 @@ def test_dynamics_ptb_recipe_commands(tmp_path):
     args = calls.read_text().splitlines()
     assert args[2] == str(davam_run / "stage2.log") and args[args.index("--labels") + 1].count(",") == 2
     assert args[args.index("--metrics") + 1] == "rec,kl,nll_per_sentence" and args[args.index("--max-x") + 1] == "3"
+
+    # the fast row: its first 10 epochs (warmup.log) are the authors' recipe; more is refused
+    fast = tmp_path / "fast_row"
+    fast.mkdir()
+    (fast / "warmup.cmd").write_text("fairseq-train DATA --arch davam_ptb --max-epoch 10 --lr 1.0\n")
+    (fast / "warmup.log").write_text("")
+    env = dict(env, DAVAM_RUN=str(fast))
+    assert recipe("dynamics_ptb.sh", env).returncode == 0
+    assert calls.read_text().splitlines()[1] == str(fast / "warmup.log")
+    refused = recipe("dynamics_ptb.sh", dict(env, EPOCHS="11"))
+    assert refused.returncode == 2 and refused.stderr.startswith(
+        f"error: EPOCHS=11 is more than the 10 epochs of {fast}'s authors'-recipe warm-up")
 
 
 def test_every_recipe_answers_help_without_running_anything(tmp_path):
