@@ -3,11 +3,12 @@
 # validation: epoch, updates (the fast DAVAM recipe's stage one: after its warm-up) and -ELBO,
 # Rec or loss) and, for a row started by a recipe that records it, whether the row is
 # finished, running, held before a stage (RUNS/ROW/hold_before: common.sh) or stopped, with the
-# command that resumes a stopped one.
+# command that resumes a stopped one. Then the rows whose run directory is gone (a machine
+# change) but whose result is committed (RESULTS/ROW.json), with the status it records.
 #   examples/reproduce/status.sh
 source "$(dirname "$0")/common.sh"
 no_arguments "$@"
-[ -d "$RUNS" ] || { echo "no runs yet: $RUNS does not exist"; exit 0; }
+[ -d "$RUNS" ] || echo "no runs yet: $RUNS does not exist"
 
 # last_valid LOG: "epoch E, U updates, METRIC V" from the last validation record of a fairseq
 # JSON log (METRIC: the first of neg_elbo, rec, nll_per_sentence, loss that it has), or nothing;
@@ -39,6 +40,7 @@ if valid:
 PY
 }
 for run in "$RUNS"/*/; do
+  [ -d "$run" ] || continue
   row=$(basename "$run")
   stages=""
   for cmd in "$run"*.cmd; do
@@ -63,4 +65,13 @@ for run in "$RUNS"/*/; do
     echo "  stopped on purpose: $(head -n 1 "${run}stopped.txt")"
   elif [ -f "${run}recipe_command.txt" ]; then echo "  stopped; resume: $(cat "${run}recipe_command.txt")"
   fi
+done
+# committed results of rows with no run directory here (all.sh: "done in RESULTS/ROW.json" when finished)
+for json in "$RESULTS"/*.json; do
+  row=$(basename "$json" .json)
+  [ -f "$json" ] && [ ! -e "$RUNS/$row" ] || continue
+  status=$(python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+sys.exit(0 if isinstance(r, dict) and r.get("row") == sys.argv[2] and print(r["status"]) is None else 1)' "$json" "$row" 2>/dev/null) || continue
+  echo "$row: no run directory here; committed ${json#"$REPO"/}: $status"
 done

@@ -406,6 +406,7 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     recipe recorded its command, finished or stopped with the command that resumes it; a row
     from before that record gets its stages only."""
     runs = tmp_path / "runs"
+    env = dict(SUBPROCESS_ENV, RUNS=str(runs), RESULTS=str(tmp_path / "results"))
     stopped, finished, legacy = runs / "row_a", runs / "row_b", runs / "row_c"
     for d in (stopped, finished, legacy):
         d.mkdir(parents=True)
@@ -418,7 +419,7 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
         (finished / name).write_text("x\n")
     for name in ("train.cmd", "train.done"):
         (legacy / name).write_text("x\n")
-    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    proc = recipe("status.sh", env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == (
         "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates, rec 90.10)\n"
@@ -428,20 +429,20 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     )
     # a row stopped on purpose (results.py --stopped) says why instead of how to resume it
     (stopped / "stopped.txt").write_text("attention uniform after the warm-up\n")
-    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    proc = recipe("status.sh", env)
     assert proc.stdout.splitlines()[1] == "  stopped on purpose: attention uniform after the warm-up"
     # held before a stage (hold_before, reached: held): which stage, why, and how to go on
     (stopped / "stopped.txt").unlink()
     (stopped / "hold_before").write_text("stage2 the AWD rows first\n")
-    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    proc = recipe("status.sh", env)
     assert proc.stdout.splitlines()[1].startswith("  stopped; resume: ")  # not reached yet
     (stopped / "held").write_text("stage2 2026-12-05T15:00:00Z\n")
-    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    proc = recipe("status.sh", env)
     assert proc.stdout.splitlines()[1] == (
         f"  held before stage2 by {stopped}/hold_before (stage2 the AWD rows first); to continue: remove that "
         "file, then rerun all.sh (or: cd /repo && RUNS=/r examples/reproduce/davam_ptb.sh davam_ptb_k512)")
     (stopped / "hold_before").write_text("eval\n")  # moved on to a later stage: the row goes on, as all.sh sees it
-    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    proc = recipe("status.sh", env)
     assert proc.stdout.splitlines()[1].startswith("  stopped; resume: ")
     (stopped / "hold_before").unlink()
     (stopped / "held").unlink()
@@ -449,25 +450,43 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     (stopped / "warmup.cmd").write_text("fairseq-train ...\n")
     (stopped / "warmup.done").write_text("x\n")
     (stopped / "warmup.log").write_text("")
-    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    proc = recipe("status.sh", env)
     assert proc.stdout.splitlines()[0] == "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates after the warm-up, rec 90.10) warmup=done"
     # a mid-epoch save after the last validation (--save-last-interval-updates) is where a rerun
     # goes on; an end-of-epoch save (with a score) or one before the validation says nothing more
     save = "| INFO | fairseq.checkpoint_utils | Saved checkpoint /r/row_a/stage1/checkpoint_last.pt (epoch {} @ {} updates, score {})"
     with open(stopped / "stage1.log", "a") as log:
         log.write(save.format(3, 3500, "None") + "\n" + save.format(3, 3945, "90.1") + "\n")
-    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    proc = recipe("status.sh", env)
     assert proc.stdout.splitlines()[0] == "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates after the warm-up, rec 90.10) warmup=done"
     with open(stopped / "stage1.log", "a") as log:
         log.write(save.format(4, 4000, "None") + "\n" + save.format(4, 4500, "None") + "\n")
-    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    proc = recipe("status.sh", env)
     assert proc.stdout.splitlines()[0] == (
         "row_a: stage1=stopped (last valid: epoch 3, 3,945 updates after the warm-up, rec 90.10; "
         "saved mid-epoch 4 at 4,500 updates) warmup=done")
     # a row directory prepared but with no stage started yet (davam_ptb_authors_code's clone)
     (runs / "row_d" / "src").mkdir(parents=True)
-    proc = recipe("status.sh", dict(SUBPROCESS_ENV, RUNS=str(runs)))
+    proc = recipe("status.sh", env)
     assert proc.stdout.splitlines()[-1] == "row_d: no stage started"
+    # committed results of rows whose run directory is gone, with the status they record; a
+    # row with a run directory, a JSON of another kind (a figure's) or a broken one says nothing
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "row_e.json").write_text('{"row": "row_e", "status": "finished"}')
+    (results / "row_f.json").write_text('{"row": "row_f", "status": "lost in train: the machine change"}')
+    (results / "row_a.json").write_text('{"row": "row_a", "status": "finished"}')
+    (results / "figure.json").write_text('{"rows": {}}')
+    (results / "broken.json").write_text("{")
+    proc = recipe("status.sh", env)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.splitlines()[-2:] == [
+        f"row_e: no run directory here; committed {results}/row_e.json: finished",
+        f"row_f: no run directory here; committed {results}/row_f.json: lost in train: the machine change"]
+    assert "row_a: no run directory" not in proc.stdout
+    # no runs at all yet: it says so, and still lists the committed results
+    proc = recipe("status.sh", dict(env, RUNS=str(tmp_path / "none")))
+    assert proc.stdout.splitlines()[0] == f"no runs yet: {tmp_path}/none does not exist" and len(proc.stdout.splitlines()) == 4
 
 
 def test_branch_probe_commands_and_errors(tmp_path):
