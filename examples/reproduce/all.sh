@@ -119,9 +119,9 @@ set_kept() {
 if [ "${1:-}" = --list ]; then
   set_kept "${ORDER[@]}"
   [ $# -eq 1 ] || die "--list takes no rows"
-  printf '%-22s %-20s %-6s %s\n' ROW STATE HOURS NEEDS
+  printf '%-22s %-36s %-6s %s\n' ROW STATE HOURS NEEDS
   for row in "${ORDER[@]}"; do
-    printf '%-22s %-20s %-6s %s\n' "$row" "$(state "$row")" "${HOURS[$row]}" "${NEEDS[$row]:--}"
+    printf '%-22s %-36s %-6s %s\n' "$row" "$(state "$row")" "${HOURS[$row]}" "${NEEDS[$row]:--}"
   done
   exit 0
 fi
