@@ -24,7 +24,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RECIPE_COMMAND="cd $(printf %q "$REPO") &&"
 for _v in PTB DATA RUNS RESULTS THREADS PRECISION PRIOR_PRECISION SEED HIDDEN IW_SAMPLES LM_PATH EPOCHS \
   PRIOR_EPOCHS VALUES SNLI SIZES RATIOS DAVAM_RUN MAX_UPDATE FROM ROW_SUFFIX SHRINK AUTHORS_REPO MAX_BATCHES \
-  SAVE_LAST_EVERY; do
+  SAVE_LAST_EVERY SHARE_WARMUP; do
   if [ -n "${!_v+x}" ]; then RECIPE_COMMAND+=" $_v=$(printf %q "${!_v}")"; fi
 done
 RECIPE_COMMAND+=" examples/reproduce/$(basename "$0")"
@@ -212,15 +212,21 @@ run_stage() {
 # --lr-scheduler does not accept davam_plateau's flags), else the authors' plateau rule.
 davam_ptb_stage1() {
   local run=$1 name=${STAGE1_NAME:-stage1}; shift
+  davam_ptb_stage1_cmd "$run" "$@"
+  run_stage "$name" "$run" "${STAGE1_CMD[@]}"
+}
+# davam_ptb_stage1_cmd RUN [FLAG ...]: the command davam_ptb_stage1 runs, into the array STAGE1_CMD
+davam_ptb_stage1_cmd() {
+  local run=$1 name=${STAGE1_NAME:-stage1}; shift
   local scheduler=(--lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5)
   [ -z "${STAGE1_SCHEDULER+x}" ] || scheduler=("${STAGE1_SCHEDULER[@]}")
-  run_stage "$name" "$run" fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb \
+  STAGE1_CMD=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb \
     --criterion davam --num-codes 512 --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch 100 \
     --beta-start 0.15 --beta-max 5.0 --beta-warmup-updates 13150 \
     "${scheduler[@]}" \
     --stop-min-lr 0 --best-checkpoint-metric rec_plus_commitment \
     --save-dir "$run/$name" --no-epoch-checkpoints --log-format json --log-interval 100 \
-    --save-last-interval-updates "$SAVE_LAST_EVERY" --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "$@"
+    --save-last-interval-updates "$SAVE_LAST_EVERY" --seed "$SEED" --num-workers 0 "${PRECISION_FLAGS[@]}" "$@")
 }
 
 # davam_stage1_test RUN: stage one's best checkpoint (RUN/stage1/checkpoint_best.pt) scored on

@@ -15,12 +15,15 @@
 # (fairseq-validate), the prior (stage two), the test-set evaluation with the prior's KL and
 # PPL, and 100 samples from the prior with their diversity and fluency under the LM
 # baseline (examples/reproduce/lstm_lm_ptb.sh, trained first; or set LM_PATH).
+# davam_ptb_k512 starts from davam_ptb_k512_fast's warm-up when that has finished (the same
+# command for 10 epochs; SHARE_WARMUP=0 trains them again, see below).
 # Rerun the same command to continue after an interruption (see common.sh for the
 # environment variables; PRIOR_PRECISION is stage two's, default bf16, see below).
 source "$(dirname "$0")/common.sh"
 ROW=${1:?usage: davam_ptb.sh ROW (davam_ptb_k512, davam_ptb_k512_fast, davam_ptb_k512_earlydecay or davam_ptb_k512_deadcode)}
 RUN=$RUNS/$ROW
 WARMUP_EPOCHS=
+FAST_WARMUP_EPOCHS=10  # the fast row's warm-up: the authors' recipe for its first 10 epochs
 PRIOR_DECAY_START=16  # the authors' prior: halving allowed from its epoch 16 (fairseq numbering)
 case "$ROW" in
   davam_ptb_k512) STAGE1_FLAGS=() ;;  # K = 512, as davam_ptb_stage1 (common.sh) trains it
@@ -43,7 +46,7 @@ case "$ROW" in
   # 4 on, at most the two epochs that trigger the halving are. The cost: had the NLL come back
   # below its best at lr 0.5 before epoch 16, the authors' rule would have kept that.
   davam_ptb_k512_fast)
-    WARMUP_EPOCHS=10
+    WARMUP_EPOCHS=$FAST_WARMUP_EPOCHS
     STAGE1_FLAGS=(--optimizer adam --lr 0.0005 --beta-start 5.0 --beta-max 5.0 --beta-warmup-updates 0
       --lr-decay-start-epoch 11)
     PRIOR_DECAY_START=4 ;;
@@ -73,6 +76,40 @@ if [ -n "${MAX_UPDATE:-}" ]; then  # a smoke run: every stage, MAX_UPDATE update
   SMOKE=(--max-update "$MAX_UPDATE") SAMPLE_ARGS=(--sample-from-prior 10 --prior-max-len 10 --max-len-b 20)
 fi
 prepare_ptb
+# davam_ptb_k512 starts from davam_ptb_k512_fast's finished warm-up when there is one: those 10
+# epochs ran the very command of davam_ptb_k512's stage one (the authors' recipe; only the save
+# directory and --max-epoch 10 differ, which is checked), and fairseq resumes exactly (it seeds
+# each update from --seed and the update count, and the checkpoint holds the model, the EMA
+# codebook, the schedule and the data order), so the row's first 10 epochs are the fast row's
+# and 10 epochs of training (about 1.4 h on one core) are saved; the two rows then differ only
+# in what the recipes do after epoch 10. Copied on the first start only, before stage one has a
+# log or a checkpoint of its own: checkpoint_last.pt and checkpoint_best.pt of the warm-up into
+# RUN/stage1, and warmup.log as the beginning of RUN/stage1.log (results.py counts its hours in
+# the row's training time). SHARE_WARMUP=0 trains all epochs in this row.
+share_fast_warmup() {
+  local fast=$RUNS/davam_ptb_k512_fast warm
+  [ ! -e "$RUN/stage1.log" ] && [ ! -e "$RUN/stage1/checkpoint_last.pt" ] || return 0
+  [ -f "$fast/warmup.done" ] && [ -f "$fast/warmup.cmd" ] || return 0
+  davam_ptb_stage1_cmd "$RUN" "${STAGE1_FLAGS[@]}" "${SMOKE[@]}"
+  warm=$(cat "$fast/warmup.cmd")
+  if [ "${warm//"$fast/warmup"/"$RUN/stage1"}" != "${STAGE1_CMD[*]} --max-epoch $FAST_WARMUP_EPOCHS" ]; then
+    log "stage1: not starting from $fast/warmup: its command ($fast/warmup.cmd) is not this stage one's with --max-epoch $FAST_WARMUP_EPOCHS"
+    return 0
+  fi
+  for f in checkpoint_last.pt checkpoint_best.pt; do
+    [ -f "$fast/warmup/$f" ] || { log "stage1: not starting from $fast/warmup: $f is missing"; return 0; }
+  done
+  mkdir -p "$RUN/stage1"
+  cp "$fast/warmup/checkpoint_best.pt" "$RUN/stage1/checkpoint_best.pt.tmp"
+  cp "$fast/warmup/checkpoint_last.pt" "$RUN/stage1/checkpoint_last.pt.tmp"
+  mv "$RUN/stage1/checkpoint_best.pt.tmp" "$RUN/stage1/checkpoint_best.pt"
+  { log "stage1: its first $FAST_WARMUP_EPOCHS epochs are davam_ptb_k512_fast's warm-up (the same command): $fast/warmup.log, copied"
+    cat "$fast/warmup.log"; } > "$RUN/stage1.log.tmp"
+  mv "$RUN/stage1.log.tmp" "$RUN/stage1.log"
+  mv "$RUN/stage1/checkpoint_last.pt.tmp" "$RUN/stage1/checkpoint_last.pt"  # last: its presence means done
+  log "stage1: starts from davam_ptb_k512_fast's warm-up (epoch $FAST_WARMUP_EPOCHS): $fast/warmup/checkpoint_last.pt"
+}
+if [ "$ROW" = davam_ptb_k512 ] && [ "${SHARE_WARMUP:-1}" != 0 ]; then share_fast_warmup; fi
 if [ -n "$WARMUP_EPOCHS" ]; then
   # the authors' recipe until beta's warm-up ends, then stage one starts from its last state
   # (on the first start only: later starts continue stage one's own checkpoint_last.pt)

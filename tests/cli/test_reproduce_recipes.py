@@ -7,6 +7,7 @@ import json
 import math
 import os
 import signal as signal_module
+import shutil
 import subprocess
 import sys
 import time
@@ -249,6 +250,66 @@ def test_davam_rows_commands(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "warmup: done already" in proc.stdout
     assert calls.read_text().replace(str(fast_run), "RUN").splitlines() == [fast[1].split(" --restore-file")[0]]
+
+
+def test_davam_ptb_k512_starts_from_the_fast_rows_finished_warm_up(tmp_path):
+    """davam_ptb_k512's first 10 epochs are the fast row's warm-up (the same command): on its
+    first start the row copies the warm-up's checkpoints and log and resumes them; not when the
+    warm-up is unfinished or ran another command, with SHARE_WARMUP=0, or once the row has a
+    stage one of its own."""
+    calls = tmp_path / "calls.txt"
+    tools = ("fairseq-train", "fairseq-validate", "davam-evaluate", "fairseq-generate", "davam-diversity", "davam-fluency")
+    (tmp_path / "lm.pt").write_text("")
+    env = stand_in_env(tmp_path, {tool: f'echo "$(basename "$0") $*" >> {calls}\n' for tool in tools},
+                       LM_PATH=str(tmp_path / "lm.pt"))  # fmt: skip
+    runs = tmp_path / "runs"
+    fast, row = runs / "davam_ptb_k512_fast", runs / "davam_ptb_k512"
+    assert recipe("davam_ptb.sh", env, "davam_ptb_k512_fast").returncode == 0
+    warm = calls.read_text().splitlines()[0]
+    (fast / "warmup").mkdir(exist_ok=True)
+    for name in ("checkpoint_last.pt", "checkpoint_best.pt"):
+        (fast / "warmup" / name).write_text(f"warm-up {name}\n")
+    (fast / "warmup.log").write_text((fast / "warmup.log").read_text() + '| valid | {"epoch": 10, "valid_rec": "101.7"}\n')
+
+    def start(**extra):
+        shutil.rmtree(row, ignore_errors=True)
+        calls.write_text("")
+        proc = recipe("davam_ptb.sh", dict(env, **extra), "davam_ptb_k512")
+        assert proc.returncode == 0, proc.stderr
+        return proc, calls.read_text().splitlines()[0]
+
+    proc, stage1 = start()
+    assert "stage1: starts from davam_ptb_k512_fast's warm-up (epoch 10)" in proc.stdout
+    # the very warm-up command, into this row's directory and to epoch 100, resuming its own copy
+    assert warm.endswith(" --max-epoch 10")
+    assert stage1 == warm.replace(f"{fast}/warmup", f"{row}/stage1")[: -len(" --max-epoch 10")]
+    assert "--restore-file" not in stage1
+    for name in ("checkpoint_last.pt", "checkpoint_best.pt"):
+        assert (row / "stage1" / name).read_text() == f"warm-up {name}\n"
+    log = (row / "stage1.log").read_text()
+    assert "its first 10 epochs are davam_ptb_k512_fast's warm-up" in log.splitlines()[0]
+    assert (fast / "warmup.log").read_text() in log and log.index("valid_rec") < log.index("stage1: fairseq-train")
+    assert not list(row.glob("stage1/*.tmp")) and not list(row.glob("*.tmp"))
+
+    # a rerun of the row does not copy again (its stage one has a log and a checkpoint of its own)
+    (row / "stage1" / "checkpoint_last.pt").write_text("own\n")
+    (row / "stage1.done").unlink()
+    calls.write_text("")
+    again = recipe("davam_ptb.sh", env, "davam_ptb_k512")
+    assert again.returncode == 0 and "starts from" not in again.stdout
+    assert (row / "stage1" / "checkpoint_last.pt").read_text() == "own\n"
+
+    # SHARE_WARMUP=0, a warm-up that ran another command, or one that has not finished: from scratch
+    proc, _ = start(SHARE_WARMUP="0")
+    assert "starts from" not in proc.stdout and not (row / "stage1" / "checkpoint_last.pt").exists()
+    (fast / "warmup.cmd").write_text(warm.replace("--lr 1.0", "--lr 0.5") + "\n")
+    proc, _ = start()
+    assert "stage1: not starting from" in proc.stdout and "is not this stage one's with --max-epoch 10" in proc.stdout
+    assert not (row / "stage1" / "checkpoint_last.pt").exists()
+    (fast / "warmup.cmd").write_text(warm + "\n")
+    (fast / "warmup.done").unlink()
+    proc, _ = start()
+    assert "starts from" not in proc.stdout and not (row / "stage1" / "checkpoint_last.pt").exists()
 
 
 def recording_figure_tool(calls):
