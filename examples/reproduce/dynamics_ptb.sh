@@ -25,7 +25,8 @@ DAVAM_RUN=${DAVAM_RUN:-$RUNS/davam_ptb_k512_fast}
 # a stage one that is the authors' recipe throughout
 if [ -f "$DAVAM_RUN/warmup.cmd" ]; then
   DAVAM_LOG=$DAVAM_RUN/warmup.log
-  warmup_epochs=$(grep -o -- '--max-epoch [0-9]*' "$DAVAM_RUN/warmup.cmd" | awk '{ print $2 }')
+  # the last --max-epoch of the command is the one fairseq uses (the warm-up's 10 after the recipe's 100)
+  warmup_epochs=$(grep -o -- '--max-epoch [0-9]*' "$DAVAM_RUN/warmup.cmd" | awk 'END { print $2 }' || true)
   if [ -n "$warmup_epochs" ] && [ "$EPOCHS" -gt "$warmup_epochs" ]; then
     echo "error: EPOCHS=$EPOCHS is more than the $warmup_epochs epochs of $DAVAM_RUN's authors'-recipe warm-up:" \
       "set DAVAM_RUN=$RUNS/davam_ptb_k512 (the authors' recipe throughout) or EPOCHS <= $warmup_epochs" >&2

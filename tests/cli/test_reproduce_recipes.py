@@ -389,7 +389,7 @@ def test_dynamics_ptb_recipe_commands(tmp_path):
     # the fast row: its first 10 epochs (warmup.log) are the authors' recipe; more is refused
     fast = tmp_path / "fast_row"
     fast.mkdir()
-    (fast / "warmup.cmd").write_text("fairseq-train DATA --arch davam_ptb --max-epoch 10 --lr 1.0\n")
+    (fast / "warmup.cmd").write_text("fairseq-train DATA --arch davam_ptb --max-epoch 100 --lr 1.0 --max-epoch 10\n")
     (fast / "warmup.log").write_text("")
     env = dict(env, DAVAM_RUN=str(fast))
     assert recipe("dynamics_ptb.sh", env).returncode == 0
