@@ -27,6 +27,7 @@ from fairseq.tasks import FairseqTask, register_task
 from davam_plugin.checkpoint_reading import default_device
 from davam_plugin.criterions.davam_prior import DavamPriorCriterion
 from davam_plugin.data import CodeSequenceDataset
+from davam_plugin.data.resume_batches import batches_as_built_at_epoch_one
 from davam_plugin.models.davam import DavamModel
 from davam_plugin.models.davam_prior import DavamPriorModel
 from davam_plugin.optim.davam_plateau import reload_best_if_pending
@@ -125,9 +126,11 @@ class DavamPriorTask(Bf16AutocastTaskMixin, FairseqTask):
     def get_batch_iterator(self, dataset, *args, required_batch_size_multiple=1, **kwargs):
         if not getattr(dataset, "for_training", False):
             required_batch_size_multiple = 1  # never drop a partial batch when validating
-        return super().get_batch_iterator(
-            dataset, *args, required_batch_size_multiple=required_batch_size_multiple, **kwargs
-        )
+        kwargs["required_batch_size_multiple"] = required_batch_size_multiple
+        if args or getattr(self.cfg, "rebuild_batches", False):
+            return super().get_batch_iterator(dataset, *args, **kwargs)
+        # a resumed run trains on the batches of one that never stopped (resume_batches.py)
+        return batches_as_built_at_epoch_one(super().get_batch_iterator, dataset, kwargs)
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)

@@ -78,9 +78,10 @@ fi
 prepare_ptb
 # davam_ptb_k512 starts from davam_ptb_k512_fast's finished warm-up when there is one: those 10
 # epochs ran the very command of davam_ptb_k512's stage one (the authors' recipe; only the save
-# directory and --max-epoch 10 differ, which is checked), and fairseq resumes exactly (it seeds
-# each update from --seed and the update count, and the checkpoint holds the model, the EMA
-# codebook, the schedule and the data order), so the row's first 10 epochs are the fast row's
+# directory and --max-epoch 10 differ, which is checked), and a resumed run goes on exactly as
+# one that never stopped (fairseq seeds each update from --seed and the update count, the
+# checkpoint holds the model, the EMA codebook and the schedule, and the plugin's tasks build
+# the batches as a fresh run does: docs/usage.md), so the row's first 10 epochs are the fast row's
 # and 10 epochs of training (about 1.4 h on one core) are saved; the two rows then differ only
 # in what the recipes do after epoch 10. Copied on the first start only, before stage one has a
 # log or a checkpoint of its own: checkpoint_last.pt and checkpoint_best.pt of the warm-up into

@@ -187,3 +187,53 @@ def test_without_a_training_loop_it_says_so(monkeypatch, caplog):
     monkeypatch.setattr(periodic_checkpoint, "_training_modules", lambda: [])
     assert periodic_checkpoint.install_periodic_checkpoint(5) == 0
     assert "--save-last-interval-updates 5: no fairseq training loop" in caplog.text
+
+
+def test_a_finished_warm_up_copied_and_continued_elsewhere_equals_one_straight_run(tiny_data, fork_cli, tmp_path):
+    """What davam_ptb.sh relies on when davam_ptb_k512 starts from davam_ptb_k512_fast's warm-up:
+    the same command run to epoch 1 in one directory, its checkpoint_last.pt and checkpoint_best.pt
+    copied into another and continued there to epoch 3 (with the authors' plateau schedule, which
+    saves its own state), ends with the weights and the validation records of one run to epoch 3."""
+    flags = [*TRAIN_TINY, "--lr-scheduler", "davam_plateau", "--stop-min-lr", "0",
+             "--best-checkpoint-metric", "rec_plus_commitment", "--seed", "3"]  # fmt: skip
+    warm, shared, straight = tmp_path / "warm", tmp_path / "shared", tmp_path / "straight"
+    first = fork_cli.run("fairseq-train", tiny_data, *flags, "--max-epoch", "1", "--save-dir", warm)
+    assert first.returncode == 0, first.output[-3000:]
+    shared.mkdir()
+    for name in ("checkpoint_last.pt", "checkpoint_best.pt"):
+        (shared / name).write_bytes((warm / name).read_bytes())
+    rest = fork_cli.run("fairseq-train", tiny_data, *flags, "--max-epoch", "3", "--save-dir", shared)
+    whole = fork_cli.run("fairseq-train", tiny_data, *flags, "--max-epoch", "3", "--save-dir", straight)
+    assert rest.returncode == 0 and whole.returncode == 0, (rest.output + whole.output)[-3000:]
+    assert f"Loaded checkpoint {shared / 'checkpoint_last.pt'} (epoch 2 @ 19 updates)" in rest.output
+    valid_joined = log_lines(first.output, "valid") + log_lines(rest.output, "valid")
+    valid_whole = log_lines(whole.output, "valid")
+    assert [v["epoch"] for v in valid_whole] == [1, 2, 3]
+    for joined, one in zip(valid_joined, valid_whole):
+        assert {k: v for k, v in joined.items() if "wps" not in k} == {k: v for k, v in one.items() if "wps" not in k}
+    a, b = state(shared / "checkpoint_last.pt"), state(straight / "checkpoint_last.pt")
+    assert updates_of(shared / "checkpoint_last.pt") == updates_of(straight / "checkpoint_last.pt") == 57
+    for name in b["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+
+
+def test_a_run_killed_in_the_middle_of_epoch_two_resumes_on_the_batches_it_was_training_on(tiny_data, fork_cli, tmp_path):
+    """fairseq builds the training batches when the iterator is first made, from numpy_seed(seed +
+    epoch): resumed in epoch 2 it used to build other batches than the uninterrupted run's and to
+    skip the first ones of that other list (davam_plugin/data/resume_batches.py). Killed after a
+    mid-epoch save at update 25 (epoch 2 has 19 updates from 20 on), the rerun must end at update
+    30 with the weights of an uninterrupted run."""
+    driver = tmp_path / "kill_after_plain_save.py"
+    driver.write_text(KILL_AFTER_PLAIN_SAVE)
+    save, straight = tmp_path / "resumed", tmp_path / "straight"
+    args = [tiny_data, *TRAIN_TINY, "--max-update", "30", "--save-last-interval-updates", "25", "--seed", "5"]
+    killed = fork_cli.run("python", driver, *args, "--save-dir", save)
+    assert killed.returncode == 137 and updates_of(save / "checkpoint_last.pt") == 25, killed.output[-3000:]
+    resumed = fork_cli.run("fairseq-train", *args, "--save-dir", save)
+    whole = fork_cli.run("fairseq-train", *args, "--save-dir", straight)
+    assert resumed.returncode == 0 and whole.returncode == 0, (resumed.output + whole.output)[-3000:]
+    assert f"Loaded checkpoint {save / 'checkpoint_last.pt'} (epoch 2 @ 25 updates)" in resumed.output
+    a, b = state(save / "checkpoint_last.pt"), state(straight / "checkpoint_last.pt")
+    assert updates_of(save / "checkpoint_last.pt") == updates_of(straight / "checkpoint_last.pt") == 30
+    for name in b["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
