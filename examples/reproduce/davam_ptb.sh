@@ -89,7 +89,10 @@ prepare_ptb
 # the row's training time). SHARE_WARMUP=0 trains all epochs in this row.
 share_fast_warmup() {
   local fast=$RUNS/davam_ptb_k512_fast warm
-  [ ! -e "$RUN/stage1.log" ] && [ ! -e "$RUN/stage1/checkpoint_last.pt" ] || return 0
+  # checkpoint_last.pt.tmp without checkpoint_last.pt: a copy cut short (it is renamed last), made again
+  if [ ! -f "$RUN/stage1/checkpoint_last.pt.tmp" ] || [ -f "$RUN/stage1/checkpoint_last.pt" ]; then
+    [ ! -e "$RUN/stage1.log" ] && [ ! -e "$RUN/stage1/checkpoint_last.pt" ] || return 0
+  fi
   [ -f "$fast/warmup.done" ] && [ -f "$fast/warmup.cmd" ] || return 0
   davam_ptb_stage1_cmd "$RUN" "${STAGE1_FLAGS[@]}" "${SMOKE[@]}"
   warm=$(cat "$fast/warmup.cmd")
@@ -101,8 +104,8 @@ share_fast_warmup() {
     [ -f "$fast/warmup/$f" ] || { log "stage1: not starting from $fast/warmup: $f is missing"; return 0; }
   done
   mkdir -p "$RUN/stage1"
-  cp "$fast/warmup/checkpoint_best.pt" "$RUN/stage1/checkpoint_best.pt.tmp"
   cp "$fast/warmup/checkpoint_last.pt" "$RUN/stage1/checkpoint_last.pt.tmp"
+  cp "$fast/warmup/checkpoint_best.pt" "$RUN/stage1/checkpoint_best.pt.tmp"
   mv "$RUN/stage1/checkpoint_best.pt.tmp" "$RUN/stage1/checkpoint_best.pt"
   { log "stage1: its first $FAST_WARMUP_EPOCHS epochs are davam_ptb_k512_fast's warm-up (the same command): $fast/warmup.log, copied"
     cat "$fast/warmup.log"; } > "$RUN/stage1.log.tmp"

@@ -291,6 +291,15 @@ def test_davam_ptb_k512_starts_from_the_fast_rows_finished_warm_up(tmp_path):
     assert (fast / "warmup.log").read_text() in log and log.index("valid_rec") < log.index("stage1: fairseq-train")
     assert not list(row.glob("stage1/*.tmp")) and not list(row.glob("*.tmp"))
 
+    # a copy cut short (checkpoint_last.pt is renamed into place last) is made again on the rerun
+    (row / "stage1" / "checkpoint_last.pt").rename(row / "stage1" / "checkpoint_last.pt.tmp")
+    (row / "stage1.done").unlink()
+    calls.write_text("")
+    redo = recipe("davam_ptb.sh", env, "davam_ptb_k512")
+    assert redo.returncode == 0 and "stage1: starts from davam_ptb_k512_fast's warm-up" in redo.stdout
+    assert (row / "stage1" / "checkpoint_last.pt").read_text() == "warm-up checkpoint_last.pt\n"
+    assert (row / "stage1.log").read_text().count("its first 10 epochs are") == 1
+
     # a rerun of the row does not copy again (its stage one has a log and a checkpoint of its own)
     (row / "stage1" / "checkpoint_last.pt").write_text("own\n")
     (row / "stage1.done").unlink()
