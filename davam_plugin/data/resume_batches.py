@@ -28,3 +28,15 @@ def batches_as_built_at_epoch_one(get_batch_iterator, dataset, kwargs):
     itr = get_batch_iterator(dataset, **dict(kwargs, seed=seed + 1 - epoch))
     itr.seed = seed
     return itr
+
+
+def task_batch_iterator(get_batch_iterator, dataset, args, kwargs, rebuild_batches):
+    """The ``get_batch_iterator`` of the plugin's tasks: an evaluation or generation set never
+    drops its last partial batch (``required_batch_size_multiple`` 1), and a training set gets
+    the batches of a fresh run (:func:`batches_as_built_at_epoch_one`) unless it is called with
+    positional arguments or ``--rebuild-batches``."""
+    if not getattr(dataset, "for_training", False):
+        kwargs["required_batch_size_multiple"] = 1
+    if args or rebuild_batches:
+        return get_batch_iterator(dataset, *args, **kwargs)
+    return batches_as_built_at_epoch_one(get_batch_iterator, dataset, kwargs)

@@ -27,7 +27,7 @@ from fairseq.tasks import FairseqTask, register_task
 from davam_plugin.checkpoint_reading import default_device
 from davam_plugin.criterions.davam_prior import DavamPriorCriterion
 from davam_plugin.data import CodeSequenceDataset
-from davam_plugin.data.resume_batches import batches_as_built_at_epoch_one
+from davam_plugin.data.resume_batches import task_batch_iterator
 from davam_plugin.models.davam import DavamModel
 from davam_plugin.models.davam_prior import DavamPriorModel
 from davam_plugin.optim.davam_plateau import reload_best_if_pending
@@ -124,13 +124,10 @@ class DavamPriorTask(Bf16AutocastTaskMixin, FairseqTask):
         self.datasets[split] = dataset
 
     def get_batch_iterator(self, dataset, *args, required_batch_size_multiple=1, **kwargs):
-        if not getattr(dataset, "for_training", False):
-            required_batch_size_multiple = 1  # never drop a partial batch when validating
+        # whole evaluation batches, and a resumed run's training batches as a fresh run's (resume_batches.py)
         kwargs["required_batch_size_multiple"] = required_batch_size_multiple
-        if args or getattr(self.cfg, "rebuild_batches", False):
-            return super().get_batch_iterator(dataset, *args, **kwargs)
-        # a resumed run trains on the batches of one that never stopped (resume_batches.py)
-        return batches_as_built_at_epoch_one(super().get_batch_iterator, dataset, kwargs)
+        rebuild = getattr(self.cfg, "rebuild_batches", False)
+        return task_batch_iterator(super().get_batch_iterator, dataset, args, kwargs, rebuild)
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)

@@ -50,7 +50,7 @@ from davam_plugin.checkpoint_reading import (
 )
 from davam_plugin.data import TruncateSentenceDataset
 from davam_plugin.data.preprocessing import raw_text_encoder
-from davam_plugin.data.resume_batches import batches_as_built_at_epoch_one
+from davam_plugin.data.resume_batches import task_batch_iterator
 from davam_plugin.input_checks import check_beam, check_binary_split, check_training_data
 from davam_plugin.models.base import PriorSampling
 from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
@@ -290,13 +290,10 @@ class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
         return super().build_generator(models, args, **kwargs)
 
     def get_batch_iterator(self, dataset, *args, required_batch_size_multiple=1, **kwargs):
-        if not getattr(dataset, "for_training", False):
-            required_batch_size_multiple = 1  # never drop the last partial eval/generation batch
+        # whole evaluation batches, and a resumed run's training batches as a fresh run's (resume_batches.py)
         kwargs["required_batch_size_multiple"] = required_batch_size_multiple
-        if args or getattr(self.cfg, "rebuild_batches", False):
-            return super().get_batch_iterator(dataset, *args, **kwargs)
-        # a resumed run trains on the batches of one that never stopped (resume_batches.py)
-        return batches_as_built_at_epoch_one(super().get_batch_iterator, dataset, kwargs)
+        rebuild = getattr(self.cfg, "rebuild_batches", False)
+        return task_batch_iterator(super().get_batch_iterator, dataset, args, kwargs, rebuild)
 
     def prior_for(self, model):
         """The --prior-path prior on ``model``'s device, checked against its codebook (loaded once)."""
