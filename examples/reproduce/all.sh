@@ -67,9 +67,7 @@ done
 is_done() { [ -f "$RUNS/$1/recipe.done" ]; }
 # committed ROW: its finished result is committed and its run directory is gone
 committed() {
-  [ ! -e "$RUNS/$1" ] && [ -f "$RESULTS/$1.json" ] &&
-    python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])).get("status") != "finished")' \
-      "$RESULTS/$1.json" 2>/dev/null
+  [ ! -e "$RUNS/$1" ] && [ "$(committed_status "$1")" = finished ]
 }
 # a need is a row (done when its recipe is) or ROW:STAGE (done when RUNS/ROW/STAGE.done exists)
 need_done() { if [[ $1 == *:* ]]; then [ -f "$RUNS/${1%%:*}/${1#*:}.done" ]; else is_done "$1"; fi; }

@@ -172,6 +172,17 @@ held_stage() {
   if [ -n "$stage" ] && [ "$stage" = "$(hold_stage "$1")" ]; then echo "$stage"; fi
 }
 
+# committed_status ROW: print the status of the committed RESULTS/ROW.json ("finished", "lost in
+# train: ...") when that file is a result record of ROW; fail (print nothing) when it is missing,
+# broken or another kind of JSON. all.sh and status.sh use it for rows whose run directory is gone.
+committed_status() {
+  [ -f "$RESULTS/$1.json" ] || return 1
+  python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+ok = isinstance(r, dict) and r.get("row") == sys.argv[2] and isinstance(r.get("status"), str)
+sys.exit(0 if ok and print(r["status"]) is None else 1)' "$RESULTS/$1.json" "$1" 2>/dev/null
+}
+
 # code_version: "at commit SHA" for the repository the recipes run from, with " (uncommitted
 # changes)" when tracked files differ from it; "unknown (not a git checkout)" otherwise.
 code_version() {

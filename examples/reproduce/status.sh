@@ -70,8 +70,6 @@ done
 for json in "$RESULTS"/*.json; do
   row=$(basename "$json" .json)
   [ -f "$json" ] && [ ! -e "$RUNS/$row" ] || continue
-  status=$(python3 -c 'import json, sys
-r = json.load(open(sys.argv[1]))
-sys.exit(0 if isinstance(r, dict) and r.get("row") == sys.argv[2] and print(r["status"]) is None else 1)' "$json" "$row" 2>/dev/null) || continue
+  status=$(committed_status "$row") || continue
   echo "$row: no run directory here; committed ${json#"$REPO"/}: $status"
 done
