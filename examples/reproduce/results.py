@@ -196,14 +196,15 @@ def reproduction_table(out):
         else:
             r = json.loads(path.read_text())
             status = "finished" if r["status"] == "finished" else STAGE_LABELS.get(r.get("stage"), "training")
+            held_at = "its prior" if r.get("stage") == "stage2" else r.get("stage")  # a stage held before
             if r["status"].startswith("lost before"):  # held there when it was lost
-                status = f"run lost before {'its prior' if r.get('stage') == 'stage2' else r.get('stage')} (record)"
+                status = f"run lost before {held_at} (record)"
             elif r["status"].startswith("lost"):
                 status = f"run lost while {status} (record)"
             elif r["status"].startswith("stopped"):
                 status = f"stopped while {status}"
             elif r["status"].startswith("held"):
-                status = f"held before {'its prior' if r.get('stage') == 'stage2' else r.get('stage')}"
+                status = f"held before {held_at}"
             link = f"[{status}](results/{row}.json)" + (
                 f", [curves](results/{row}.png)" if (out / f"{row}.png").is_file() else "")
             cells += [link, _trained(r), _validation(r), _test(r)]
