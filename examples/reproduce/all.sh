@@ -93,7 +93,7 @@ state() {
   elif busy "$1"; then echo running
   elif held "$1"; then echo "held before $(held_at "$1")"
   elif failed "$1"; then echo "failed (status $(cat "$QUEUE/failed/$1"))"
-  elif [ -e "$RUNS/$1" ]; then echo stopped
+  elif [ -f "$RUNS/$1/recipe_command.txt" ]; then echo stopped  # its recipe began (track_row)
   else echo "not started"; fi
 }
 

@@ -129,6 +129,20 @@ def test_a_row_held_before_a_stage_gives_its_lane_to_the_next_rows(tmp_path):
     assert not (runs / "p" / "held").exists() and "needs-done" in trace(tmp_path, "q")
 
 
+def test_a_row_is_listed_as_stopped_only_once_its_recipe_has_begun(tmp_path):
+    """A run directory holding only files put there beforehand (the authors' code cloned into
+    RUNS/davam_ptb_authors_code/src) is not a stopped run; one where a recipe recorded its command
+    (track_row's recipe_command.txt) is."""
+    runs = tmp_path / "runs"
+    (runs / "prepared" / "src").mkdir(parents=True)
+    (runs / "begun").mkdir(parents=True)
+    (runs / "begun" / "recipe_command.txt").write_text("examples/reproduce/x.sh\n")
+    rows = f"prepared  -  1  {row_cmd('prepared')}\nbegun  -  1  {row_cmd('begun')}\n"
+    listing = run_all(tmp_path, rows, "--list")
+    states = {line.split()[0]: " ".join(line.split()[1:-2]) for line in listing.stdout.splitlines()[1:]}
+    assert states == {"prepared": "not started", "begun": "stopped"}, listing.stdout
+
+
 def test_a_finished_committed_row_whose_run_directory_is_gone_is_not_trained_again(tmp_path):
     """After a machine change lost RUNS, a row whose finished result is committed (RESULTS/ROW.json,
     status finished) counts as done; one that a row still to run needs runs again (its files are
