@@ -310,8 +310,9 @@ def test_training_hours_leave_out_pauses(tmp_path):
 
 
 def test_awd_ordering_line(tmp_path):
-    """Below the table: the AWD paper's ordering claim, pending until all three rows have a test
-    evaluation, then each part checked on our numbers, with a warning when budgets differ."""
+    """Below the table: the AWD paper's ordering claim, each part checked on our numbers as soon
+    as the rows it compares have a test evaluation (the rest pending), with a warning when
+    budgets differ."""
     results = _results_module()
     head = "**AWD ordering**"
 
@@ -325,6 +326,19 @@ def test_awd_ordering_line(tmp_path):
     line = results.awd_ordering(tmp_path)
     assert line.startswith(head) and line.endswith("pending (no test evaluation yet of `none`, `uniform`).\n")
     row("uniform", 100.0, 5.0, 4.25)
+    line = results.awd_ordering(tmp_path)
+    assert line.endswith(
+        "-ELBO 99.50 vs 100.00: holds; KL 5.25 vs 5.00: holds; MI 4.50 vs 4.25: holds; "
+        "the rest pending (no test evaluation yet of `none`).\n"
+    )
+    (tmp_path / "awd_ptb_adversarial.json").unlink()
+    row("none", 101.0, 1.0, 4.5, epochs=30)  # uniform against none: checked before adversarial's evaluation
+    line = results.awd_ordering(tmp_path)
+    assert line.endswith(
+        "MI of `uniform` above `none`'s: 4.25 vs 4.50: does not hold (budgets differ: `none` 30 epochs, "
+        "`uniform` 40 epochs); the rest pending (no test evaluation yet of `adversarial`).\n"
+    )
+    row("adversarial", 99.5, 5.25, 4.5)
     row("none", 101.0, 1.0, 0.5)
     line = results.awd_ordering(tmp_path)
     assert line.endswith(
