@@ -7,9 +7,13 @@ and KL against the value (the DAVAM paper's sensitivity analyses, Fig. 4(a)-(c))
         [--evaluate-args='--iw-samples 100'] [--label NAME] [--compare LABEL=JSON ...]
         -- FAIRSEQ-TRAIN ARGUMENTS (task, arch, criterion, optimizer and the reduced budget)
 
-Everything after ``--`` goes to ``fairseq-train DATA`` unchanged, followed by ``SETTING
-VALUE``, ``--save-dir ROOT/<setting>_<value>/checkpoints`` and ``--log-format json`` (so
-give no ``--save-dir``). ``--setting`` is any fairseq-train flag the chosen task, arch and
+Everything after ``--`` goes to ``fairseq-train DATA`` unchanged but for ``{value}``, which
+becomes the value in every argument that holds it, followed by ``SETTING VALUE``,
+``--save-dir ROOT/<setting>_<value>/checkpoints`` and ``--log-format json`` (so give no
+``--save-dir``). ``{value}`` lets each value start from its own model of an earlier sweep,
+e.g. ``--finetune-from-model WARMUP_ROOT/num-codes_{value}/checkpoints/checkpoint_last.pt``
+(fairseq resets the optimizer, the rate schedule, the meters and the epoch count on the first
+start only; a rerun continues from the value's own ``checkpoint_last.pt``). ``--setting`` is any fairseq-train flag the chosen task, arch and
 criterion know: ``--num-codes`` (K), ``--beta-max``, ``--code-dim`` (D), ... It is checked,
 with every value, by fairseq's own parser before anything trains.
 
@@ -153,6 +157,14 @@ def _parse_fairseq(args_list):
         raise PipelineError(f"fairseq-train arguments do not parse: {e!r}") from None
 
 
+VALUE_FIELD = "{value}"
+
+
+def for_value(train_args, value):
+    """``train_args`` with every ``{value}`` replaced by the value's label (``128``, ``0.5``)."""
+    return [a.replace(VALUE_FIELD, value_label(value)) for a in train_args]
+
+
 def check_setting(data, train_args, setting, values):
     """The Namespace fairseq-train would get; PipelineError if ``setting`` is not a flag the
     task/arch/criterion know or a value is refused by its type."""
@@ -165,7 +177,7 @@ def check_setting(data, train_args, setting, values):
     first = None
     for value in values:
         try:
-            ns, unknown = _parse_fairseq([data, *train_args, setting, value_label(value)])
+            ns, unknown = _parse_fairseq([data, *for_value(train_args, value), setting, value_label(value)])
         except PipelineError as e:
             msg = str(e)
             if setting in msg or "argument " + setting in msg:
@@ -217,7 +229,8 @@ def run_value(args, ns, train_args, prior_args, value, evaluate_args=None):
         print(f"[{label}] training finished already ({done})", flush=True)
     else:
         print(f"[{label}] fairseq-train -> {d / 'train.log'}", flush=True)
-        cmd = [args.data, *train_args, args.setting, value_label(value), "--save-dir", ckpt_dir, "--log-format", "json"]
+        cmd = [args.data, *for_value(train_args, value), args.setting, value_label(value), "--save-dir", ckpt_dir,
+               "--log-format", "json"]  # fmt: skip
         secs = runner.run_tool("fairseq-train", cmd, d / "train.log", append=True, what=f"fairseq-train for {label}")
         write_json(done, {"seconds": secs, "command": ["fairseq-train", *map(str, cmd)]})
     seconds["train"] = read_json(done)["seconds"]

@@ -326,7 +326,7 @@ def recording_figure_tool(calls):
     named by --out and its JSON, as davam-sweep, davam-augment and davam-plot do."""
     return f"""printf '%s\\n' "$@" > {calls}
 while [ $# -gt 0 ]; do
-  if [ "$1" = --out ]; then echo png > "$2"; echo '{{}}' > "${{2%.png}}.json"; fi
+  if [ "$1" = --out ]; then mkdir -p "$(dirname "$2")"; echo png > "$2"; echo '{{}}' > "${{2%.png}}.json"; fi
   shift
 done
 """
@@ -354,6 +354,30 @@ def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
     assert train[train.index("--save-last-interval-updates") + 1] == prior[prior.index("--save-last-interval-updates") + 1] == "500"
     assert "--max-update" not in " ".join(args)
     assert (out / "davam_ptb_k_sweep.png").is_file() and (out / "davam_ptb_k_sweep.json").is_file()
+
+    # the longer budget: each K warmed up by the authors' recipe (beta over all EPOCHS epochs),
+    # then Adam from that K's own last state, as davam_ptb_k512_fast trains K = 512
+    both = tmp_path / "both.txt"
+    (tmp_path / "bin" / "davam-sweep").write_text(
+        "#!/usr/bin/env bash\n" + recording_figure_tool(calls) + f"{{ cat {calls}; echo CALL-END; }} >> {both}\n"
+    )
+    proc = recipe("davam_ptb_k_sweep.sh", dict(env, EPOCHS="10", ADAM_EPOCHS="10"))
+    assert proc.returncode == 0, proc.stderr
+    warm, adam = [c.strip().splitlines() for c in both.read_text().split("CALL-END")[:2]]
+    root = tmp_path / "runs" / "davam_ptb_k_sweep_fast"
+    assert warm[warm.index("--save-root") + 1] == f"{root}/warmup" and not any(a.startswith("--prior-args") for a in warm)
+    wtrain = warm[warm.index("--") + 1 :]
+    assert wtrain[wtrain.index("--max-epoch") + 1] == "10" and wtrain[wtrain.index("--beta-warmup-updates") + 1] == "13150"
+    assert adam[adam.index("--save-root") + 1] == f"{root}/adam"
+    atrain = adam[adam.index("--") + 1 :]
+    last = {flag: atrain[len(atrain) - 1 - atrain[::-1].index(flag) + 1]
+            for flag in ("--max-epoch", "--optimizer", "--lr", "--beta-start", "--beta-warmup-updates")}  # fmt: skip
+    assert last == {"--max-epoch": "10", "--optimizer": "adam", "--lr": "0.0005", "--beta-start": "5.0",
+                    "--beta-warmup-updates": "0"}  # fmt: skip
+    assert atrain[atrain.index("--finetune-from-model") + 1] == f"{root}/warmup/num-codes_{{value}}/checkpoints/checkpoint_last.pt"
+    assert atrain[atrain.index("--lr-scheduler") + 1] == "davam_plateau"
+    assert (out / "davam_ptb_k_sweep_fast.png").is_file() and (out / "davam_ptb_k_sweep_fast.json").is_file()
+    assert (root / "recipe.done").is_file() and "ADAM_EPOCHS=10" in (root / "recipe_command.txt").read_text()
 
     missing = recipe("snli_augment.sh", env)
     assert missing.returncode == 2

@@ -93,6 +93,31 @@ def test_sweep_two_codebook_sizes_then_resume(tiny_data, tmp_path, capsys):
     assert json.loads((root / "sweep.json").read_text())["runs"] == doc["runs"]
 
 
+def test_value_field_starts_each_value_from_its_own_earlier_model(tiny_data, tmp_path, capsys):
+    """``{value}`` in the fairseq-train arguments becomes the value: a second phase (another
+    optimizer, say) starts each K from that K's model of a first sweep via
+    --finetune-from-model, with fairseq's resets on the first start only."""
+    warm, then = tmp_path / "warmup", tmp_path / "adam"
+    base = [str(tiny_data), "--setting", "--num-codes", "--values", "8,16"]
+    assert sweep.main([*base, "--save-root", str(warm), "--", *TRAIN]) == 0
+    ckpt = str(warm / "num-codes_{value}" / "checkpoints" / "checkpoint_last.pt")
+    second = [a if a != "3" else "2" for a in TRAIN] + ["--finetune-from-model", ckpt]
+    assert sweep.main([*base, "--save-root", str(then), "--", *second]) == 0
+    capsys.readouterr()
+    doc = json.loads((then / "sweep.json").read_text())
+    assert "--finetune-from-model" in doc["train_args"] and ckpt in doc["train_args"], "the JSON keeps the template"
+    for value in ("8", "16"):
+        log = (then / f"num-codes_{value}" / "train.log").read_text()
+        source = warm / f"num-codes_{value}" / "checkpoints" / "checkpoint_last.pt"
+        assert f"loading pretrained model from {source}: optimizer, lr scheduler, meters, dataloader will be reset" in log
+        assert doc["runs"][value]["updates"] == 2, "updates counted from 0 again after the reset"
+    # a value with no model to start from: one error line, no sweep JSON
+    assert sweep.main([*base[:3], "--values", "32", "--save-root", str(tmp_path / "x"), "--", *second]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("davam-sweep: error: ") and "--num-codes 32" in err[0] and "--finetune-from-model" in err[0], err
+    assert not (tmp_path / "x" / "sweep.json").exists()
+
+
 @pytest.mark.parametrize(
     "setting, values, extra, message",
     [
