@@ -7,7 +7,7 @@
 #       > ../runs/davam_ptb_k_sweep_fast.out 2>&1 &                        # the longer budget
 #   MAX_UPDATE=2 VALUES=128,256 examples/reproduce/davam_ptb_k_sweep.sh   # a smoke run
 #
-# Budget per K (one core: about 20 minutes of stage one and 8 of the prior): stage one is
+# Budget per K (one core: about 21 minutes of stage one and 4 of the prior): stage one is
 # the authors' (davam_ptb, SGD lr 1.0, clip 5, batch 32) for EPOCHS=3 epochs, with beta
 # 0.15 -> 5 over the first 2 (2,630 updates) instead of 10; the prior is a smaller one than
 # the paper's (5 gated layers of width 256 instead of 15 of 512: the full prior costs about an
