@@ -13,9 +13,10 @@ becomes the value in every argument that holds it, followed by ``SETTING VALUE``
 ``--save-dir``). ``{value}`` lets each value start from its own model of an earlier sweep,
 e.g. ``--finetune-from-model WARMUP_ROOT/num-codes_{value}/checkpoints/checkpoint_last.pt``
 (fairseq resets the optimizer, the rate schedule, the meters and the epoch count on the first
-start only; a rerun continues from the value's own ``checkpoint_last.pt``). ``--setting`` is any fairseq-train flag the chosen task, arch and
-criterion know: ``--num-codes`` (K), ``--beta-max``, ``--code-dim`` (D), ... It is checked,
-with every value, by fairseq's own parser before anything trains.
+start only; a rerun continues from the value's own ``checkpoint_last.pt``). ``--setting`` is
+any fairseq-train flag the chosen task, arch and criterion know: ``--num-codes`` (K),
+``--beta-max``, ``--code-dim`` (D), ... It is checked, with every value, by fairseq's own
+parser before anything trains.
 
 Per value, in ``ROOT/<setting>_<value>/`` (e.g. ``num-codes_128``):
 
