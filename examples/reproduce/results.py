@@ -118,8 +118,13 @@ def _trained(r):
     updates = f", {r['updates']:,} updates" if r.get("updates") else ""
     cell = f"{_n(epochs, 'epoch')}{updates}, {hours:.2f} h ({r.get('precision', 'fp32')}, {r.get('threads', 1)} thread)"
     if r.get("prior_epochs"):
+        curve = r["prior_valid_curve"]
+        nll = curve["nll_per_sentence"]
+        best = min(range(len(nll)), key=nll.__getitem__)
         cell += (f"; prior {_n(r['prior_epochs'], 'epoch')}, {r['prior_train_hours']:.2f} h ({r['prior_precision']}), "
-                 f"valid NLL {r['prior_valid_curve']['nll_per_sentence'][-1]:.2f}")
+                 f"valid NLL {nll[-1]:.2f}")  # fmt: skip
+        if nll[best] < nll[-1]:  # the prior's checkpoint_best.pt is that epoch's: say so
+            cell += f" (best {nll[best]:.2f}, epoch {curve['epoch'][best]})"
     return cell
 
 

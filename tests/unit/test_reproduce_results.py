@@ -120,6 +120,10 @@ def test_reproduction_table_cells(tmp_path):
         "Rec 60.50, KL 3.00 (paper conv.) / 70.25 (sum), PPL 18.00 (paper conv.) / 130.13 (bound); "
         "100 samples: Ent 7.12, Dist-1 0.123, Dist-2 0.568, LM PPL 95.2 |"
     )
+    davam["prior_valid_curve"] = {"epoch": [1, 2, 3], "nll_per_sentence": [150.0, 68.5, 69.25]}  # past its best
+    (tmp_path / "davam_ptb_k512.json").write_text(json.dumps(davam))
+    table = results.reproduction_table(tmp_path)
+    assert "prior 30 epochs, 12.25 h (bf16-autocast), valid NLL 69.25 (best 68.50, epoch 2) | Rec 61.23" in table
     assert rows["`awd_ptb_uniform`"].endswith(
         "| [training](results/awd_ptb_uniform.json) | 3 epochs, 3,945 updates, 1.50 h (fp32, 1 thread) | "
         "-ELBO 110.00, Rec 106.00, KL 4.00 | -ELBO 100.00, KL 5.00, MI 4.25, AU 12/32, IW-NLL 98.50 (S=100) |"
