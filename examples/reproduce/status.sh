@@ -3,7 +3,8 @@
 # validation: epoch, updates (the fast DAVAM recipe's stage one: after its warm-up) and -ELBO,
 # Rec or loss) and, for a row started by a recipe that records it, whether the row is
 # finished, running, held before a stage (RUNS/ROW/hold_before: common.sh) or stopped, with the
-# command that resumes a stopped one. Then the rows whose run directory is gone (a machine
+# command that resumes a stopped one (a row run by one tool, davam-sweep or davam-augment: the
+# last line of its newest log instead of stages). Then the rows whose run directory is gone (a machine
 # change) but whose result is committed (RESULTS/ROW.json), with the status it records.
 #   examples/reproduce/status.sh
 source "$(dirname "$0")/common.sh"
@@ -54,6 +55,14 @@ for run in "$RUNS"/*/; do
     if [ "$stage" = stage1 ] && [ -f "${run}warmup.log" ]; then last=${last/ updates/ updates after the warm-up}; fi
     stages="$stages $stage=$state${last:+ (last valid: $last)}"
   done
+  if [ -z "$stages" ]; then
+    # a row driven by one tool (davam-sweep, davam-augment) has no per-stage .cmd files: its
+    # newest top-level log's last line says where the tool is (a value, a size, finished)
+    log=$(ls -t "$run"*.log 2>/dev/null | head -n 1 || true)
+    line=""
+    [ -z "$log" ] || line=$(grep -v -e '^[[:space:]]*$' -e '^INFO:' "$log" | tail -n 1 | sed 's/^[[:space:]]*//' | cut -c1-160)
+    [ -z "$line" ] || stages=" $(basename "$log"): $line"
+  fi
   echo "$row:${stages:- no stage started}"
   if [ -f "${run}recipe.done" ]; then echo "  finished"
   elif row_running "$run"; then echo "  running"

@@ -521,6 +521,17 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
         "row_b: stage1=done\n  finished\n"
         "row_c: train=done\n"
     )
+    # a row run by one tool (davam-sweep, davam-augment): no stages, its newest log's last line
+    tool = runs / "row_t"
+    tool.mkdir()
+    (tool / "augment.log").write_text("[size 1000]\n  the LM of size 1000, ratio 2: fairseq-train -> lm.log\n\n")
+    (tool / "recipe_command.txt").write_text("cd /repo && examples/reproduce/snli_augment.sh\n")
+    proc = recipe("status.sh", env)
+    assert proc.stdout.splitlines()[-2:] == [
+        "row_t: augment.log: the LM of size 1000, ratio 2: fairseq-train -> lm.log",
+        "  stopped; resume: cd /repo && examples/reproduce/snli_augment.sh",
+    ]
+    shutil.rmtree(tool)
     # a row stopped on purpose (results.py --stopped) says why instead of how to resume it
     (stopped / "stopped.txt").write_text("attention uniform after the warm-up\n")
     proc = recipe("status.sh", env)
