@@ -215,6 +215,17 @@ run_stage() {
   log "$name: finished"
 }
 
+# plateau_flags START: the authors' rate schedule (stage one and the prior alike), into the
+# array PLATEAU_FLAGS: halve the rate after 2 epochs without a better validation metric, reload
+# the best weights at each halving, stop after 5 halvings; halving allowed from epoch START on
+# (the authors': 16; the fast recipe's stage one after its warm-up: 1, its prior: 4)
+plateau_flags() {
+  PLATEAU_FLAGS=(--lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch "$1" --max-lr-decays 5)
+}
+# The fast recipe's optimizer after its warm-up (davam_ptb.sh says why): Adam at lr 5e-4 with
+# beta held at 5 (the authors' maximum); shared by davam_ptb_k512_fast and davam_ptb_k_sweep_fast
+FAST_STAGE1_FLAGS=(--optimizer adam --lr 0.0005 --beta-start 5.0 --beta-max 5.0 --beta-warmup-updates 0)
+
 # davam_ptb_stage1 RUN [FLAG ...]: DAVAM stage one on PTB with the authors' recipe (davam_ptb.sh
 # says what it is) into RUN/stage1, as run_stage "stage1" (STAGE1_NAME=NAME: into RUN/NAME, as
 # run_stage NAME: the fast recipe's "warmup" part). FLAGs go last, so a FLAG given again
@@ -229,7 +240,8 @@ davam_ptb_stage1() {
 # davam_ptb_stage1_cmd RUN [FLAG ...]: the command davam_ptb_stage1 runs, into the array STAGE1_CMD
 davam_ptb_stage1_cmd() {
   local run=$1 name=${STAGE1_NAME:-stage1}; shift
-  local scheduler=(--lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 16 --max-lr-decays 5)
+  plateau_flags 16
+  local scheduler=("${PLATEAU_FLAGS[@]}")
   [ -z "${STAGE1_SCHEDULER+x}" ] || scheduler=("${STAGE1_SCHEDULER[@]}")
   STAGE1_CMD=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb \
     --criterion davam --num-codes 512 --optimizer sgd --lr 1.0 --clip-norm 5 --batch-size 32 --max-epoch 100 \

@@ -47,8 +47,7 @@ case "$ROW" in
   # below its best at lr 0.5 before epoch 16, the authors' rule would have kept that.
   davam_ptb_k512_fast)
     WARMUP_EPOCHS=$FAST_WARMUP_EPOCHS
-    STAGE1_FLAGS=(--optimizer adam --lr 0.0005 --beta-start 5.0 --beta-max 5.0 --beta-warmup-updates 0
-      --lr-decay-start-epoch 11)
+    STAGE1_FLAGS=("${FAST_STAGE1_FLAGS[@]}" --lr-decay-start-epoch 11)
     PRIOR_DECAY_START=4 ;;
   # The first version of the faster recipe, superseded by the one above: the authors' recipe
   # with halving allowed from epoch 8 instead of 16 and 10 halvings before it stops instead of
@@ -132,9 +131,10 @@ davam_stage1_test "$RUN"
 # Under --bf16-autocast (PRIOR_PRECISION=bf16, the default) an update takes about half the time
 # of float32 on CPUs with AMX (and on GPUs) with the same training curve; docs/benchmark.md
 # has both precisions' speed and NLL over 400 updates.
+plateau_flags "$PRIOR_DECAY_START"
 STAGE2=(fairseq-train "$DATA" --user-dir "$PLUGIN" --task davam_prior --davam-path "$RUN/stage1/checkpoint_best.pt"
   --arch davam_prior --criterion davam_prior --optimizer sgd --lr 0.5 --clip-norm 5 --batch-size 32 --max-epoch 50
-  --lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch "$PRIOR_DECAY_START" --max-lr-decays 5
+  "${PLATEAU_FLAGS[@]}"
   --stop-min-lr 0 --save-dir "$RUN/stage2" --no-epoch-checkpoints --log-format json --log-interval 100
   --save-last-interval-updates "$SAVE_LAST_EVERY" --seed "$SEED" --num-workers 0 "${PRIOR_PRECISION_FLAGS[@]}" "${SMOKE[@]}")
 run_stage stage2 "$RUN" "${STAGE2[@]}"

@@ -62,12 +62,11 @@ else
   log "warmup: ${SWEEP[*]} --save-root $RUN/warmup -- ${STAGE1[*]}" | tee -a "$RUN/sweep.log"
   "${SWEEP[@]}" --save-root "$RUN/warmup" --label "PTB, warm-up, $EPOCHS epochs" -- "${STAGE1[@]}" >> "$RUN/sweep.log" 2>&1
   log "warmup: finished" | tee -a "$RUN/sweep.log"
-  # phase 2: each K from its own warm-up state with the fast row's Adam flags (davam_ptb.sh)
+  # phase 2: each K from its own warm-up state with the fast row's Adam flags (FAST_STAGE1_FLAGS, common.sh)
+  plateau_flags 1
   TRAIN=(--save-root "$RUN/adam" --out "$RUN/adam/sweep.png"
     --label "PTB, $EPOCHS epochs warm-up + $ADAM_EPOCHS Adam" --prior-args="${PRIOR_ARGS[*]}"
-    -- "${STAGE1[@]}" --max-epoch "$ADAM_EPOCHS" --optimizer adam --lr 0.0005 --beta-start 5.0 --beta-max 5.0
-    --beta-warmup-updates 0 --lr-scheduler davam_plateau --lr-shrink 0.5 --lr-patience 2 --lr-decay-start-epoch 1
-    --max-lr-decays 5 --stop-min-lr 0
+    -- "${STAGE1[@]}" --max-epoch "$ADAM_EPOCHS" "${FAST_STAGE1_FLAGS[@]}" "${PLATEAU_FLAGS[@]}" --stop-min-lr 0
     --finetune-from-model "$RUN/warmup/num-codes_{value}/checkpoints/checkpoint_last.pt")
   OUT=$RUN/adam/sweep
 fi
