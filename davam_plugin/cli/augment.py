@@ -453,7 +453,7 @@ def draw(doc, out):
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, NullLocator
 
-    fig = Figure(figsize=(6, 4.2), layout="constrained")
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ratios = doc["ratios"]
@@ -471,7 +471,8 @@ def draw(doc, out):
     ax.set_ylabel("test perplexity (words + EOS)")
     ax.yaxis.get_major_formatter().set_useOffset(False)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    # outside the axes: inside, it hid the largest size's curve, which lies near its baseline
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"LSTM LM on subsets of {Path(doc['split']['source']).name} + DAVAM samples", fontsize="small")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     try:
