@@ -3,7 +3,7 @@ models (the DAVAM paper's Fig. 3, SNLI).
 
     davam-augment --source ../shared/data/snli/valid.txt --test ../shared/data/snli/test.txt \\
         --work-dir augment-snli [--sizes 1000,2000,4000] [--ratios 0.5,1,2,4] [--lm-valid-size 1000] \\
-        [--seed 1] [--cpu] [--davam-args='...'] [--prior-args='...'] [--sample-args='...'] \\
+        [--davam-size N] [--seed 1] [--cpu] [--davam-args='...'] [--prior-args='...'] [--sample-args='...'] \\
         [--lm-args='...'] [--out FIG.png] [--json PATH]
 
 For each corpus size N and each ratio r: train DAVAM stage one and its prior on the N
@@ -11,6 +11,15 @@ sentences only, sample round(r * N) sentences from scratch (``fairseq-generate
 --sample-from-prior``), train a fairseq ``lstm_lm`` on the N sentences plus those samples and
 measure its test perplexity; the baseline of size N is the same LM trained on the N sentences
 alone.
+
+**One DAVAM for every size** (``--davam-size M``, M at least the largest size): the paper
+augments with "a pre-trained DAVAM model" without saying what it was trained on. With this
+option one DAVAM and its prior train on the first M sentences of the pool (which hold every
+LM's subset) and every size's cells take their samples from that one model, the first
+round(r * N) of round(r_max * N_max) samples drawn once. The LMs still train only on their N
+real sentences plus samples: the samples carry what the DAVAM learnt from M - N sentences the LM
+never sees, which is what a model pre-trained on a larger corpus brings. Default: a DAVAM per
+size, trained on that size's subset only.
 
 **Splits.** The SNLI copy in ../shared/data/snli has only ``valid.txt`` and ``test.txt`` (10,000
 sentences each; ``train.txt`` is missing, see its README). ``--source`` (SNLI ``valid.txt``)
@@ -24,7 +33,8 @@ perplexities. Empty lines of either file are dropped (SNLI has none).
 **One vocabulary.** Perplexities are comparable only over one vocabulary, so every data
 directory of the run (DAVAM's, every LM's) is binarized with ``fairseq-preprocess
 --srcdict`` against one dictionary, built (``--dict-only``) from the largest training subset,
-which contains all the others. Validation and test words outside it are ``<unk>``, the same
+which contains all the others (with ``--davam-size``, from the DAVAM's corpus, which contains
+them all). Validation and test words outside it are ``<unk>``, the same
 tokens in every cell. The text must already be tokenized (whitespace tokens; SNLI is tokenized
 and lower-cased), so the project's ``prepare_corpus`` (tokenization, a dictionary per corpus)
 is not used: calling ``fairseq-preprocess`` directly is what gives the fixed dictionary.
@@ -58,7 +68,8 @@ Every training also gets ``--seed``, ``--no-epoch-checkpoints``, ``--num-workers
 a rerun skips finished stages and continues an unfinished training from its
 ``checkpoint_last.pt``. Rerun with the same options: the markers do not record them.
 
-**Output.** ``--json`` (default ``WORK/augment.json``): the split, the dictionary, the settings,
+**Output.** ``--json`` (default ``WORK/augment.json``): the split, the dictionary, which sentences each DAVAM
+trained on (``davam``), the settings,
 ``baseline`` per size, ``cells`` per size and ratio (samples, empty samples, training sentences,
 ``ppl``, ``nll_per_token``, ``nll_per_sentence``, LM epochs), ``seconds`` per stage; ``--out``
 (default ``WORK/augment.png``): test perplexity against the ratio, one line per size, its
@@ -120,6 +131,10 @@ def build_parser():
     p.add_argument("--sizes", default="1000,2000,4000", help="training corpus sizes (default: 1000,2000,4000)")
     p.add_argument("--ratios", default="0.5,1,2,4", help="samples per original sentence (default: 0.5,1,2,4)")
     p.add_argument("--lm-valid-size", type=int, default=1000, help="validation sentences taken from --source (default: 1000)")
+    p.add_argument("--davam-size", type=int, metavar="M",
+                   help="train one DAVAM and its prior on the first M pool sentences (M >= the largest of "
+                   "--sizes: they hold every LM's subset) and augment every size with its samples, as a "
+                   "'pre-trained DAVAM'; default: a DAVAM per size, trained on that size's subset only")
     p.add_argument("--seed", type=int, default=1, help="shuffle, training and sampling seed (default: 1)")
     p.add_argument("--cpu", action="store_true", help="pass --cpu to every fairseq run")
     for flag, default in zip(_ARG_FLAGS, (DAVAM_DEFAULTS, PRIOR_DEFAULTS, SAMPLE_DEFAULTS, LM_DEFAULTS)):
@@ -187,6 +202,14 @@ class Pipeline:
             raise PipelineError(f"--lm-valid-size must be >= 1, got {args.lm_valid_size}")
         if args.batch_size < 1:
             raise PipelineError(f"--batch-size must be >= 1, got {args.batch_size}")
+        self.davam_size = args.davam_size
+        if self.davam_size is not None and self.davam_size < max(self.sizes):
+            raise PipelineError(
+                f"--davam-size {self.davam_size}: must be at least the largest of --sizes ({max(self.sizes)}), "
+                "so that the shared DAVAM's corpus holds every LM's subset"
+            )
+        # the sentences any model trains on: the first pool_used of the pool
+        self.pool_used = max(max(self.sizes), self.davam_size or 0)
         self.davam_args = _flags(DAVAM_DEFAULTS, "defaults") + _flags(args.davam_args, "--davam-args")
         self.prior_args = _flags(PRIOR_DEFAULTS, "defaults") + _flags(args.prior_args, "--prior-args")
         self.sample_args = _flags(SAMPLE_DEFAULTS, "defaults") + _flags(args.sample_args, "--sample-args")
@@ -206,18 +229,27 @@ class Pipeline:
         random.Random(self.args.seed).shuffle(order)
         shuffled = [source[i] for i in order]
         valid, pool = shuffled[: self.args.lm_valid_size], shuffled[self.args.lm_valid_size :]
-        if max(self.sizes) > len(pool):
+        if self.pool_used > len(pool):
+            flag, value = ("--sizes", self.args.sizes) if self.pool_used == max(self.sizes) else ("--davam-size", self.davam_size)
             raise PipelineError(
-                f"--sizes {self.args.sizes}: {max(self.sizes)} sentences asked for, but --source has "
+                f"{flag} {value}: {self.pool_used} sentences asked for, but --source has "
                 f"{len(source)} of which {self.args.lm_valid_size} (--lm-valid-size) are held for validation, "
                 f"leaving {len(pool)}"
             )
         raw = self.work / "raw"
-        if not (raw / "split.json").exists():
+        if (raw / "split.json").exists():
+            made = read_json(raw / "split.json").get("davam_size")
+            if made != self.davam_size:
+                raise PipelineError(
+                    f"--davam-size {self.davam_size}: --work-dir {self.work} was made with "
+                    f"{'--davam-size ' + str(made) if made is not None else 'a DAVAM per size'}; use another --work-dir"
+                )
+        else:
             write_lines(raw / "valid.txt", valid)
             write_lines(raw / "test.txt", test)
-            write_lines(raw / "pool.txt", pool[: max(self.sizes)])
-            write_json(raw / "split.json", {"source_sentences": len(source), "seed": self.args.seed})
+            write_lines(raw / "pool.txt", pool[: self.pool_used])
+            write_json(raw / "split.json", {"source_sentences": len(source), "seed": self.args.seed,
+                                            "davam_size": self.davam_size})  # fmt: skip
         self.valid, self.test, self.pool = valid, test, pool
         self.split_info = {
             "source": str(self.args.source),
@@ -317,7 +349,7 @@ class Pipeline:
         if len(lines) < n:
             raise PipelineError(
                 f"{out} holds {len(lines)} samples from an earlier run, --ratios need {n}: remove "
-                f"{stage.marker} (and the ratio_* directories of that size) to sample again"
+                f"{stage.marker} (and the ratio_* directories that used them) to sample again"
             )
         return stage.info()["seconds"], lines
 
@@ -350,25 +382,48 @@ class Pipeline:
             write_json(result_path, result)
         return read_json(result_path)
 
-    def run_size(self, n):
-        size_dir = self.work / f"size_{n}"
-        print(f"[size {n}]", flush=True)
-        train_txt = size_dir / "train.txt"
+    def davam_samples(self, where, n, num_samples, label):
+        """DAVAM stage one and its prior on the first ``n`` pool sentences, in ``where``; then
+        ``num_samples`` sentences from scratch. Returns (seconds per stage, the samples)."""
+        train_txt = where / "train.txt"
         if not train_txt.exists():
             write_lines(train_txt, self.pool[:n])
-        data = size_dir / "data-bin"
+        data = where / "data-bin"
         self.preprocess(data, train_txt, f"the {n} training sentences")
         seconds = {"preprocess": Stage(data / "preprocess.done").info()["seconds"]}
         seconds["davam"], davam = self.train(
-            data, size_dir / "davam", self.davam_args, size_dir / "davam.log", f"DAVAM stage one (size {n})",
+            data, where / "davam", self.davam_args, where / "davam.log", f"DAVAM stage one ({label})",
             extra=("--task", "sentence_vae"),
         )  # fmt: skip
         seconds["prior"], prior = self.train(
-            data, size_dir / "prior", self.prior_args, size_dir / "prior.log", f"the prior (size {n})",
+            data, where / "prior", self.prior_args, where / "prior.log", f"the prior ({label})",
             extra=("--task", "davam_prior", "--davam-path", davam),
         )  # fmt: skip
+        seconds["sample"], samples = self.sample(where, data, davam, prior, num_samples)
+        return seconds, samples
+
+    def shared_davam(self):
+        """--davam-size M: one DAVAM for every size, trained on the first M pool sentences."""
+        where = self.work / f"davam_{self.davam_size}"
+        print(f"[one DAVAM for every size: {self.davam_size} sentences]", flush=True)
+        num_samples = max(round(max(self.ratios) * n) for n in self.sizes)
+        self.seconds[where.name], self.shared = self.davam_samples(
+            where, self.davam_size, num_samples, f"{self.davam_size} sentences, shared")
+
+    def run_size(self, n):
+        size_dir = self.work / f"size_{n}"
+        print(f"[size {n}]", flush=True)
         counts = {value_label(r): round(r * n) for r in self.ratios}
-        seconds["sample"], samples = self.sample(size_dir, data, davam, prior, max(counts.values()))
+        data = size_dir / "data-bin"
+        if self.davam_size is None:
+            seconds, samples = self.davam_samples(size_dir, n, max(counts.values()), f"size {n}")
+        else:  # only the LMs' data: the samples come from the shared DAVAM
+            train_txt = size_dir / "train.txt"
+            if not train_txt.exists():
+                write_lines(train_txt, self.pool[:n])
+            self.preprocess(data, train_txt, f"the {n} training sentences")
+            seconds = {"preprocess": Stage(data / "preprocess.done").info()["seconds"]}
+            samples = self.shared
         baseline = self.lm(size_dir / "baseline", data, f"size {n}, no augmentation")
         baseline["train_sentences"] = n
         cells = {}
@@ -402,6 +457,8 @@ class Pipeline:
         self.split()
         self.shared_data()
         baselines, cells = {}, {}
+        if self.davam_size is not None:
+            self.shared_davam()
         for n in self.sizes:
             baselines[str(n)], cells[str(n)] = self.run_size(n)
         doc = {
@@ -411,8 +468,19 @@ class Pipeline:
             "dictionary": {
                 "path": str(self.dictionary),
                 "entries": self.dict_types,
-                "built_from": f"the largest training subset ({max(self.sizes)} sentences), which holds every other",
+                "built_from": (
+                    f"the largest training subset ({max(self.sizes)} sentences), which holds every other"
+                    if self.davam_size is None else
+                    f"the shared DAVAM's corpus (the first {self.davam_size} pool sentences), which holds every LM's subset"
+                ),
             },
+            "davam": (
+                {"trained_on": "each size's own training subset", "sentences": None}
+                if self.davam_size is None else
+                {"trained_on": f"the first {self.davam_size} pool sentences, one DAVAM and prior for every size "
+                 f"(--davam-size): the cells of size N take the first round(r * N) of its samples",
+                 "sentences": self.davam_size}
+            ),  # fmt: skip
             "conventions": {
                 "ppl": "exp(nll_per_token), test split, checkpoint_best.pt of each LM (lowest validation loss)",
                 "nll_per_token": "nats per predicted token; tokens = words + EOS (fairseq language_modeling, "
@@ -473,7 +541,9 @@ def draw(doc, out):
     ax.grid(True, alpha=0.3)
     # outside the axes: inside, it hid the largest size's curve, which lies near its baseline
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(f"LSTM LM on subsets of {Path(doc['split']['source']).name} + DAVAM samples", fontsize="small")
+    shared = (doc.get("davam") or {}).get("sentences")
+    what = f"samples of one DAVAM trained on {shared} sentences" if shared else "DAVAM samples"
+    ax.set_title(f"LSTM LM on subsets of {Path(doc['split']['source']).name} + {what}", fontsize="small")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(out, dpi=100)

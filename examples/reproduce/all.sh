@@ -117,9 +117,11 @@ set_kept() {
 if [ "${1:-}" = --list ]; then
   set_kept "${ORDER[@]}"
   [ $# -eq 1 ] || die "--list takes no rows"
-  printf '%-22s %-36s %-6s %s\n' ROW STATE HOURS NEEDS
+  width=3  # the longest row name
+  for row in "${ORDER[@]}"; do [ ${#row} -le $width ] || width=${#row}; done
+  printf '%-*s %-36s %-6s %s\n' "$width" ROW STATE HOURS NEEDS
   for row in "${ORDER[@]}"; do
-    printf '%-22s %-36s %-6s %s\n' "$row" "$(state "$row")" "${HOURS[$row]}" "${NEEDS[$row]:--}"
+    printf '%-*s %-36s %-6s %s\n' "$width" "$row" "$(state "$row")" "${HOURS[$row]}" "${NEEDS[$row]:--}"
   done
   exit 0
 fi

@@ -117,13 +117,54 @@ def test_rerun_skips_every_finished_stage(pipeline_run, capsys):
         (("--ratios", "0.5,0"), "--ratios '0.5,0': '0' must be > 0"),
         (("--sizes", "20,80"), "--sizes 20,80: 80 sentences asked for, but --source has 90 of which 20"),
         (("--lm-args", "--save-dir x"), "--lm-args: do not pass --save-dir, the pipeline sets it"),
+        (("--davam-size", "30"), "--davam-size 30: must be at least the largest of --sizes (40)"),
+        (("--davam-size", "80"), "--davam-size 80: 80 sentences asked for, but --source has 90 of which 20"),
     ],
 )
 def test_bad_inputs_give_one_error_line(raw, tmp_path, capsys, change, message):
     argv = ["--source", str(raw / "source.txt"), "--test", str(raw / "test.txt"), "--work-dir", str(tmp_path / "w"), *TINY]
     flag, value = change
-    argv[argv.index(flag) + 1] = value.format(raw=raw)
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value.format(raw=raw)
+    else:
+        argv += [flag, value]
     assert augment.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("davam-augment: error: " + message.format(raw=raw)), err
     assert not list((tmp_path / "w").rglob("*.done"))
+
+
+def test_one_shared_davam_augments_every_size(pipeline_run, raw, tmp_path, capsys):
+    """--davam-size 60: one DAVAM and prior on the first 60 pool sentences (which hold both LM
+    subsets); every size's cells take the first round(r * N) of its samples; the LMs still see
+    only their N real sentences; the dictionary comes from the DAVAM's corpus."""
+    work = tmp_path / "shared"
+    argv = ["--source", str(raw / "source.txt"), "--test", str(raw / "test.txt"), "--work-dir", str(work), *TINY,
+            "--davam-size", "60"]  # fmt: skip
+    assert augment.main(argv) == 0
+    doc = json.loads((work / "augment.json").read_text())
+    pool = lines(work / "raw" / "pool.txt")
+    assert len(pool) == 60 and pool[:40] == lines(pipeline_run[0] / "raw" / "pool.txt"), "the same shuffle, more of it"
+    shared = work / "davam_60"
+    assert lines(shared / "train.txt") == pool
+    samples = lines(shared / "samples.txt")
+    assert len(samples) == 40, "drawn once, for the largest size and ratio (40 x 1)"
+    for n in (20, 40):
+        assert not (work / f"size_{n}" / "davam").exists() and not (work / f"size_{n}" / "samples.txt").exists()
+        assert lines(work / f"size_{n}" / "train.txt") == pool[:n]
+        assert lines(work / f"size_{n}" / "ratio_0.5" / "train.txt") == pool[:n] + samples[: n // 2]
+        assert lines(work / f"size_{n}" / "ratio_1" / "train.txt") == pool[:n] + samples[:n]
+        assert doc["cells"][str(n)]["1"]["train_sentences"] == 2 * n
+        assert set(doc["seconds"][str(n)]) == {"preprocess", "lms"}
+    assert set(doc["seconds"]["davam_60"]) == {"preprocess", "davam", "prior", "sample"}
+    assert doc["davam"]["sentences"] == 60 and "60 pool sentences" in doc["dictionary"]["built_from"]
+    words = {w for line in pool for w in line.split()}
+    dictionary = {line.split()[0] for line in lines(work / "dict" / "dict.txt")}
+    padding = {w for w in dictionary if w.startswith("madeupword")}  # fairseq pads to a multiple of 8
+    assert words == dictionary - padding, "the dictionary is the DAVAM corpus' words"
+    # a work directory made with one --davam-size is not reused with another (or without it)
+    capsys.readouterr()
+    for other in (["--davam-size", "50"], []):
+        assert augment.main(argv[:-2] + other) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"was made with --davam-size 60; use another --work-dir" in err[0], err

@@ -391,7 +391,19 @@ def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
     assert args[args.index("--sizes") + 1] == "1000,2000,4000" and args[args.index("--ratios") + 1] == "0.5,1,2,4"
     assert "--prior-args=--bf16-autocast --max-update 2" in args and "--lm-args=--max-update 2" in args
     assert "--sample-args=--prior-max-len 10 --max-len-b 20" in args
+    assert "--davam-size" not in args
     assert (out / "snli_augment.png").is_file() and (out / "snli_augment.json").is_file()
+
+    # DAVAM_SIZE: one DAVAM for every size, its own row directory and results
+    proc = recipe("snli_augment.sh", dict(env, DAVAM_SIZE="9000"))
+    assert proc.returncode == 0, proc.stderr
+    args = calls.read_text().splitlines()
+    root = tmp_path / "runs" / "snli_augment_pretrained"
+    assert args[args.index("--davam-size") + 1] == "9000" and args[args.index("--work-dir") + 1] == str(root)
+    assert (out / "snli_augment_pretrained.png").is_file() and (out / "snli_augment_pretrained.json").is_file()
+    assert "DAVAM_SIZE=9000" in (root / "recipe_command.txt").read_text()
+    bad = recipe("snli_augment.sh", dict(env, DAVAM_SIZE="9k"))
+    assert bad.returncode == 2 and "DAVAM_SIZE" in bad.stderr
 
 
 def test_dynamics_ptb_recipe_commands(tmp_path):
