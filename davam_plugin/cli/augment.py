@@ -240,9 +240,12 @@ class Pipeline:
         if (raw / "split.json").exists():
             made = read_json(raw / "split.json").get("davam_size")
             if made != self.davam_size:
+                def setting(m):
+                    return f"--davam-size {m}" if m is not None else "a DAVAM per size (no --davam-size)"
+
                 raise PipelineError(
-                    f"--davam-size {self.davam_size}: --work-dir {self.work} was made with "
-                    f"{'--davam-size ' + str(made) if made is not None else 'a DAVAM per size'}; use another --work-dir"
+                    f"--work-dir {self.work}: made with {setting(made)}, not {setting(self.davam_size)}; "
+                    "use another --work-dir"
                 )
         else:
             write_lines(raw / "valid.txt", valid)

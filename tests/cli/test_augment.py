@@ -164,7 +164,8 @@ def test_one_shared_davam_augments_every_size(pipeline_run, raw, tmp_path, capsy
     assert words == dictionary - padding, "the dictionary is the DAVAM corpus' words"
     # a work directory made with one --davam-size is not reused with another (or without it)
     capsys.readouterr()
-    for other in (["--davam-size", "50"], []):
+    for other, setting in ((["--davam-size", "50"], "--davam-size 50"), ([], "a DAVAM per size (no --davam-size)")):
         assert augment.main(argv[:-2] + other) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"was made with --davam-size 60; use another --work-dir" in err[0], err
+        assert err == [f"davam-augment: error: --work-dir {work}: made with --davam-size 60, not {setting}; "
+                       "use another --work-dir"], err  # fmt: skip
