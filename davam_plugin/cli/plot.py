@@ -159,7 +159,9 @@ def collect(runs, metrics, splits, x, max_x=None):
 def draw(data, metrics, splits, x, hlines, out, title=None, vlines=()):
     """Write the figure (Agg canvas: no display needed): one subplot per metric, one legend
     entry per run and split above them, reference lines labelled on their subplot; ``vlines``
-    ({"value": x, "label": ...}) are drawn on every subplot and labelled on the first."""
+    ({"value": x, "label": ...}) are drawn on every subplot and labelled on the first, or, as
+    a dict metric -> lines, each subplot gets its own (none where its metric is missing),
+    labelled on the first subplot of each run of equal lists."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -170,6 +172,8 @@ def draw(data, metrics, splits, x, hlines, out, title=None, vlines=()):
     others = iter(_OTHER_STYLES * len(splits))
     styles = {s: _SPLIT_STYLES.get(s) or next(others) for s in splits}
     legend = {}
+    per_metric = vlines if isinstance(vlines, dict) else {m: list(vlines) for m in metrics}
+    above = None  # the vertical lines of the subplot above
     for ax, metric in zip(axes, metrics):
         for i, (label, run) in enumerate(data.items()):
             for split in splits:
@@ -185,12 +189,14 @@ def draw(data, metrics, splits, x, hlines, out, title=None, vlines=()):
             ax.annotate(ref["label"], (1, ref["value"]), xycoords=ax.get_yaxis_transform(), xytext=(-4, 2),
                         textcoords="offset points", ha="right", va="bottom", fontsize="small",
                         color="0.25")  # fmt: skip
-        for i, ref in enumerate(vlines):
+        lines = per_metric.get(metric) or []
+        for i, ref in enumerate(lines):
             ax.axvline(ref["value"], color="0.55", linestyle="--", linewidth=0.9)
-            if ax is axes[0]:  # labels staggered in height so that close lines stay readable
+            if lines != above:  # labels staggered in height so that close lines stay readable
                 ax.annotate(ref["label"], (ref["value"], 1 - 0.07 * (i % 3)), xycoords=ax.get_xaxis_transform(),
                             xytext=(2, -2), textcoords="offset points", ha="left", va="top", fontsize="x-small",
                             color="0.35")  # fmt: skip
+        above = lines
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
     axes[-1].set_xlabel(x)

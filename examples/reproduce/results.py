@@ -544,16 +544,17 @@ def precision_of(cmd_file):
 
 def prior_curve(run):
     """DAVAM stage two from RUN/stage2.log: (epochs, validation NLL of the codes per sentence
-    under the prior, updates, training hours), or None before its first validation."""
+    under the prior, updates, training hours, its rate's decays), or None before its first
+    validation."""
     log = run / "stage2.log"
     if not log.is_file():
         return None
-    records, valid, _, _ = read_curves(log)
+    records, valid, _, decays = read_curves(log)
     points = [(e, r) for e, r in valid if "nll_per_sentence" in r.metrics]
     if not points:
         return None
     return ([e for e, _ in points], [r.metrics["nll_per_sentence"] for _, r in points], points[-1][1].num_updates,
-            training_hours(records)[0])
+            training_hours(records)[0], decays)
 
 
 def write_json(out, row, result):
@@ -818,8 +819,14 @@ def main(argv=None):
         data[args.row]["splits"]["valid"]["prior_nll_per_sentence"] = {"x": prior[0], "y": prior[1]}
         plotted.append("prior_nll_per_sentence")
     title = f"{args.row} (validation, per epoch" + ("; prior: per stage-two epoch)" if prior else ")")
-    # the decays dashed between the epoch that decided and the first at the new rate
-    vlines = [{"value": d["after_epoch"] + 0.5, "label": f"lr {d['lr']:g}"} for d in decays]
+    # the decays dashed between the epoch that decided and the first at the new rate; the
+    # prior's panel shows its own (its epochs are stage two's)
+    def decay_lines(ds):
+        return [{"value": d["after_epoch"] + 0.5, "label": f"lr {d['lr']:g}"} for d in ds]
+
+    vlines = {m: decay_lines(decays) for m in metrics}
+    if prior:
+        vlines["prior_nll_per_sentence"] = decay_lines(prior[4])
     draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title, vlines=vlines)
     last = valid[-1][1]
     hours = training_hours(records)
@@ -857,7 +864,7 @@ def main(argv=None):
     if prior:
         result.update(prior_epochs=prior[0][-1], prior_updates=prior[2], prior_train_hours=prior[3],
                       prior_precision=precision_of(run / "stage2.cmd"),
-                      prior_valid_curve={"epoch": prior[0], "nll_per_sentence": prior[1]})
+                      prior_valid_curve={"epoch": prior[0], "nll_per_sentence": prior[1]}, prior_lr_decays=prior[4])
     # stage one's test Rec (fairseq-validate --valid-subset test: davam_stage1_test in common.sh)
     # stands as the row's evaluation until the full one (with the prior's KL and PPL) exists
     tested = validate_record(run / "test.log", "test")

@@ -291,3 +291,22 @@ def test_vertical_reference_lines_are_drawn(tmp_path):
     assert len(rows), "the lines are missing"
     assert columns.max() - columns.min() < 0.2 * a.shape[1], "one x position (line and its label)"
     assert rows.max() - rows.min() > 0.6 * a.shape[0], "a line runs across both subplots"
+
+
+def test_vertical_lines_per_subplot(tmp_path):
+    """draw(..., vlines={metric: [...]}): each subplot gets its own lines, none where its metric
+    has none (results.py marks stage one's decays on its panels and the prior's on its own)."""
+    from davam_plugin.cli import plot
+
+    data = {"run": {"splits": {"valid": {"rec": {"x": [1, 2, 3, 4], "y": [4.0, 3.0, 2.5, 2.0]},
+                                         "kl": {"x": [1, 2, 3, 4], "y": [1.0, 1.5, 1.7, 1.8]}}}}}  # fmt: skip
+    plain, marked = tmp_path / "plain.png", tmp_path / "marked.png"
+    plot.draw(data, ["rec", "kl"], ["valid"], "epoch", {}, plain)
+    plot.draw(data, ["rec", "kl"], ["valid"], "epoch", {}, marked, vlines={"kl": [{"value": 2.5, "label": "lr 0.5"}]})
+    import matplotlib.image
+
+    a, b = matplotlib.image.imread(plain), matplotlib.image.imread(marked)
+    rows, columns = (abs(a - b).sum(axis=2) > 0.1).nonzero()
+    assert len(rows), "the line is missing"
+    assert rows.min() > 0.45 * a.shape[0], "only in the lower subplot (kl), not in rec's"
+    assert columns.max() - columns.min() < 0.2 * a.shape[1], "one x position (line and its label)"
