@@ -385,15 +385,20 @@ class Pipeline:
             write_json(result_path, result)
         return read_json(result_path)
 
-    def davam_samples(self, where, n, num_samples, label):
-        """DAVAM stage one and its prior on the first ``n`` pool sentences, in ``where``; then
-        ``num_samples`` sentences from scratch. Returns (seconds per stage, the samples)."""
+    def subset_data(self, where, n):
+        """The first ``n`` pool sentences as ``where/train.txt``, binarized into
+        ``where/data-bin``. Returns (the data directory, {"preprocess": seconds})."""
         train_txt = where / "train.txt"
         if not train_txt.exists():
             write_lines(train_txt, self.pool[:n])
         data = where / "data-bin"
         self.preprocess(data, train_txt, f"the {n} training sentences")
-        seconds = {"preprocess": Stage(data / "preprocess.done").info()["seconds"]}
+        return data, {"preprocess": Stage(data / "preprocess.done").info()["seconds"]}
+
+    def davam_samples(self, where, n, num_samples, label):
+        """DAVAM stage one and its prior on the first ``n`` pool sentences, in ``where``; then
+        ``num_samples`` sentences from scratch. Returns (seconds per stage, the samples)."""
+        data, seconds = self.subset_data(where, n)
         seconds["davam"], davam = self.train(
             data, where / "davam", self.davam_args, where / "davam.log", f"DAVAM stage one ({label})",
             extra=("--task", "sentence_vae"),
@@ -417,16 +422,12 @@ class Pipeline:
         size_dir = self.work / f"size_{n}"
         print(f"[size {n}]", flush=True)
         counts = {value_label(r): round(r * n) for r in self.ratios}
-        data = size_dir / "data-bin"
         if self.davam_size is None:
             seconds, samples = self.davam_samples(size_dir, n, max(counts.values()), f"size {n}")
         else:  # only the LMs' data: the samples come from the shared DAVAM
-            train_txt = size_dir / "train.txt"
-            if not train_txt.exists():
-                write_lines(train_txt, self.pool[:n])
-            self.preprocess(data, train_txt, f"the {n} training sentences")
-            seconds = {"preprocess": Stage(data / "preprocess.done").info()["seconds"]}
+            _, seconds = self.subset_data(size_dir, n)
             samples = self.shared
+        data = size_dir / "data-bin"  # the baseline LM's (and, per size, the DAVAM's) data
         baseline = self.lm(size_dir / "baseline", data, f"size {n}, no augmentation")
         baseline["train_sentences"] = n
         cells = {}

@@ -824,7 +824,8 @@ def main(argv=None):
     def decay_lines(ds):
         return [{"value": d["after_epoch"] + 0.5, "label": f"lr {d['lr']:g}"} for d in ds]
 
-    vlines = {m: decay_lines(decays) for m in metrics}
+    stage_one = decay_lines(decays)
+    vlines = {m: stage_one for m in metrics}
     if prior:
         vlines["prior_nll_per_sentence"] = decay_lines(prior[4])
     draw(data, plotted, ["valid"], "epoch", hlines, out / f"{args.row}.png", title=title, vlines=vlines)
