@@ -5,7 +5,10 @@
                [--max-x 5]
 
 LOG is what ``fairseq-train --log-format json`` writes (its ``--log-file``, or its redirected
-console output; see :mod:`davam_plugin.cli.training_logs`). One subplot per metric, shared x
+console output; see :mod:`davam_plugin.cli.training_logs`), or the directory of its
+``--tensorboard-logdir`` (or one event file in it; read without tensorboard, see
+:mod:`davam_plugin.cli.tensorboard_logs`: fairseq writes no epochs there, so those runs plot
+with ``--x update`` only). One subplot per metric, shared x
 axis (epochs, or updates with ``--x update``: training curves then come from the
 ``train_inner`` records of every ``--log-interval`` updates), one colour per run, one line
 style per split. ``--max-x N`` keeps the points up to epoch (update) N: runs of different
@@ -25,6 +28,7 @@ import logging
 import sys
 from pathlib import Path
 
+from davam_plugin.cli import tensorboard_logs as tb
 from davam_plugin.cli import training_logs as tl
 from davam_plugin.cli.common import exit_status
 
@@ -44,7 +48,9 @@ def build_parser():
         description="Plot the curves of fairseq training logs (--log-format json) of one or more "
         "runs into one figure (one subplot per metric) and write the data behind it as JSON.",
     )
-    p.add_argument("logs", nargs="+", metavar="LOG", help="a fairseq-train log (--log-file, or redirected output)")
+    p.add_argument("logs", nargs="+", metavar="LOG",
+                   help="a fairseq-train log (--log-format json: its --log-file, or redirected output), or its "
+                   "--tensorboard-logdir (plotted per update)")  # fmt: skip
     p.add_argument("--metrics", default="loss", help="comma-separated metrics, e.g. rec,kl (default: loss)")
     p.add_argument("--out", required=True, metavar="FIG.png", help="the figure to write")
     p.add_argument("--json", metavar="PATH", help="the data behind the figure (default: FIG.json)")
@@ -102,19 +108,33 @@ def _run_labels(logs, labels_text):
     return labels
 
 
-def load_runs(logs, labels):
-    """``[(label, log, records)]``; PlotError for a missing or unreadable log or one without records."""
+def is_tensorboard(log):
+    """Whether LOG is read as tensorboard event files: a directory, or a file named like one."""
+    return Path(log).is_dir() or tb.is_event_file(log)
+
+
+def load_runs(logs, labels, x="epoch"):
+    """``[(label, log, records)]``; PlotError for a missing or unreadable log, one without
+    records, or a tensorboard log plotted per epoch (``x``)."""
     for log in logs:
         if not Path(log).exists():
             raise PlotError(f"LOG not found: {log}")
-        if not Path(log).is_file():
-            raise PlotError(f"LOG is not a file: {log}")
+        if not (Path(log).is_file() or Path(log).is_dir()):
+            raise PlotError(f"LOG is not a file or a directory: {log}")
+        if x == "epoch" and is_tensorboard(log):
+            raise PlotError(f"LOG {log} is a tensorboard log, whose records fairseq writes without their epoch: "
+                            "plot it with --x update")  # fmt: skip
     runs = []
     for log, label in zip(logs, labels):
         try:
-            records = tl.read_log(log)
+            records = tb.read_logdir(log) if is_tensorboard(log) else tl.read_log(log)
         except OSError as e:
             raise PlotError(f"cannot read LOG {log}: {e.strerror or e}") from None
+        except tb.EventFileError as e:
+            raise PlotError(f"LOG {log}: not a readable tensorboard event file: {e}") from None
+        if not records and is_tensorboard(log):
+            raise PlotError(f"no tensorboard scalars in {log} (give a fairseq-train --tensorboard-logdir, "
+                            "one of its split directories or an event file)")  # fmt: skip
         if not records:
             raise PlotError(f"no fairseq JSON records in {log} (was it trained with --log-format json?)")
         runs.append((label, log, records))
@@ -243,7 +263,7 @@ def run(args):
         name, line = _parse_hline(text, metrics)
         hlines.setdefault(name, []).append(line)
     labels = _run_labels(args.logs, args.labels)
-    runs = load_runs(args.logs, labels)
+    runs = load_runs(args.logs, labels, args.x)
     if args.max_x is not None and not args.max_x > 0:
         raise PlotError(f"--max-x must be > 0, got {args.max_x:g}")
     data = collect(runs, metrics, splits, args.x, args.max_x)
