@@ -34,6 +34,7 @@ from davam_plugin.optim.davam_plateau import reload_best_if_pending
 from davam_plugin.periodic_checkpoint import SAVE_LAST_INTERVAL_HELP, check_interval, install_periodic_checkpoint
 from davam_plugin.tasks.autocast import BF16_AUTOCAST_HELP, II, Bf16AutocastTaskMixin, check_task_precision
 from davam_plugin.tasks.sentence_vae import STAGE_ONE_DAVAM, load_sentence_vae_checkpoint
+from davam_plugin.tasks.update_count import UpdateCountCheckMixin
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def encode_codes(davam, sentences, batch_size: int, device) -> list:
 
 
 @register_task("davam_prior", dataclass=DavamPriorTaskConfig)
-class DavamPriorTask(Bf16AutocastTaskMixin, FairseqTask):
+class DavamPriorTask(UpdateCountCheckMixin, Bf16AutocastTaskMixin, FairseqTask):
     cfg: DavamPriorTaskConfig
 
     def __init__(self, cfg: DavamPriorTaskConfig, davam_task, davam):

@@ -57,6 +57,7 @@ from davam_plugin.modules.ema_vector_quantizer import EMAVectorQuantizer
 from davam_plugin.optim.davam_plateau import reload_best_if_pending
 from davam_plugin.periodic_checkpoint import SAVE_LAST_INTERVAL_HELP, check_interval, install_periodic_checkpoint
 from davam_plugin.tasks.autocast import BF16_AUTOCAST_HELP, Bf16AutocastTaskMixin, autocast_for, check_task_precision
+from davam_plugin.tasks.update_count import UpdateCountCheckMixin
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def check_prior_sampling_options(cfg) -> None:
 
 
 @register_task("sentence_vae", dataclass=SentenceVAEConfig)
-class SentenceVAETask(Bf16AutocastTaskMixin, FairseqTask):
+class SentenceVAETask(UpdateCountCheckMixin, Bf16AutocastTaskMixin, FairseqTask):
     cfg: SentenceVAEConfig
 
     def __init__(self, cfg: SentenceVAEConfig, dictionary: Dictionary):

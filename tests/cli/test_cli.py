@@ -244,6 +244,30 @@ def test_beta_schedule_survives_resume(tiny_data, tmp_path):
         assert (b2[n]["loss"], b2[n]["rec"]) == (a[n]["loss"], a[n]["rec"]), f"update {n}"
 
 
+RESTART_WARNING = "epoch 2 begins at update 0: the checkpoint it resumes has no optimizer state"
+
+
+@pytest.mark.parametrize("optimizer_state", [True, False], ids=["with-optimizer-state", "no-save-optimizer-state"])
+def test_resume_warns_when_fairseq_restarts_the_update_count(tiny_data, tmp_path, optimizer_state):
+    """fairseq restores the update count only with the optimizer state: resuming a checkpoint
+    written with --no-save-optimizer-state runs epoch 2 from update 0 again (and beta's warm-up
+    with it). The task says so in one warning; a normal resume continues the count, silently."""
+    flags = [tiny_data, *TRAIN_TINY, "--seed", "1", "--save-dir", tmp_path]
+    if not optimizer_state:
+        flags.append("--no-save-optimizer-state")
+    first = run_cli("fairseq-train", *flags, "--max-epoch", "1")
+    per_epoch = len(json_log(first.stdout + first.stderr, "train_inner"))
+    second = run_cli("fairseq-train", *flags, "--max-epoch", "2")
+    output = second.stdout + second.stderr
+    updates = [int(r["num_updates"]) for r in json_log(output, "train_inner")]
+    if optimizer_state:
+        assert updates == list(range(per_epoch + 1, 2 * per_epoch + 1))
+        assert RESTART_WARNING not in output
+    else:
+        assert updates == list(range(1, per_epoch + 1)), "fairseq restarts the count (what the warning is about)"
+        assert output.count(RESTART_WARNING) == 1
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.fixture(scope="module")
 def train_without_dict(tmp_path_factory):
