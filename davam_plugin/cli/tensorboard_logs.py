@@ -190,10 +190,10 @@ def split_files(path):
         return {path.parent.name: [path]} if is_event_file(path) else {}
     found = {}
     for directory in [path, *sorted(p for p in path.iterdir() if p.is_dir())]:
-        files = sorted(p for p in directory.iterdir() if p.is_file() and is_event_file(p))
+        # oldest first: an event file's name holds the time it was opened
+        files = sorted((p for p in directory.iterdir() if p.is_file() and is_event_file(p)),
+                       key=lambda p: (_opened_at(p), p.name))  # fmt: skip
         if files:
-            # event file names start with the time they were opened: sorted, oldest first
-            files.sort(key=lambda p: (_opened_at(p), p.name))
             found[directory.name] = files
     return found
 
