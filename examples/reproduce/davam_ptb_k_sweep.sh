@@ -25,7 +25,10 @@
 # and the authors' plateau rule for N epochs, then the same prior. In
 # $RUNS/davam_ptb_k_sweep_fast/{warmup,adam}; results davam_ptb_k_sweep_fast.{png,json}. About
 # 2.5 hours per K on one core at EPOCHS=10 ADAM_EPOCHS=10, where davam_ptb_k512_fast's K = 512
-# was at valid Rec 81.54 (codes 24 nats ahead of the LM).
+# was at valid Rec 81.54 (codes 24 nats ahead of the LM). The longer budget finishes one K
+# (warm-up, Adam, prior) before it starts the next, and copies the figure and JSON of the Ks
+# done so far to $RESULTS after each, so that a lost $RUNS leaves them behind: the JSON's
+# "values" are the Ks finished, "values_planned" all of VALUES, "complete" whether they agree.
 source "$(dirname "$0")/common.sh"
 no_arguments "$@"
 VALUES=${VALUES:-128,256,512,1024}
@@ -56,21 +59,43 @@ SWEEP=(davam-sweep "$DATA" --setting --num-codes --values "$VALUES")
 if [ -z "$ADAM_EPOCHS" ]; then
   TRAIN=(--save-root "$RUN" --out "$RUN/sweep.png" --label "PTB, $EPOCHS epochs"
     --prior-args="${PRIOR_ARGS[*]}" -- "${STAGE1[@]}")
-  OUT=$RUN/sweep
-else
+  log "sweep: ${SWEEP[*]} ${TRAIN[*]}" | tee -a "$RUN/sweep.log"
+  "${SWEEP[@]}" "${TRAIN[@]}" >> "$RUN/sweep.log" 2>&1
+  log "sweep: finished" | tee -a "$RUN/sweep.log"
+  publish "$RUN/sweep" "$ROW"
+  exit 0
+fi
+# mark_planned JSON: add the planned values ("values_planned") and whether all are done ("complete")
+mark_planned() {
+  python - "$1" "$VALUES" <<'PY'
+import json, sys
+path, planned = sys.argv[1], json.loads("[" + sys.argv[2] + "]")
+with open(path) as f:
+    doc = json.load(f)
+doc.update(values_planned=planned, complete=doc.get("values") == planned)
+with open(path, "w") as f:
+    json.dump(doc, f, indent=2)
+    f.write("\n")
+PY
+}
+plateau_flags 1
+IFS=, read -ra VALUE_LIST <<< "$VALUES"
+SO_FAR=""
+for v in "${VALUE_LIST[@]}"; do
+  SO_FAR=${SO_FAR:+$SO_FAR,}$v
+  SWEEP=(davam-sweep "$DATA" --setting --num-codes --values "$SO_FAR")
   # phase 1, the warm-up: no prior (its figure, $RUN/warmup/sweep.png, shows Rec and codes in use per K)
-  log "warmup: ${SWEEP[*]} --save-root $RUN/warmup -- ${STAGE1[*]}" | tee -a "$RUN/sweep.log"
+  log "warmup K=$v: ${SWEEP[*]} --save-root $RUN/warmup -- ${STAGE1[*]}" | tee -a "$RUN/sweep.log"
   "${SWEEP[@]}" --save-root "$RUN/warmup" --label "PTB, warm-up, $EPOCHS epochs" -- "${STAGE1[@]}" >> "$RUN/sweep.log" 2>&1
-  log "warmup: finished" | tee -a "$RUN/sweep.log"
-  # phase 2: each K from its own warm-up state with the fast row's Adam flags (FAST_STAGE1_FLAGS, common.sh)
-  plateau_flags 1
+  log "warmup K=$v: finished" | tee -a "$RUN/sweep.log"
+  # phase 2: K from its own warm-up state with the fast row's Adam flags (FAST_STAGE1_FLAGS, common.sh)
   TRAIN=(--save-root "$RUN/adam" --out "$RUN/adam/sweep.png"
     --label "PTB, $EPOCHS epochs warm-up + $ADAM_EPOCHS Adam" --prior-args="${PRIOR_ARGS[*]}"
     -- "${STAGE1[@]}" --max-epoch "$ADAM_EPOCHS" "${FAST_STAGE1_FLAGS[@]}" "${PLATEAU_FLAGS[@]}" --stop-min-lr 0
     --finetune-from-model "$RUN/warmup/num-codes_{value}/checkpoints/checkpoint_last.pt")
-  OUT=$RUN/adam/sweep
-fi
-log "sweep: ${SWEEP[*]} ${TRAIN[*]}" | tee -a "$RUN/sweep.log"
-"${SWEEP[@]}" "${TRAIN[@]}" >> "$RUN/sweep.log" 2>&1
-log "sweep: finished" | tee -a "$RUN/sweep.log"
-publish "$OUT" "$ROW"
+  log "sweep K=$v: ${SWEEP[*]} ${TRAIN[*]}" | tee -a "$RUN/sweep.log"
+  "${SWEEP[@]}" "${TRAIN[@]}" >> "$RUN/sweep.log" 2>&1
+  log "sweep K=$v: finished" | tee -a "$RUN/sweep.log"
+  mark_planned "$RUN/adam/sweep.json"
+  publish "$RUN/adam/sweep" "$ROW"
+done

@@ -357,13 +357,28 @@ def test_k_sweep_and_augmentation_recipes_commands(tmp_path):
 
     # the longer budget: each K warmed up by the authors' recipe (beta over all EPOCHS epochs),
     # then Adam from that K's own last state, as davam_ptb_k512_fast trains K = 512
-    both = tmp_path / "both.txt"
+    # one K after the other (warm-up, Adam, prior), the results copied after each: the stand-in
+    # writes the sweep's JSON with the values it was given, and the recipe adds the planned ones
+    both, published = tmp_path / "both.txt", tmp_path / "published.txt"
     (tmp_path / "bin" / "davam-sweep").write_text(
         "#!/usr/bin/env bash\n" + recording_figure_tool(calls) + f"{{ cat {calls}; echo CALL-END; }} >> {both}\n"
+        f"""out=$(sed -n '/^--out$/{{n;p}}' {calls}); values=$(sed -n '/^--values$/{{n;p}}' {calls})
+if [ -n "$out" ]; then echo "{{\\"values\\": [$values]}}" > "${{out%.png}}.json"; fi
+if [ -z "$out" ] && [ -f {out}/davam_ptb_k_sweep_fast.json ]; then cat {out}/davam_ptb_k_sweep_fast.json >> {published}; echo CALL-END >> {published}; fi
+"""
     )
     proc = recipe("davam_ptb_k_sweep.sh", dict(env, EPOCHS="10", ADAM_EPOCHS="10"))
     assert proc.returncode == 0, proc.stderr
-    warm, adam = [c.strip().splitlines() for c in both.read_text().split("CALL-END")[:2]]
+    calls_made = [c.strip().splitlines() for c in both.read_text().split("CALL-END")[:-1]]
+    sofar = ["128", "128,256", "128,256,512", "128,256,512,1024"]
+    assert [c[c.index("--values") + 1] for c in calls_made] == [v for v in sofar for _ in (0, 1)]
+    assert [c[c.index("--save-root") + 1].rsplit("/", 1)[1] for c in calls_made] == ["warmup", "adam"] * 4
+    seen = [json.loads(d) for d in published.read_text().split("CALL-END")[:-1]]
+    assert [d["values"] for d in seen] == [[128], [128, 256], [128, 256, 512]]  # at each later warm-up
+    assert all(d["values_planned"] == [128, 256, 512, 1024] and d["complete"] is False for d in seen)
+    final = json.loads((out / "davam_ptb_k_sweep_fast.json").read_text())
+    assert final == {"values": [128, 256, 512, 1024], "values_planned": [128, 256, 512, 1024], "complete": True}
+    warm, adam = calls_made[:2]
     root = tmp_path / "runs" / "davam_ptb_k_sweep_fast"
     assert warm[warm.index("--save-root") + 1] == f"{root}/warmup" and not any(a.startswith("--prior-args") for a in warm)
     wtrain = warm[warm.index("--") + 1 :]
