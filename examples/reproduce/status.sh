@@ -15,15 +15,43 @@ no_arguments "$@"
 # JSON log (METRIC: the first of neg_elbo, rec, nll_per_sentence, loss that it has), or nothing;
 # plus "; saved mid-epoch E' at U' updates" when a later mid-epoch checkpoint_last.pt save
 # (--save-last-interval-updates: fairseq logs "score None") is where a resumed run goes on.
+# last_valid LOG running: also, for a running stage, how long it may still take: "; N of M
+# epochs done, about X min per epoch: at most H h to go" (M: the config's max_epoch, which a
+# stopping rule such as davam_plateau's may cut short; X: the median time between the ends of
+# two consecutive epochs in one process, so that stops and restarts do not count).
 # The log is read by the plugin's own parser, davam_plugin/cli/training_logs.py, loaded from its
 # file: importing the package would load fairseq (seconds per stage).
 last_valid() {
   [ -f "$1" ] || return 0
-  python - "$REPO/davam_plugin/cli/training_logs.py" "$1" <<'PY' 2>/dev/null || true
-import importlib.util, re, sys
+  python - "$REPO/davam_plugin/cli/training_logs.py" "$1" "${2:-}" <<'PY' 2>/dev/null || true
+import datetime, importlib.util, json, re, statistics, sys
 spec = importlib.util.spec_from_file_location("training_logs", sys.argv[1])
 tl = sys.modules["training_logs"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tl)
+EPOCH_END = re.compile(r"^\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,\d+\]\[train\]\[INFO\] - | \| INFO \| train \| )(\{.*)$")
+
+
+def eta(lines):
+    max_epoch, done, prev, minutes = None, 0, None, []
+    for line in lines:
+        start = re.search(r"'max_epoch': (\d+)", line)  # fairseq's config dump: a process starts
+        if start:
+            max_epoch, prev = int(start.group(1)), None
+            continue
+        end = EPOCH_END.match(line)
+        if not end:
+            continue
+        done = int(json.loads(end.group(2))["epoch"])
+        when = datetime.datetime.strptime(end.group(1), "%Y-%m-%d %H:%M:%S")
+        if prev is not None and done == prev[0] + 1:
+            minutes.append((when - prev[1]).total_seconds() / 60)
+        prev = (done, when)
+    if not minutes or not max_epoch or done >= max_epoch:
+        return ""
+    per = statistics.median(minutes)
+    return f"; {done} of {max_epoch} epochs done, about {per:.0f} min per epoch: at most {(max_epoch - done) * per / 60:.1f} h to go"
+
+
 valid = [r for r in tl.read_log(sys.argv[2]) if r.split == "valid"]
 if valid:
     last = valid[-1]
@@ -37,6 +65,8 @@ if valid:
                        open(sys.argv[2], errors="replace").read())
     mid = saved[-1] if saved else None
     tail = f"; saved mid-epoch {mid[0]} at {int(mid[1]):,} updates" if mid and int(mid[1]) > (last.num_updates or 0) else ""
+    if sys.argv[3] == "running":
+        tail += eta(open(sys.argv[2], errors="replace").read().splitlines())
     print(", ".join(parts) + tail)
 PY
 }
@@ -50,7 +80,7 @@ for run in "$RUNS"/*/; do
     if [ -f "$run$stage.done" ]; then state=done
     elif row_running "$run"; then state=running
     else state=stopped; fi
-    last=$(last_valid "$run$stage.log")
+    last=$(last_valid "$run$stage.log" "$state")
     # the fast DAVAM recipe's stage one restarts fairseq's update count after its warm-up
     if [ "$stage" = stage1 ] && [ -f "${run}warmup.log" ]; then last=${last/ updates/ updates after the warm-up}; fi
     stages="$stages $stage=$state${last:+ (last valid: $last)}"
@@ -62,6 +92,12 @@ for run in "$RUNS"/*/; do
     line=""
     [ -z "$log" ] || line=$(grep -v -e '^[[:space:]]*$' -e '^INFO:' "$log" | tail -n 1 | sed 's/^[[:space:]]*//' | cut -c1-160)
     [ -z "$line" ] || stages=" $(basename "$log"): $line"
+    # while it trains ("fairseq-train -> LOG"), that training's last validation and time to go
+    sub=$(sed -n 's/.*fairseq-train -> \(.*\.log\)$/\1/p' <<< "$line")
+    if [ -n "$sub" ] && row_running "$run"; then
+      last=$(last_valid "$sub" running)
+      stages="$stages${last:+ (last valid: $last)}"
+    fi
   fi
   echo "$row:${stages:- no stage started}"
   if [ -f "${run}recipe.done" ]; then echo "  finished"

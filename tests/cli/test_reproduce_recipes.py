@@ -621,6 +621,52 @@ def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):
     assert proc.stdout.splitlines()[0] == f"no runs yet: {tmp_path}/none does not exist" and len(proc.stdout.splitlines()) == 4
 
 
+def test_status_says_how_long_a_running_stage_may_take(tmp_path):
+    """status.sh, for a running stage (a process has the row directory in its command line):
+    the epochs done of the config's max_epoch and the median time between two consecutive
+    epoch ends within one process (the gap across a restart does not count); the same for the
+    training a tool row (davam-sweep) is in; a stopped stage gets none of it."""
+    runs = tmp_path / "runs"
+    env = dict(SUBPROCESS_ENV, RUNS=str(runs), RESULTS=str(tmp_path / "results"))
+    row, tool = runs / "row_r", runs / "row_t"
+    (tool / "warmup" / "k_8").mkdir(parents=True)
+    row.mkdir()
+    (row / "train.cmd").write_text("x\n")
+    start = "[2026-12-06 09:00:00,000][fairseq_cli.train][INFO] - {'optimization': {'max_epoch': 10, 'lr': [1.0]}}\n"
+    end = '[2026-12-06 {}:00,123][train][INFO] - {{"epoch": {}, "train_loss": "1.0"}}\n'
+    valid = '[2026-12-06 13:31:00,000][valid][INFO] - {"epoch": 5, "valid_rec": "80.0", "valid_num_updates": "500"}\n'
+    log = (start + end.format("10:00", 1) + end.format("10:20", 2) + end.format("10:40", 3)
+           + start + end.format("13:00", 4) + end.format("13:30", 5) + valid)  # fmt: skip
+    (row / "train.log").write_text(log)
+    # the tool row's training: fairseq-train's own JSON log format
+    sub = tool / "warmup" / "k_8" / "train.log"
+    sub.write_text("2026-12-06 08:00:00 | INFO | fairseq_cli.train | {'optimization': {'max_epoch': 4}}\n"
+                   + "".join(f'2026-12-06 08:{10 * e:02d}:00 | INFO | train | {{"epoch": {e}}}\n' for e in (1, 2, 3))
+                   + '2026-12-06 08:31:00 | INFO | valid | {"epoch": 3, "valid_rec": "99.0", "valid_num_updates": "30"}\n')  # fmt: skip
+    (tool / "sweep.log").write_text(f"[k 8] fairseq-train -> {sub}\n")
+    proc = recipe("status.sh", env)
+    assert proc.stdout.splitlines() == [
+        "row_r: train=stopped (last valid: epoch 5, 500 updates, rec 80.00)",
+        f"row_t: sweep.log: [k 8] fairseq-train -> {sub}",
+    ]
+    holders = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"{d}/"]) for d in (row, tool)]
+    try:
+        proc = recipe("status.sh", env)
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "row_r: train=running (last valid: epoch 5, 500 updates, rec 80.00; 5 of 10 epochs done, about 20 min per "
+        "epoch: at most 1.7 h to go)",
+        "  running",
+        f"row_t: sweep.log: [k 8] fairseq-train -> {sub} (last valid: epoch 3, 30 updates, rec 99.00; 3 of 4 epochs "
+        "done, about 10 min per epoch: at most 0.2 h to go)",
+        "  running",
+    ]
+
+
 def test_branch_probe_commands_and_errors(tmp_path):
     """davam_ptb_probe.sh's branch variants continue FROM past beta's warm-up (sgd_decay_from with
     fairseq's fixed schedule in place of davam_plateau's flags, which it would refuse): the first start
