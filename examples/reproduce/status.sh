@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where each reproduction row stands: its stages (done, running or stopped, with the last
 # validation: epoch, updates (the fast DAVAM recipe's stage one: after its warm-up) and -ELBO,
-# Rec or loss) and, for a row started by a recipe that records it, whether the row is
+# Rec or loss; while one runs, at most how long it has to go) and, for a row started by a
+# recipe that records it, whether the row is
 # finished, running, held before a stage (RUNS/ROW/hold_before: common.sh) or stopped, with the
 # command that resumes a stopped one (a row run by one tool, davam-sweep or davam-augment: the
 # last line of its newest log instead of stages). Then the rows whose run directory is gone (a machine
