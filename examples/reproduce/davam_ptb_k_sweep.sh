@@ -55,13 +55,17 @@ STAGE1=(--user-dir "$PLUGIN" --task sentence_vae --arch davam_ptb --criterion da
   --beta-warmup-updates $((1315 * BETA_EPOCHS)) --best-checkpoint-metric rec_plus_commitment
   --save-last-interval-updates "$SAVE_LAST_EVERY" --seed "$SEED" --num-workers 0 --no-epoch-checkpoints
   "${PRECISION_FLAGS[@]}" $SMOKE)
-SWEEP=(davam-sweep "$DATA" --setting --num-codes --values "$VALUES")
+# sweep_step WHAT COMMAND...: run one davam-sweep call, its output and start/end lines in sweep.log
+sweep_step() {
+  local what=$1
+  shift
+  log "$what: $*" | tee -a "$RUN/sweep.log"
+  "$@" >> "$RUN/sweep.log" 2>&1
+  log "$what: finished" | tee -a "$RUN/sweep.log"
+}
 if [ -z "$ADAM_EPOCHS" ]; then
-  TRAIN=(--save-root "$RUN" --out "$RUN/sweep.png" --label "PTB, $EPOCHS epochs"
-    --prior-args="${PRIOR_ARGS[*]}" -- "${STAGE1[@]}")
-  log "sweep: ${SWEEP[*]} ${TRAIN[*]}" | tee -a "$RUN/sweep.log"
-  "${SWEEP[@]}" "${TRAIN[@]}" >> "$RUN/sweep.log" 2>&1
-  log "sweep: finished" | tee -a "$RUN/sweep.log"
+  sweep_step sweep davam-sweep "$DATA" --setting --num-codes --values "$VALUES" --save-root "$RUN" \
+    --out "$RUN/sweep.png" --label "PTB, $EPOCHS epochs" --prior-args="${PRIOR_ARGS[*]}" -- "${STAGE1[@]}"
   publish "$RUN/sweep" "$ROW"
   exit 0
 fi
@@ -85,17 +89,12 @@ for v in "${VALUE_LIST[@]}"; do
   SO_FAR=${SO_FAR:+$SO_FAR,}$v
   SWEEP=(davam-sweep "$DATA" --setting --num-codes --values "$SO_FAR")
   # phase 1, the warm-up: no prior (its figure, $RUN/warmup/sweep.png, shows Rec and codes in use per K)
-  log "warmup K=$v: ${SWEEP[*]} --save-root $RUN/warmup -- ${STAGE1[*]}" | tee -a "$RUN/sweep.log"
-  "${SWEEP[@]}" --save-root "$RUN/warmup" --label "PTB, warm-up, $EPOCHS epochs" -- "${STAGE1[@]}" >> "$RUN/sweep.log" 2>&1
-  log "warmup K=$v: finished" | tee -a "$RUN/sweep.log"
+  sweep_step "warmup K=$v" "${SWEEP[@]}" --save-root "$RUN/warmup" --label "PTB, warm-up, $EPOCHS epochs" -- "${STAGE1[@]}"
   # phase 2: K from its own warm-up state with the fast row's Adam flags (FAST_STAGE1_FLAGS, common.sh)
-  TRAIN=(--save-root "$RUN/adam" --out "$RUN/adam/sweep.png"
-    --label "PTB, $EPOCHS epochs warm-up + $ADAM_EPOCHS Adam" --prior-args="${PRIOR_ARGS[*]}"
-    -- "${STAGE1[@]}" --max-epoch "$ADAM_EPOCHS" "${FAST_STAGE1_FLAGS[@]}" "${PLATEAU_FLAGS[@]}" --stop-min-lr 0
-    --finetune-from-model "$RUN/warmup/num-codes_{value}/checkpoints/checkpoint_last.pt")
-  log "sweep K=$v: ${SWEEP[*]} ${TRAIN[*]}" | tee -a "$RUN/sweep.log"
-  "${SWEEP[@]}" "${TRAIN[@]}" >> "$RUN/sweep.log" 2>&1
-  log "sweep K=$v: finished" | tee -a "$RUN/sweep.log"
+  sweep_step "sweep K=$v" "${SWEEP[@]}" --save-root "$RUN/adam" --out "$RUN/adam/sweep.png" \
+    --label "PTB, $EPOCHS epochs warm-up + $ADAM_EPOCHS Adam" --prior-args="${PRIOR_ARGS[*]}" \
+    -- "${STAGE1[@]}" --max-epoch "$ADAM_EPOCHS" "${FAST_STAGE1_FLAGS[@]}" "${PLATEAU_FLAGS[@]}" --stop-min-lr 0 \
+    --finetune-from-model "$RUN/warmup/num-codes_{value}/checkpoints/checkpoint_last.pt"
   mark_planned "$RUN/adam/sweep.json"
   publish "$RUN/adam/sweep" "$ROW"
 done

@@ -62,12 +62,12 @@ if valid:
     name = next((m for m in ("neg_elbo", "rec", "nll_per_sentence", "loss") if m in last.metrics), None)
     if name:  # fairseq's own loss (a plain LM's) is in bits per token; the plugin's metrics in nats
         parts.append(f"{name} {last.metrics[name]:.2f}" + (" (bits per token)" if name == "loss" else ""))
-    saved = re.findall(r"Saved checkpoint \S*checkpoint_last\S*\.pt \(epoch (\d+) @ (\d+) updates, score None\)",
-                       open(sys.argv[2], errors="replace").read())
+    text = open(sys.argv[2], errors="replace").read()
+    saved = re.findall(r"Saved checkpoint \S*checkpoint_last\S*\.pt \(epoch (\d+) @ (\d+) updates, score None\)", text)
     mid = saved[-1] if saved else None
     tail = f"; saved mid-epoch {mid[0]} at {int(mid[1]):,} updates" if mid and int(mid[1]) > (last.num_updates or 0) else ""
     if sys.argv[3] == "running":
-        tail += eta(open(sys.argv[2], errors="replace").read().splitlines())
+        tail += eta(text.splitlines())
     print(", ".join(parts) + tail)
 PY
 }
