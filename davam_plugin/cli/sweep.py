@@ -5,6 +5,7 @@ and KL against the value (the DAVAM paper's sensitivity analyses, Fig. 4(a)-(c))
         [--out ROOT/sweep.png] [--json PATH] [--eval-subset valid] [--checkpoint best|last]
         [--prior-args='--arch davam_prior --criterion davam_prior ... --max-epoch 5']
         [--evaluate-args='--iw-samples 100'] [--label NAME] [--compare LABEL=JSON ...]
+        [--reuse-json EARLIER.json]
         -- FAIRSEQ-TRAIN ARGUMENTS (task, arch, criterion, optimizer and the reduced budget)
 
 Everything after ``--`` goes to ``fairseq-train DATA`` unchanged but for ``{value}``, which
@@ -35,6 +36,14 @@ Per value, in ``ROOT/<setting>_<value>/`` (e.g. ``num-codes_128``):
    that checkpoint on ``--eval-subset`` with those extra arguments, in
    ``evaluate_<subset>_<best|last>.json``: adds ``neg_elbo``, ``mi`` (the aggregate posterior's
    mutual information), ``active_units`` and ``iw_nll`` to the value's results.
+
+``--reuse-json JSON`` (an earlier ``--json`` of the same sweep, e.g. a committed copy) takes a
+value from that file instead of training it again when the value's directory is gone, as
+after a lost save root: the value's entry is copied with ``"reused_from": JSON`` added. The
+two sweeps must agree on DATA, ``--setting``, the fairseq-train arguments (compared word by
+word, paths as given), ``--prior-args``, ``--evaluate-args``, ``--eval-subset`` and
+``--checkpoint``; otherwise the command ends with one error line naming the difference. A value
+whose directory exists is resumed as usual, whatever the JSON holds.
 
 ``--compare LABEL=JSON`` draws other sweeps of the same setting (their ``--json``) on the same
 axes, one colour per sweep, with a legend (``--label`` names this one).
@@ -127,6 +136,11 @@ def build_parser():
     p.add_argument("--compare", action="append", default=[], metavar="LABEL=JSON",
                    help="draw another sweep of the same setting (its JSON) on the same axes; repeatable")
     p.add_argument("--batch-size", type=int, default=64, help="batch size of the evaluations (default: 64)")
+    p.add_argument("--reuse-json", metavar="JSON",
+                   help="an earlier --json of this same sweep (same DATA, --setting, fairseq-train arguments, "
+                   "--prior-args, --evaluate-args, --eval-subset and --checkpoint): a value whose directory "
+                   "ROOT/<setting>_<value> does not exist but which that JSON holds is taken from it instead of "
+                   "trained again (after a lost save root); its entry gets \"reused_from\"")
     return p
 
 
@@ -406,6 +420,40 @@ def read_compare(specs, setting):
     return series
 
 
+def read_reuse(path, data, args, train_args, prior_args, evaluate_args):
+    """{value label: entry} of ``--reuse-json PATH``, an earlier ``--json`` of the same sweep:
+    PipelineError unless it is one and was made with the same data, setting, arguments, split
+    and checkpoint (paths compared as given, but for DATA, compared resolved). Each entry gets
+    ``reused_from`` (PATH, or the file it was first reused from)."""
+    flag = f"--reuse-json {path}"
+    try:
+        doc = read_json(path)
+    except (OSError, ValueError) as e:
+        raise PipelineError(f"{flag}: cannot read it: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), dict) or "values" not in doc:
+        raise PipelineError(f"{flag}: not a davam-sweep JSON")
+    if Path(str(doc.get("data"))).resolve() != data.resolve():
+        raise PipelineError(f"{flag}: that sweep trained on {doc.get('data')}, this one on {data}")
+    ours = {"--setting": args.setting, "--prior-args": prior_args, "--evaluate-args": evaluate_args,
+            "--eval-subset": args.eval_subset, "--checkpoint": args.checkpoint}  # fmt: skip
+    theirs = {"--setting": doc.get("setting"), "--prior-args": doc.get("prior_args"),
+              "--evaluate-args": doc.get("evaluate_args"), "--eval-subset": doc.get("eval_subset"),
+              "--checkpoint": doc.get("checkpoint")}  # fmt: skip
+    for name, mine in ours.items():
+        if theirs[name] != mine:
+            raise PipelineError(f"{flag}: that sweep had {name} {theirs[name]!r}, this one {mine!r}")
+    old = doc.get("train_args")
+    if old != train_args:
+        old = old if isinstance(old, list) else []
+        i = next((i for i, (a, b) in enumerate(zip(old, train_args)) if a != b), min(len(old), len(train_args)))
+        theirs_at = " ".join(map(str, old[i : i + 2])) or "(nothing)"
+        ours_at = " ".join(map(str, train_args[i : i + 2])) or "(nothing)"
+        raise PipelineError(
+            f"{flag}: that sweep had other fairseq-train arguments (argument {i + 1}: {theirs_at!r} there, {ours_at!r} here)"
+        )
+    return {str(k): {**r, "reused_from": r.get("reused_from") or str(path)} for k, r in doc["runs"].items()}
+
+
 def extra_args(text, flag, reserved):
     """The argument list in ``flag``'s quoted string (None if not given); PipelineError if it does
     not split or passes one of the ``reserved`` flags, which the sweep sets."""
@@ -436,10 +484,16 @@ def run(args, train_args):
     json_path = Path(args.json) if args.json else out.with_suffix(".json")
     if json_path.absolute() == out.absolute():
         raise PipelineError(f"--out {out} and the JSON would be the same file (give --out FIG.png or --json PATH)")
+    reuse = read_reuse(args.reuse_json, data, args, train_args, prior_args, evaluate_args) if args.reuse_json else {}
     Path(args.save_root).mkdir(parents=True, exist_ok=True)
     runs = {}
     for value in values:
-        runs[value_label(value)] = run_value(args, ns, train_args, prior_args, value, evaluate_args)
+        key, d = value_label(value), run_dir(args.save_root, args.setting, value)
+        if key in reuse and not d.exists():
+            print(f"[{args.setting} {key}] no {d}: taken from --reuse-json {args.reuse_json}", flush=True)
+            runs[key] = reuse[key]
+        else:
+            runs[key] = run_value(args, ns, train_args, prior_args, value, evaluate_args)
     doc = {
         "setting": args.setting,
         "values": values,

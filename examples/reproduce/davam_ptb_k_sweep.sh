@@ -29,6 +29,8 @@
 # (warm-up, Adam, prior) before it starts the next, and copies the figure and JSON of the Ks
 # done so far to $RESULTS after each, so that a lost $RUNS leaves them behind: the JSON's
 # "values" are the Ks finished, "values_planned" all of VALUES, "complete" whether they agree.
+# After a lost $RUNS the Ks in that committed JSON are not trained again (davam-sweep
+# --reuse-json: their entries say "reused_from"); delete it from $RESULTS to train them anew.
 source "$(dirname "$0")/common.sh"
 no_arguments "$@"
 VALUES=${VALUES:-128,256,512,1024}
@@ -82,16 +84,32 @@ with open(path, "w") as f:
     f.write("\n")
 PY
 }
+# reused K: $RESULTS/$ROW.json (the Ks published so far) holds K and $RUN/adam has no directory
+# for it, as after a lost $RUNS: davam-sweep --reuse-json takes K from that file, not trained again
+PUBLISHED=$RESULTS/$ROW.json
+REUSE=()
+reused() {
+  [ -f "$PUBLISHED" ] && [ ! -e "$RUN/adam/num-codes_$1" ] &&
+    python3 -c 'import json, sys; sys.exit(sys.argv[2] not in json.load(open(sys.argv[1])).get("runs", {}))' \
+      "$PUBLISHED" "$1"
+}
 plateau_flags 1
 IFS=, read -ra VALUE_LIST <<< "$VALUES"
-SO_FAR=""
+SO_FAR="" TRAINED=""
 for v in "${VALUE_LIST[@]}"; do
   SO_FAR=${SO_FAR:+$SO_FAR,}$v
-  SWEEP=(davam-sweep "$DATA" --setting --num-codes --values "$SO_FAR")
+  if reused "$v"; then
+    log "K=$v: in $PUBLISHED and not in $RUN/adam: taken from there, not trained again" | tee -a "$RUN/sweep.log"
+    REUSE=(--reuse-json "$PUBLISHED")
+    continue
+  fi
+  TRAINED=${TRAINED:+$TRAINED,}$v
   # phase 1, the warm-up: no prior (its figure, $RUN/warmup/sweep.png, shows Rec and codes in use per K)
-  sweep_step "warmup K=$v" "${SWEEP[@]}" --save-root "$RUN/warmup" --label "PTB, warm-up, $EPOCHS epochs" -- "${STAGE1[@]}"
+  sweep_step "warmup K=$v" davam-sweep "$DATA" --setting --num-codes --values "$TRAINED" --save-root "$RUN/warmup" \
+    --label "PTB, warm-up, $EPOCHS epochs" -- "${STAGE1[@]}"
   # phase 2: K from its own warm-up state with the fast row's Adam flags (FAST_STAGE1_FLAGS, common.sh)
-  sweep_step "sweep K=$v" "${SWEEP[@]}" --save-root "$RUN/adam" --out "$RUN/adam/sweep.png" \
+  sweep_step "sweep K=$v" davam-sweep "$DATA" --setting --num-codes --values "$SO_FAR" "${REUSE[@]}" \
+    --save-root "$RUN/adam" --out "$RUN/adam/sweep.png" \
     --label "PTB, $EPOCHS epochs warm-up + $ADAM_EPOCHS Adam" --prior-args="${PRIOR_ARGS[*]}" \
     -- "${STAGE1[@]}" --max-epoch "$ADAM_EPOCHS" "${FAST_STAGE1_FLAGS[@]}" "${PLATEAU_FLAGS[@]}" --stop-min-lr 0 \
     --finetune-from-model "$RUN/warmup/num-codes_{value}/checkpoints/checkpoint_last.pt"

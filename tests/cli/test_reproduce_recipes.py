@@ -394,6 +394,20 @@ if [ -z "$out" ] && [ -f {out}/davam_ptb_k_sweep_fast.json ]; then cat {out}/dav
     assert (out / "davam_ptb_k_sweep_fast.png").is_file() and (out / "davam_ptb_k_sweep_fast.json").is_file()
     assert (root / "recipe.done").is_file() and "ADAM_EPOCHS=10" in (root / "recipe_command.txt").read_text()
 
+    # after a lost RUNS the Ks in the published JSON are not trained again: the warm-up gets the
+    # others only, the Adam sweep all Ks so far with --reuse-json (davam-sweep takes them from it)
+    shutil.rmtree(root)
+    (out / "davam_ptb_k_sweep_fast.json").write_text(json.dumps({"values": [128], "runs": {"128": {"rec": 88.8}}}))
+    both.write_text("")
+    proc = recipe("davam_ptb_k_sweep.sh", dict(env, EPOCHS="10", ADAM_EPOCHS="10", VALUES="128,256,512"))
+    assert proc.returncode == 0, proc.stderr
+    assert "K=128: in " in proc.stdout and "not trained again" in proc.stdout
+    calls_made = [c.strip().splitlines() for c in both.read_text().split("CALL-END")[:-1]]
+    assert [(c[c.index("--save-root") + 1].rsplit("/", 1)[1], c[c.index("--values") + 1]) for c in calls_made] == [
+        ("warmup", "256"), ("adam", "128,256"), ("warmup", "256,512"), ("adam", "128,256,512")]
+    reuse = [c[c.index("--reuse-json") + 1] if "--reuse-json" in c else None for c in calls_made]
+    assert reuse == [None, str(out / "davam_ptb_k_sweep_fast.json"), None, str(out / "davam_ptb_k_sweep_fast.json")]
+
     missing = recipe("snli_augment.sh", env)
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"error: {snli}/valid.txt not found: set SNLI to the SNLI sentences directory"

@@ -93,6 +93,61 @@ def test_sweep_two_codebook_sizes_then_resume(tiny_data, tmp_path, capsys):
     assert json.loads((root / "sweep.json").read_text())["runs"] == doc["runs"]
 
 
+def test_reuse_json_takes_a_lost_value_from_an_earlier_json_and_trains_the_rest(tiny_data, tmp_path, capsys):
+    """After a lost save root, --reuse-json keeps the values an earlier JSON holds (entries
+    unchanged but for "reused_from") and trains only the others; a JSON of another sweep is
+    refused with one line naming the difference."""
+    root = tmp_path / "sweep"
+    base = [str(tiny_data), "--setting", "--num-codes", "--prior-args", PRIOR_ARGS]
+    assert sweep.main([*base, "--values", "8", "--save-root", str(root), "--", *TRAIN]) == 0
+    kept = tmp_path / "committed.json"
+    kept.write_text((root / "sweep.json").read_text())
+    first = json.loads(kept.read_text())["runs"]["8"]
+    lost = tmp_path / "lost"
+    (root).rename(lost)  # the save root is gone
+    argv = [*base, "--values", "8,16", "--save-root", str(root), "--reuse-json", str(kept), "--", *TRAIN]
+    assert sweep.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"[--num-codes 8] no {root / 'num-codes_8'}: taken from --reuse-json {kept}" in out
+    assert not (root / "num-codes_8").exists(), "the reused value is not trained again"
+    assert (root / "num-codes_16" / "train.done").exists()
+    doc = json.loads((root / "sweep.json").read_text())
+    assert doc["values"] == [8, 16]
+    assert doc["runs"]["8"] == {**first, "reused_from": str(kept)}
+    assert "reused_from" not in doc["runs"]["16"] and math.isfinite(doc["runs"]["16"]["kl"])
+    # reused again from the new JSON: the entry keeps the file it was first reused from
+    again = tmp_path / "again"
+    again_argv = [*base, "--values", "8,16", "--save-root", str(again), "--reuse-json", str(root / "sweep.json"), "--", *TRAIN]
+    assert sweep.main(again_argv) == 0
+    capsys.readouterr()
+    redo = json.loads((again / "sweep.json").read_text())["runs"]
+    assert redo["8"]["reused_from"] == str(kept) and redo["16"]["reused_from"] == str(root / "sweep.json")
+    assert not any(again.glob("num-codes_*"))
+    # a value whose directory exists is the directory's, whatever the JSON says
+    both = [*base, "--values", "8,16", "--save-root", str(lost), "--reuse-json", str(root / "sweep.json"), "--", *TRAIN]
+    assert sweep.main(both) == 0
+    out = capsys.readouterr().out
+    assert "[--num-codes 8] training finished already" in out and "fairseq-train ->" not in out
+    mixed = json.loads((lost / "sweep.json").read_text())["runs"]
+    assert "reused_from" not in mixed["8"] and mixed["16"]["reused_from"] == str(root / "sweep.json")
+    # other sweeps are refused, nothing written
+    other = tmp_path / "other"
+    for extra, argv_train, message in [
+        ([], [*TRAIN[:-1], "4"], "that sweep had other fairseq-train arguments (argument "),
+        (["--checkpoint", "last"], TRAIN, "that sweep had --checkpoint 'best', this one 'last'"),
+        (["--eval-subset", "test"], TRAIN, "that sweep had --eval-subset 'valid', this one 'test'"),
+    ]:
+        bad = [*base, "--values", "8", "--save-root", str(other), "--reuse-json", str(kept), *extra, "--", *argv_train]
+        assert sweep.main(bad) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"davam-sweep: error: --reuse-json {kept}: {message}"), err
+        assert not (other / "sweep.json").exists()
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    bad = [*base, "--values", "8", "--save-root", str(other), "--reuse-json", str(tmp_path / "junk.json"), "--", *TRAIN]
+    assert sweep.main(bad) == 2
+    assert capsys.readouterr().err.strip() == f"davam-sweep: error: --reuse-json {tmp_path / 'junk.json'}: not a davam-sweep JSON"
+
+
 def test_value_field_starts_each_value_from_its_own_earlier_model(tiny_data, tmp_path, capsys):
     """``{value}`` in the fairseq-train arguments becomes the value: a second phase (another
     optimizer, say) starts each K from that K's model of a first sweep via
