@@ -18,10 +18,11 @@
 # is removed and the command is run again.
 #
 # After a machine change that lost RUNS, a row whose run finished and whose result is committed
-# (RESULTS/ROW.json with status "finished", and no RUNS/ROW directory) is not trained again: it
-# counts as done ("done in RESULTS/ROW.json"), unless a row still to run needs it, whose files
-# (a checkpoint, a log) only a new run of it can give; then it runs like any other row. Start
-# such a row by naming it (all.sh ROW), or by creating its directory (mkdir RUNS/ROW).
+# (RESULTS/ROW.json with status "finished", or a figure row's JSON unless it says "complete":
+# false, and no RUNS/ROW directory) is not trained again: it counts as done ("done in
+# RESULTS/ROW.json"), unless a row still to run needs it, whose files (a checkpoint, a log) only
+# a new run of it can give; then it runs like any other row. Start such a row by naming it
+# (all.sh ROW), or by creating its directory (mkdir RUNS/ROW).
 #
 # Environment (besides common.sh's): LANES=2 (rows trained at once: one per core with THREADS=1),
 # GPUS (for example GPUS=0,1: one lane per GPU, each row sees only its lane's GPU through
@@ -67,7 +68,7 @@ done
 is_done() { [ -f "$RUNS/$1/recipe.done" ]; }
 # committed ROW: its finished result is committed and its run directory is gone
 committed() {
-  [ ! -e "$RUNS/$1" ] && [ "$(committed_status "$1")" = finished ]
+  [ ! -e "$RUNS/$1" ] && { [ "$(committed_status "$1")" = finished ] || committed_figure "$1"; }
 }
 # a need is a row (done when its recipe is) or ROW:STAGE (done when RUNS/ROW/STAGE.done exists)
 need_done() { if [[ $1 == *:* ]]; then [ -f "$RUNS/${1%%:*}/${1#*:}.done" ]; else is_done "$1"; fi; }
@@ -117,11 +118,16 @@ set_kept() {
 if [ "${1:-}" = --list ]; then
   set_kept "${ORDER[@]}"
   [ $# -eq 1 ] || die "--list takes no rows"
-  width=3  # the longest row name
-  for row in "${ORDER[@]}"; do [ ${#row} -le $width ] || width=${#row}; done
-  printf '%-*s %-36s %-6s %s\n' "$width" ROW STATE HOURS NEEDS
+  width=3 swidth=5  # the longest row name and state
+  declare -A STATES=()
   for row in "${ORDER[@]}"; do
-    printf '%-*s %-36s %-6s %s\n' "$width" "$row" "$(state "$row")" "${HOURS[$row]}" "${NEEDS[$row]:--}"
+    STATES[$row]=$(state "$row")
+    [ ${#row} -le $width ] || width=${#row}
+    [ ${#STATES[$row]} -le $swidth ] || swidth=${#STATES[$row]}
+  done
+  printf '%-*s %-*s %-6s %s\n' "$width" ROW "$swidth" STATE HOURS NEEDS
+  for row in "${ORDER[@]}"; do
+    printf '%-*s %-*s %-6s %s\n' "$width" "$row" "$swidth" "${STATES[$row]}" "${HOURS[$row]}" "${NEEDS[$row]:--}"
   done
   exit 0
 fi

@@ -172,6 +172,17 @@ held_stage() {
   if [ -n "$stage" ] && [ "$stage" = "$(hold_stage "$1")" ]; then echo "$stage"; fi
 }
 
+# committed_figure ROW: the committed RESULTS/ROW.json is a finished figure's data (a sweep's,
+# an augmentation table's, a plot's: a JSON object that is no result record, "row" and "status"
+# absent) and not a partial one (a sweep published before its last value: "complete": false)
+committed_figure() {
+  [ -f "$RESULTS/$1.json" ] || return 1
+  python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+ok = isinstance(r, dict) and "row" not in r and "status" not in r and r.get("complete", True) is not False
+sys.exit(0 if ok else 1)' "$RESULTS/$1.json" 2>/dev/null
+}
+
 # committed_status ROW: print the status of the committed RESULTS/ROW.json ("finished", "lost in
 # train: ...") when that file is a result record of ROW; fail (print nothing) when it is missing,
 # broken or another kind of JSON. all.sh and status.sh use it for rows whose run directory is gone.

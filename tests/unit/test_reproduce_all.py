@@ -152,6 +152,9 @@ def test_a_finished_committed_row_whose_run_directory_is_gone_is_not_trained_aga
     for name, status in [("kept", "finished"), ("lm", "finished"), ("base", "finished"), ("partial", "stage2 (interrupted)")]:
         (results / f"{name}.json").write_text(f'{{"row": "{name}", "status": "{status}"}}\n')
     (results / "broken.json").write_text("{not json")
+    # a figure row's JSON (a sweep, a table: no "row", no "status") counts too, unless partial
+    (results / "figure.json").write_text('{"setting": "--num-codes", "values": [8], "runs": {}}\n')
+    (results / "sweep.json").write_text('{"values": [8], "runs": {}, "values_planned": [8, 16], "complete": false}\n')
     rows = "\n".join([
         f"kept     -   1  {row_cmd('kept')}",
         f"base     -   1  {row_cmd('base')}",
@@ -159,17 +162,21 @@ def test_a_finished_committed_row_whose_run_directory_is_gone_is_not_trained_aga
         f"vae      lm  1  {row_cmd('vae', 'lm')}",
         f"partial  -   1  {row_cmd('partial')}",
         f"broken   -   1  {row_cmd('broken')}",
+        f"figure   -   1  {row_cmd('figure')}",
+        f"sweep    -   1  {row_cmd('sweep')}",
     ]) + "\n"  # fmt: skip
     listing = run_all(tmp_path, rows, "--list", RESULTS=str(results))
     states = {line.split()[0]: " ".join(line.split()[1:-2]) for line in listing.stdout.splitlines()[1:]}
     assert states == {"kept": f"done in {results}/kept.json", "base": "not started", "lm": "not started",
-                      "vae": "not started", "partial": "not started", "broken": "not started"}, listing.stdout  # fmt: skip
+                      "vae": "not started", "partial": "not started", "broken": "not started",
+                      "figure": f"done in {results}/figure.json", "sweep": "not started"}, listing.stdout  # fmt: skip
 
     proc = run_all(tmp_path, rows, RESULTS=str(results))
     assert proc.returncode == 0 and proc.stderr == "", proc.stdout + proc.stderr
     runs = tmp_path / "runs"
     assert not (runs / "kept").exists() and "lane 1: kept:" not in proc.stdout and "lane 2: kept:" not in proc.stdout
-    for name in ["base", "lm", "vae", "partial", "broken"]:
+    assert not (runs / "figure").exists()
+    for name in ["base", "lm", "vae", "partial", "broken", "sweep"]:
         assert (runs / name / "recipe.done").is_file(), name
     assert "needs-done" in trace(tmp_path, "lm") and "needs-done" in trace(tmp_path, "vae")
     assert f"all: kept: done in {results}/kept.json" in proc.stdout
