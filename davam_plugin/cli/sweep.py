@@ -434,14 +434,11 @@ def read_reuse(path, data, args, train_args, prior_args, evaluate_args):
         raise PipelineError(f"{flag}: not a davam-sweep JSON")
     if Path(str(doc.get("data"))).resolve() != data.resolve():
         raise PipelineError(f"{flag}: that sweep trained on {doc.get('data')}, this one on {data}")
-    ours = {"--setting": args.setting, "--prior-args": prior_args, "--evaluate-args": evaluate_args,
-            "--eval-subset": args.eval_subset, "--checkpoint": args.checkpoint}  # fmt: skip
-    theirs = {"--setting": doc.get("setting"), "--prior-args": doc.get("prior_args"),
-              "--evaluate-args": doc.get("evaluate_args"), "--eval-subset": doc.get("eval_subset"),
-              "--checkpoint": doc.get("checkpoint")}  # fmt: skip
-    for name, mine in ours.items():
-        if theirs[name] != mine:
-            raise PipelineError(f"{flag}: that sweep had {name} {theirs[name]!r}, this one {mine!r}")
+    for name, mine in [("--setting", args.setting), ("--prior-args", prior_args), ("--evaluate-args", evaluate_args),
+                       ("--eval-subset", args.eval_subset), ("--checkpoint", args.checkpoint)]:  # fmt: skip
+        theirs = doc.get(name[2:].replace("-", "_"))  # the JSON's key for the flag
+        if theirs != mine:
+            raise PipelineError(f"{flag}: that sweep had {name} {theirs!r}, this one {mine!r}")
     old = doc.get("train_args")
     if old != train_args:
         old = old if isinstance(old, list) else []
