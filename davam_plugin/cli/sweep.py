@@ -401,6 +401,18 @@ def draw(series, out):
         raise PipelineError(f"--out {out}: {e}") from None
 
 
+def read_sweep_json(path, flag):
+    """The dict in ``path``, an earlier ``--json`` of davam-sweep; PipelineError naming ``flag``
+    if it cannot be read or is not one (a sweep JSON has ``values`` and a ``runs`` dict)."""
+    try:
+        doc = read_json(path)
+    except (OSError, ValueError) as e:
+        raise PipelineError(f"{flag}: cannot read {path}: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), dict) or "values" not in doc:
+        raise PipelineError(f"{flag}: {path} is not a davam-sweep JSON")
+    return doc
+
+
 def read_compare(specs, setting):
     """[(label, doc)] of ``--compare LABEL=JSON`` (checked: a sweep JSON of the same setting)."""
     series = []
@@ -408,12 +420,7 @@ def read_compare(specs, setting):
         label, sep, path = spec.partition("=")
         if not sep or not label or not path:
             raise PipelineError(f"--compare {spec!r}: give LABEL=JSON, e.g. uniform=sweeps/r_uniform/sweep.json")
-        try:
-            doc = read_json(path)
-        except (OSError, ValueError) as e:
-            raise PipelineError(f"--compare {spec}: cannot read {path}: {e}") from None
-        if not isinstance(doc, dict) or "runs" not in doc or "values" not in doc:
-            raise PipelineError(f"--compare {spec}: {path} is not a davam-sweep JSON")
+        doc = read_sweep_json(path, f"--compare {spec}")
         if doc.get("setting") != setting:
             raise PipelineError(f"--compare {spec}: that sweep varies {doc.get('setting')}, this one {setting}")
         series.append((label, doc))
@@ -426,12 +433,7 @@ def read_reuse(path, data, args, train_args, prior_args, evaluate_args):
     and checkpoint (paths compared as given, but for DATA, compared resolved). Each entry gets
     ``reused_from`` (PATH, or the file it was first reused from)."""
     flag = f"--reuse-json {path}"
-    try:
-        doc = read_json(path)
-    except (OSError, ValueError) as e:
-        raise PipelineError(f"{flag}: cannot read it: {e}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), dict) or "values" not in doc:
-        raise PipelineError(f"{flag}: not a davam-sweep JSON")
+    doc = read_sweep_json(path, "--reuse-json")
     if Path(str(doc.get("data"))).resolve() != data.resolve():
         raise PipelineError(f"{flag}: that sweep trained on {doc.get('data')}, this one on {data}")
     for name, mine in [("--setting", args.setting), ("--prior-args", prior_args), ("--evaluate-args", evaluate_args),

@@ -145,7 +145,7 @@ def test_reuse_json_takes_a_lost_value_from_an_earlier_json_and_trains_the_rest(
     (tmp_path / "junk.json").write_text("[1, 2]")
     bad = [*base, "--values", "8", "--save-root", str(other), "--reuse-json", str(tmp_path / "junk.json"), "--", *TRAIN]
     assert sweep.main(bad) == 2
-    assert capsys.readouterr().err.strip() == f"davam-sweep: error: --reuse-json {tmp_path / 'junk.json'}: not a davam-sweep JSON"
+    assert capsys.readouterr().err.strip() == f"davam-sweep: error: --reuse-json: {tmp_path / 'junk.json'} is not a davam-sweep JSON"
 
 
 def test_value_field_starts_each_value_from_its_own_earlier_model(tiny_data, tmp_path, capsys):
@@ -244,6 +244,11 @@ def test_awd_dropout_rate_sweep_with_evaluation_and_a_compared_sweep(tiny_data, 
     bad = [*adversarial[:7], "--compare", f"x={tmp_path / 'uniform' / 'nothing.json'}", "--", *AWD_TRAIN]
     assert sweep.main(bad) == 2
     assert capsys.readouterr().err.startswith("davam-sweep: error: --compare x=")
+    (tmp_path / "junk.json").write_text('{"values": [1]}')
+    bad = [*adversarial[:7], "--compare", f"x={tmp_path / 'junk.json'}", "--", *AWD_TRAIN]
+    assert sweep.main(bad) == 2
+    junk = tmp_path / "junk.json"
+    assert capsys.readouterr().err.strip() == f"davam-sweep: error: --compare x={junk}: {junk} is not a davam-sweep JSON"
 
 
 def test_evaluate_args_refuse_discrete_latents(tiny_data, tmp_path, capsys):
