@@ -244,10 +244,10 @@ def test_awd_dropout_rate_sweep_with_evaluation_and_a_compared_sweep(tiny_data, 
     bad = [*adversarial[:7], "--compare", f"x={tmp_path / 'uniform' / 'nothing.json'}", "--", *AWD_TRAIN]
     assert sweep.main(bad) == 2
     assert capsys.readouterr().err.startswith("davam-sweep: error: --compare x=")
-    (tmp_path / "junk.json").write_text('{"values": [1]}')
-    bad = [*adversarial[:7], "--compare", f"x={tmp_path / 'junk.json'}", "--", *AWD_TRAIN]
-    assert sweep.main(bad) == 2
     junk = tmp_path / "junk.json"
+    junk.write_text('{"values": [1]}')
+    bad = [*adversarial[:7], "--compare", f"x={junk}", "--", *AWD_TRAIN]
+    assert sweep.main(bad) == 2
     assert capsys.readouterr().err.strip() == f"davam-sweep: error: --compare x={junk}: {junk} is not a davam-sweep JSON"
 
 
