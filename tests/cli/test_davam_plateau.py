@@ -51,7 +51,7 @@ def test_decisions_follow_the_authors_rule():
     # epoch 16: bad again and bad_epochs >= 2 -> decay, ref = 90, reload requested
     assert sched.step(16, 90) == 0.5
     assert (sched.decays, sched.ref, sched.bad_epochs) == (1, 90, 0)
-    assert plateau._pending_reload == [f"/nonexistent/checkpoint_best.pt"]
+    assert plateau._pending_reload == ["/nonexistent/checkpoint_best.pt"]
     # an improvement resets the counter and becomes the reference
     assert sched.step(17, 70) == 0.5 and sched.ref == 70
     assert sched.step(18, 71) == 0.5 and sched.bad_epochs == 1

@@ -69,7 +69,7 @@ def free_port():
 
 def train_two_workers(data, tmp_path, *flags, timeout=300, attempts=3):
     """Run two ranks; retry with a new port if the one picked was taken meanwhile."""
-    for attempt in range(attempts):
+    for _attempt in range(attempts):
         codes, tails = _run_two_workers(data, tmp_path, flags, timeout)
         if codes == [0, 0] or "address already in use" not in tails.lower():
             break

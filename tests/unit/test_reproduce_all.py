@@ -86,7 +86,7 @@ def test_a_row_can_wait_for_one_stage_of_another(tmp_path):
     assert b_start < float((tmp_path / "runs" / "a" / "end").read_text())  # before a finished
     assert (tmp_path / "runs" / "a" / "first.done").stat().st_mtime <= b_start
     assert "needs-done" not in trace(tmp_path, "b")
-    unknown = run_all(tmp_path, f"a  -  1  true\nb  c:first  1  true\n")
+    unknown = run_all(tmp_path, "a  -  1  true\nb  c:first  1  true\n")
     assert unknown.returncode == 2 and "row b needs 'c:first', which is not a row of that file" in unknown.stderr
 
 

@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import davam_plugin.models.awd as awd_module
-from davam_plugin.criterions.awd_elbo import AwdElboCriterion
-from davam_plugin.models.awd import AwdConfig, AwdModel
+from davam_plugin.models.awd import AwdConfig
 
 from helpers import (
     LEGACY,

@@ -16,12 +16,11 @@ from fairseq import metrics
 
 from davam_plugin.criterions.davam import DavamCriterion
 from davam_plugin.models import davam as davam_module
-from davam_plugin.models.davam import DAVAM_Q, GAVAM, VAE_ATTN, DavamConfig, DavamModel
+from davam_plugin.models.davam import GAVAM, VAE_ATTN, DavamConfig, DavamModel
 from davam_plugin.modules.gaussian_conv_prior import GaussianConvPrior
 from helpers import (
     ABLATIONS,
     SENTENCES,
-    SMALL_PRIOR,
     TinyTask,
     assert_incremental_matches_full,
     make_batch,
