@@ -116,7 +116,7 @@ def _n(count, noun):
 def _trained(r):
     hours, epochs = r.get("train_hours"), r.get("epochs_completed", r.get("epochs"))
     updates = f", {r['updates']:,} updates" if r.get("updates") else ""
-    cell = f"{_n(epochs, 'epoch')}{updates}, {hours:.2f} h ({r.get('precision', 'fp32')}, {r.get('threads', 1)} thread)"
+    cell = f"{_n(epochs, 'epoch')}{updates}, {hours:.2f} h ({r.get('precision', 'fp32')}, {_n(r.get('threads', 1), 'thread')})"
     if r.get("prior_epochs"):
         curve = r["prior_valid_curve"]
         nll = curve["nll_per_sentence"]

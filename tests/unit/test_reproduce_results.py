@@ -103,7 +103,7 @@ def test_reproduction_table_cells(tmp_path):
              "diversity": {"sentences": 100, "ent": 7.125, "dist_1": 0.1234, "dist_2": 0.5678},
              "fluency": {"overall": {"sentences": 100, "ppl": 95.25}}}  # fmt: skip
     awd = {"row": "awd_ptb_uniform", "status": "training (interrupted or running)", "epochs": 3, "updates": 3945,
-           "train_hours": 1.5, "precision": "fp32", "threads": 1,
+           "train_hours": 1.5, "precision": "fp32", "threads": 2,
            "valid_curves": {"neg_elbo": {"epoch": [3], "value": [110.0]}, "rec": {"epoch": [3], "value": [106.0]},
                             "kl": {"epoch": [3], "value": [4.0]}},
            "evaluation": {"neg_elbo": 100.0, "kl": 5.0, "mi": 4.25, "active_units": 12, "latent_dim": 32,
@@ -125,7 +125,7 @@ def test_reproduction_table_cells(tmp_path):
     table = results.reproduction_table(tmp_path)
     assert "prior 30 epochs, 12.25 h (bf16-autocast), valid NLL 69.25 (best 68.50, epoch 2) | Rec 61.23" in table
     assert rows["`awd_ptb_uniform`"].endswith(
-        "| [training](results/awd_ptb_uniform.json) | 3 epochs, 3,945 updates, 1.50 h (fp32, 1 thread) | "
+        "| [training](results/awd_ptb_uniform.json) | 3 epochs, 3,945 updates, 1.50 h (fp32, 2 threads) | "
         "-ELBO 110.00, Rec 106.00, KL 4.00 | -ELBO 100.00, KL 5.00, MI 4.25, AU 12/32, IW-NLL 98.50 (S=100) |"
     )
     assert rows["`awd_ptb_none`"].endswith("| no results yet | - | - | - |")
