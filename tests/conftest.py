@@ -26,6 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PLUGIN = str(REPO / "davam_plugin")
 
+# One OpenMP thread in this process too, set before anything imports torch, as `make test` sets
+# it: davam-sweep's and davam-augment's tests call the command's main() here, which forks each
+# fairseq run from this process (davam_plugin/cli/fairseq_runner.py), and a child forked from a
+# process whose OpenMP thread team has run (any earlier in-process test on 2 threads) hangs in
+# its first parallel region (GNU OpenMP is not fork-safe). A plain `pytest tests/...` hung so.
+os.environ["OMP_NUM_THREADS"] = "1"
+
 # keep each fairseq subprocess to one thread: the suite runs on 2-core machines
 SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
 
