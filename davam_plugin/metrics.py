@@ -114,7 +114,7 @@ def ngram_diversity(sentences) -> dict:
     bigrams = Counter()
     for tokens in sentences:
         unigrams.update(tokens)
-        bigrams.update(zip(tokens[:-1], tokens[1:]))
+        bigrams.update(zip(tokens[:-1], tokens[1:], strict=True))
     n1, n2 = sum(unigrams.values()), sum(bigrams.values())
     ent = -sum((c / n1) * math.log(c / n1) for c in unigrams.values()) if n1 else 0.0
     return {

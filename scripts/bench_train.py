@@ -273,7 +273,7 @@ def run_variant(args):
         if i >= warmup:
             times.append(time.perf_counter() - t0)
             tokens.append(sample["ntokens"])
-    tps = [n / t for n, t in zip(tokens, times)]
+    tps = [n / t for n, t in zip(tokens, times, strict=True)]
     mflop = count_mflop_per_token(step, model, batches[: min(3, len(batches))], device)
     peak = (
         torch.cuda.max_memory_allocated() / 2**20

@@ -98,7 +98,7 @@ def render(rows, rate, num_samples=None):
         parts.append(legend_html(num_samples))
     for words, probs, dropped, k, mu in rows:
         spans = []
-        for w, p, d, m in zip(words, probs, dropped, mu):
+        for w, p, d, m in zip(words, probs, dropped, mu, strict=True):
             cls = "w d" if d else "w"
             spans.append(f"<span class='{cls}' style='background:{colour(p)}' "
                          f"title='P(drop)={p:.3f}, score mean={m:.3f}'>{html.escape(w)}</span>")  # fmt: skip

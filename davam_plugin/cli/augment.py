@@ -137,7 +137,7 @@ def build_parser():
                    "'pre-trained DAVAM'; default: a DAVAM per size, trained on that size's subset only")
     p.add_argument("--seed", type=int, default=1, help="shuffle, training and sampling seed (default: 1)")
     p.add_argument("--cpu", action="store_true", help="pass --cpu to every fairseq run")
-    for flag, default in zip(_ARG_FLAGS, (DAVAM_DEFAULTS, PRIOR_DEFAULTS, SAMPLE_DEFAULTS, LM_DEFAULTS)):
+    for flag, default in zip(_ARG_FLAGS, (DAVAM_DEFAULTS, PRIOR_DEFAULTS, SAMPLE_DEFAULTS, LM_DEFAULTS), strict=True):
         p.add_argument(flag, default="", metavar="'ARGS'", help=f"fairseq flags appended to the defaults: {default}")
     p.add_argument("--batch-size", type=int, default=64, help="batch size of the test evaluations (default: 64)")
     p.add_argument("--out", metavar="FIG.png", help="the figure (default: WORK/augment.png)")

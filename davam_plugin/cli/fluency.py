@@ -99,7 +99,7 @@ def summarise(sentences, scores, edges):
             "ppl": math.exp(total / tokens),
         }
 
-    pairs = list(zip(sentences, scores))
+    pairs = list(zip(sentences, scores, strict=True))
     if not pairs:
         sys.exit("error: no sentences to score (SAMPLES is empty)")
     result = {"overall": block(pairs), "buckets": {}, "unk_tokens": sum(s[2] for s in scores)}

@@ -135,9 +135,9 @@ def run(args):
     prepare = sentence_preparer(args.data, args.no_preprocess) if args.command != "sample" else None
     labels, z = latents(args, model, task.source_dictionary, device, prepare)
     sentences = decode(model, task.source_dictionary, z.float(), args.beam, args.sampling, args.max_len)
-    for label, sentence in zip(labels, sentences):
+    for label, sentence in zip(labels, sentences, strict=True):
         print(f"{label}\t{sentence}")
-    return list(zip(labels, sentences))
+    return list(zip(labels, sentences, strict=True))
 
 
 def main(argv=None):

@@ -92,7 +92,7 @@ def _parse_hline(text, metrics):
 def _default_labels(logs):
     dirs = [Path(log).absolute().parent.name for log in logs]
     # two logs in one directory: directory/file
-    return [f"{d}/{Path(log).name}" if dirs.count(d) > 1 or not d else d for d, log in zip(dirs, logs)]
+    return [f"{d}/{Path(log).name}" if dirs.count(d) > 1 or not d else d for d, log in zip(dirs, logs, strict=True)]
 
 
 def _run_labels(logs, labels_text):
@@ -125,7 +125,7 @@ def load_runs(logs, labels, x="epoch"):
             raise PlotError(f"LOG {log} is a tensorboard log, whose records fairseq writes without their epoch: "
                             "plot it with --x update")  # fmt: skip
     runs = []
-    for log, label in zip(logs, labels):
+    for log, label in zip(logs, labels, strict=True):
         try:
             records = tb.read_logdir(log) if is_tensorboard(log) else tl.read_log(log)
         except OSError as e:
@@ -194,7 +194,7 @@ def draw(data, metrics, splits, x, hlines, out, title=None, vlines=()):
     legend = {}
     per_metric = vlines if isinstance(vlines, dict) else {m: list(vlines) for m in metrics}
     above = None  # the vertical lines of the subplot above
-    for ax, metric in zip(axes, metrics):
+    for ax, metric in zip(axes, metrics, strict=True):
         for i, (label, run) in enumerate(data.items()):
             for split in splits:
                 curve = run["splits"].get(split, {}).get(metric)

@@ -369,7 +369,7 @@ def draw(series, out):
     fig = Figure(figsize=(5.5, 1.2 + 2.1 * len(panels)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (key, ylabel) in zip(axes, panels):
+    for ax, (key, ylabel) in zip(axes, panels, strict=True):
         for i, (label, d) in enumerate(series):
             pts = points(d, key)
             if not pts:
@@ -444,7 +444,7 @@ def read_reuse(path, data, args, train_args, prior_args, evaluate_args):
     old = doc.get("train_args")
     if old != train_args:
         old = old if isinstance(old, list) else []
-        i = next((i for i, (a, b) in enumerate(zip(old, train_args)) if a != b), min(len(old), len(train_args)))
+        i = next((i for i, (a, b) in enumerate(zip(old, train_args, strict=False)) if a != b), min(len(old), len(train_args)))
         theirs_at = " ".join(map(str, old[i : i + 2])) or "(nothing)"
         ours_at = " ".join(map(str, train_args[i : i + 2])) or "(nothing)"
         raise PipelineError(
@@ -523,7 +523,7 @@ def run(args, train_args):
     rows = [
         [value_label(v), fmt(r["rec"]), fmt(r["neg_elbo"]), fmt(r["kl_paper"]), fmt(r["kl"]), fmt(r["mi"]),
          fmt(r["commitment"]), fmt(r["code_usage"], 0), r["epochs"], r["updates"], f"{sum(r['seconds'].values()):.0f}"]
-        for v, r in zip(values, runs.values())
+        for v, r in zip(values, runs.values(), strict=True)
     ]  # fmt: skip
     header = [args.setting, "Rec", "-ELBO", "KL (paper)", "KL (sum)", "MI", "commitment", "codes", "epochs", "updates",
               "seconds"]  # fmt: skip

@@ -174,7 +174,7 @@ class AttentiveLSTMRecurrence(torch.autograd.Function):
         d_w_c = torch.mm(d_x.reshape(L * B, -1).t().to(mm), ctxs.transpose(0, 1).reshape(L * B, H).to(mm))
         d_memory = torch.bmm(attn.transpose(1, 2), d_ctx_total.transpose(0, 1))
         grads = (d_x.transpose(0, 1), dh, dc, d_keys, d_memory, None, d_w, d_w_c, d_v)
-        return tuple(None if g is None else g.to(dt) for g, dt in zip(grads, ctx.input_dtypes)) + (None,)
+        return tuple(None if g is None else g.to(dt) for g, dt in zip(grads, ctx.input_dtypes, strict=True)) + (None,)
 
 
 def attentive_lstm_recurrence(

@@ -271,14 +271,14 @@ def epoch_table(out, row, against=None):
     main = _main_curve(curves)
     names = [main] + [n for n in EPOCH_COLUMNS if n in curves and n != main] + [n for n in curves if n not in EPOCH_COLUMNS and n != main]
     columns = {n: EPOCH_COLUMNS.get(n, (n, 2)) for n in names}  # heading, digits
-    values = {n: dict(zip(curves[n]["epoch"], curves[n]["value"])) for n in names}
+    values = {n: dict(zip(curves[n]["epoch"], curves[n]["value"], strict=True)) for n in names}
     other = None
     if against:
         o = committed_row(out, against)
         oc = o.get("valid_curves") or {}
         if _main_curve(oc) != main:
             sys.exit(f"error: --against {against}: its main curve is {_main_curve(oc)}, {row}'s is {main}")
-        other = dict(zip(oc[main]["epoch"], oc[main]["value"]))
+        other = dict(zip(oc[main]["epoch"], oc[main]["value"], strict=True))
     cmd = _training_command(r)
     lr0, decays = _start_lr(cmd), {d["after_epoch"]: d["lr"] for d in r.get("lr_decays") or []}
     show_lr = lr0 is not None and "davam_plateau" in cmd
@@ -305,7 +305,7 @@ def epoch_table(out, row, against=None):
 def first_epoch_at_or_below(curve, value):
     """The first epoch of a per-epoch curve ({"epoch": [...], "value": [...]}) whose value is at or
     below VALUE, or None: when a run reached a level (lower is better)."""
-    return next((e for e, v in zip(curve["epoch"], curve["value"]) if v <= value), None)
+    return next((e for e, v in zip(curve["epoch"], curve["value"], strict=True) if v <= value), None)
 
 
 def reaches(curves):
@@ -528,10 +528,10 @@ def training_hours(records):
              if "train_wall" in r.metrics]  # fmt: skip
     if not inner:
         return round(logged, 3), round(logged, 3), 0.0
-    sizes = [u - prev for (u, _), prev in zip(inner, [0] + [u for u, _ in inner[:-1]])]
-    rates = sorted(w / n for (_, w), n in zip(inner, sizes))
+    sizes = [u - prev for (u, _), prev in zip(inner, [0] + [u for u, _ in inner[:-1]], strict=True)]
+    rates = sorted(w / n for (_, w), n in zip(inner, sizes, strict=True))
     median = rates[len(rates) // 2]
-    counted = [min(w, PAUSE_FACTOR * median * n) for (_, w), n in zip(inner, sizes)]
+    counted = [min(w, PAUSE_FACTOR * median * n) for (_, w), n in zip(inner, sizes, strict=True)]
     paused = sum(w for _, w in inner) - sum(counted)
     last = max([u for u, _ in inner] + [r.num_updates or 0 for _, r in valid + train])
     hours = sum(counted) * last / inner[-1][0] / 3600

@@ -95,12 +95,12 @@ def test_attentive_recurrence_bf16_against_float64():
         loss, out, grads = run(f32)
     for o in out:  # outputs, attention and cell state stay float32
         assert o.dtype == torch.float32
-    for gr, t in zip(grads, [f32[i] for i in grad_idx]):
+    for gr, t in zip(grads, [f32[i] for i in grad_idx], strict=True):
         assert gr.dtype == t.dtype == torch.float32
     assert close(loss, ref_loss)
-    for o, r in zip(out, ref_out):
+    for o, r in zip(out, ref_out, strict=True):
         assert close(o, r)
-    for gr, r in zip(grads, ref_grads):
+    for gr, r in zip(grads, ref_grads, strict=True):
         assert close(gr, r)
     plain_loss, _, _ = run([t.detach().float().requires_grad_(t.requires_grad) for t in inputs])
     assert not torch.equal(plain_loss, loss)  # the step products ran in bfloat16

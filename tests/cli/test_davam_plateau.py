@@ -57,7 +57,7 @@ def test_decisions_follow_the_authors_rule():
     assert sched.step(18, 71) == 0.5 and sched.bad_epochs == 1
     # worse than 70 (the reference), although better than 71: the second bad epoch decays
     assert sched.step(19, 70.5) == 0.25 and (sched.decays, sched.ref) == (2, 70.5)
-    for e, expect in zip(range(20, 26), [0.25, 0.125, 0.125, 0.0625, 0.0625, 0.0]):
+    for e, expect in zip(range(20, 26), [0.25, 0.125, 0.125, 0.0625, 0.0625, 0.0], strict=True):
         assert sched.step(e, 80 + e) == pytest.approx(expect)
     assert sched.decays == 5 and opt.get_lr() == 0.0  # stopped: --stop-min-lr 0 ends the loop
 

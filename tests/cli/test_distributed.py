@@ -118,7 +118,7 @@ def check_codebooks_in_sync(histories, tmp_path, n_steps):
     decay = torch.load(tmp_path / "ckpt0" / "checkpoint_last.pt", weights_only=True)["cfg"]["model"]["codebook_decay"]
     assert torch.equal(h0["initial_cluster_size"], h1["initial_cluster_size"])
     prev = h0["initial_cluster_size"]
-    for k, (s0, s1) in enumerate(zip(h0["steps"], h1["steps"]), start=1):
+    for k, (s0, s1) in enumerate(zip(h0["steps"], h1["steps"], strict=True), start=1):
         assert s0["num_updates"] == s1["num_updates"] == k
         assert torch.equal(s0["codebook"], s1["codebook"]), f"codebooks differ after update {k}"
         assert torch.equal(s0["cluster_size"], s1["cluster_size"]), f"cluster sizes differ after update {k}"

@@ -209,7 +209,7 @@ def test_a_finished_warm_up_copied_and_continued_elsewhere_equals_one_straight_r
     valid_joined = log_lines(first.output, "valid") + log_lines(rest.output, "valid")
     valid_whole = log_lines(whole.output, "valid")
     assert [v["epoch"] for v in valid_whole] == [1, 2, 3]
-    for joined, one in zip(valid_joined, valid_whole):
+    for joined, one in zip(valid_joined, valid_whole, strict=True):
         assert {k: v for k, v in joined.items() if "wps" not in k} == {k: v for k, v in one.items() if "wps" not in k}
     a, b = state(shared / "checkpoint_last.pt"), state(straight / "checkpoint_last.pt")
     assert updates_of(shared / "checkpoint_last.pt") == updates_of(straight / "checkpoint_last.pt") == 57

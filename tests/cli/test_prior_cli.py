@@ -119,7 +119,7 @@ def test_evaluate_script_numbers_match_a_direct_computation(prior_run, tiny_data
     sentences = task.load_sentences("test")
     rec, kl, ntok, npred, used = direct_evaluation(davam, prior, [sentences[i] for i in range(len(sentences))])
     n, tokens = len(rec), sum(ntok)
-    kl_paper = [k / p for k, p in zip(kl, npred)]
+    kl_paper = [k / p for k, p in zip(kl, npred, strict=True)]
     expected = {
         "sentences": 203,
         "tokens": tokens,

@@ -166,7 +166,7 @@ def test_criterion_logs_the_decoders_attention_entropy_per_target_token():
                    for b in range(a.size(0)) for i in range(a.size(1)) if keep[b, i])  # fmt: skip
     assert log["_attn_entropy"].item() == pytest.approx(expected, rel=1e-6)
     assert log["_attn_entropy_uniform"].item() == pytest.approx(
-        sum((len(s) + 1) * math.log(n) for s, n in zip(SENTENCES, lengths.tolist())), rel=1e-9
+        sum((len(s) + 1) * math.log(n) for s, n in zip(SENTENCES, lengths.tolist(), strict=True)), rel=1e-9
     )
     assert 0 < log["_attn_entropy"] < log["_attn_entropy_uniform"]
     _, _, padded = crit(model, make_batch(d, SENTENCES, extra_pad=7))

@@ -102,7 +102,7 @@ def test_loss_and_gradients_equal_the_equations_on_a_fixed_batch(mode, case, mon
     params = [(n, p) for n, p in model.named_parameters() if ".adversary." not in n]
     got = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
     want = torch.autograd.grad(expected, [p for _, p in params], allow_unused=True)
-    for (name, _), g, w in zip(params, got, want):
+    for (name, _), g, w in zip(params, got, want, strict=True):
         assert g is not None and w is not None, name
         assert torch.allclose(g, w, rtol=1e-10, atol=1e-12), name
 

@@ -83,7 +83,7 @@ def test_gated_layer_equals_a_padded_conv1d_with_gates_forward_and_backward(stri
     expected = values_and_grads(reference(x))
     for got in (values_and_grads(layer(x)),
                 values_and_grads(layer.forward_time_major(x.transpose(1, 2)).transpose(1, 2))):  # fmt: skip
-        for e, g in zip(expected, got):
+        for e, g in zip(expected, got, strict=True):
             assert torch.allclose(g, e, rtol=1e-10, atol=1e-12)
     h = torch.randn(B, T, C, dtype=torch.float64)
     assert torch.allclose(pointwise(layer.out, h), F.conv1d(h.transpose(1, 2), layer.out.weight, layer.out.bias).transpose(1, 2))

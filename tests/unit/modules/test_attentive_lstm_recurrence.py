@@ -38,7 +38,7 @@ def test_no_grad_path_equals_autograd_function_forward():
     with_grad = AttentiveLSTMRecurrence.apply(*inputs)
     with torch.no_grad():
         without = attentive_lstm_recurrence(*inputs)
-    for a, b in zip(with_grad, without):
+    for a, b in zip(with_grad, without, strict=True):
         assert torch.equal(a.detach(), b)
 
 

@@ -55,7 +55,7 @@ def brute_force_projection(values, k):
     points = sorted(set(values) | {v - 1.0 for v in values})
     fs = [f(t) for t in points]  # non-increasing
     tau = None
-    for t0, t1, f0, f1 in zip(points, points[1:], fs, fs[1:]):
+    for t0, t1, f0, f1 in zip(points, points[1:], fs, fs[1:], strict=True):
         if f0 >= k >= f1:
             tau = t0 if f0 == f1 else t0 + (f0 - k) * (t1 - t0) / (f0 - f1)
             break

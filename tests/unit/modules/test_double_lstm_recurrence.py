@@ -52,11 +52,11 @@ def test_forward_and_every_gradient_equal_the_step_by_step_reference(block_bytes
     inputs = random_inputs(T=T)
     got = double_lstm_recurrence(*inputs)
     want = reference(*inputs)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert a.dtype == torch.float64 and torch.allclose(a, b, rtol=0, atol=1e-14)
     d_got = torch.autograd.grad(weighted_sum(got), inputs)
     d_want = torch.autograd.grad(weighted_sum(want), inputs)
-    for name, a, b in zip(["x", "p", "u", "h0", "c0", "w_p", "w_u"], d_got, d_want):
+    for name, a, b in zip(["x", "p", "u", "h0", "c0", "w_p", "w_u"], d_got, d_want, strict=True):
         assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-10, atol=1e-13), name
 
 
@@ -67,7 +67,7 @@ def test_gradients_when_only_some_outputs_are_used():
         want = reference(*inputs)
         d_got = torch.autograd.grad(weighted_sum([got[i] for i in pick]), inputs)
         d_want = torch.autograd.grad(weighted_sum([want[i] for i in pick]), inputs)
-        for a, b in zip(d_got, d_want):
+        for a, b in zip(d_got, d_want, strict=True):
             assert torch.allclose(a, b, rtol=1e-10, atol=1e-13), pick
 
 
@@ -82,7 +82,7 @@ def test_no_grad_path_and_empty_input():
     with_grad = double_lstm_recurrence(*inputs)
     with torch.no_grad():
         without = double_lstm_recurrence(*inputs)
-    for a, b in zip(with_grad, without):
+    for a, b in zip(with_grad, without, strict=True):
         assert torch.equal(a.detach(), b)
     x, p, u, h0, c0, w_p, w_u = inputs
     hs, h, c = double_lstm_recurrence(x[:, :0], p, u, h0, c0, w_p, w_u)
@@ -139,13 +139,13 @@ def test_bfloat16_autocast_is_close_to_the_float64_reference():
         loss = weighted_sum(got)
         exact = double_lstm_recurrence(*inputs64)
     d_got = torch.autograd.grad(loss, inputs32)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert a.dtype == torch.float32
         assert (a.double() - b).abs().max() <= 1e-2 * b.abs().max()
-    for name, a, b in zip(["x", "p", "u", "h0", "c0", "w_p", "w_u"], d_got, d_want):
+    for name, a, b in zip(["x", "p", "u", "h0", "c0", "w_p", "w_u"], d_got, d_want, strict=True):
         assert a.dtype == torch.float32, name
         assert (a.double() - b).abs().max() <= 2e-2 * b.abs().max(), name
     # the products really ran in bfloat16: float32 would be ~1e-7 from the reference
-    assert max((a.double() - b).abs().max() / b.abs().max() for a, b in zip(got, want)) > 1e-4
-    for a, b in zip(exact, want):
+    assert max((a.double() - b).abs().max() / b.abs().max() for a, b in zip(got, want, strict=True)) > 1e-4
+    for a, b in zip(exact, want, strict=True):
         assert a.dtype == torch.float64 and torch.allclose(a, b, rtol=0, atol=1e-14)
