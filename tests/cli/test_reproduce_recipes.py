@@ -639,7 +639,8 @@ def test_status_says_how_long_a_running_stage_may_take(tmp_path):
     """status.sh, for a running stage (a process has the row directory in its command line):
     the epochs done of the config's max_epoch and the median time between two consecutive
     epoch ends within one process (the gap across a restart does not count); the same for the
-    training a tool row (davam-sweep) is in; a stopped stage gets none of it."""
+    training a tool row (davam-sweep) is in; a stopped stage gets none of it. Under davam_plateau,
+    running or not: how many of its halvings have happened, the last one's epoch and the rate."""
     runs = tmp_path / "runs"
     env = dict(SUBPROCESS_ENV, RUNS=str(runs), RESULTS=str(tmp_path / "results"))
     row, tool = runs / "row_r", runs / "row_t"
@@ -650,7 +651,8 @@ def test_status_says_how_long_a_running_stage_may_take(tmp_path):
     end = '[2026-12-06 {}:00,123][train][INFO] - {{"epoch": {}, "train_loss": "1.0"}}\n'
     valid = '[2026-12-06 13:31:00,000][valid][INFO] - {"epoch": 5, "valid_rec": "80.0", "valid_num_updates": "500"}\n'
     log = (start + end.format("10:00", 1) + end.format("10:20", 2) + end.format("10:40", 3)
-           + start + end.format("13:00", 4) + end.format("13:30", 5) + valid)  # fmt: skip
+           + start + end.format("13:00", 4) + end.format("13:30", 5) + valid
+           + "2026-12-06 13:31:00 | INFO | davam_plugin.optim.davam_plateau | davam_plateau: epoch 5: decay 2/5, lr 0.25\n")  # fmt: skip
     (row / "train.log").write_text(log)
     # the tool row's training: fairseq-train's own JSON log format
     sub = tool / "warmup" / "k_8" / "train.log"
@@ -660,7 +662,8 @@ def test_status_says_how_long_a_running_stage_may_take(tmp_path):
     (tool / "sweep.log").write_text(f"[k 8] fairseq-train -> {sub}\n")
     proc = recipe("status.sh", env)
     assert proc.stdout.splitlines() == [
-        "row_r: train=stopped (last valid: epoch 5, 500 updates, rec 80.00)",
+        "row_r: train=stopped (last valid: epoch 5, 500 updates, rec 80.00; lr halved 2 of 5 times, last after "
+        "epoch 5 (lr 0.25; the stage stops at 5))",
         f"row_t: sweep.log: [k 8] fairseq-train -> {sub}",
     ]
     holders = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"{d}/"]) for d in (row, tool)]
@@ -672,8 +675,8 @@ def test_status_says_how_long_a_running_stage_may_take(tmp_path):
             h.wait()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
-        "row_r: train=running (last valid: epoch 5, 500 updates, rec 80.00; 5 of 10 epochs done, about 20 min per "
-        "epoch: at most 1.7 h to go)",
+        "row_r: train=running (last valid: epoch 5, 500 updates, rec 80.00; lr halved 2 of 5 times, last after "
+        "epoch 5 (lr 0.25; the stage stops at 5); 5 of 10 epochs done, about 20 min per epoch: at most 1.7 h to go)",
         "  running",
         f"row_t: sweep.log: [k 8] fairseq-train -> {sub} (last valid: epoch 3, 30 updates, rec 99.00; 3 of 4 epochs "
         "done, about 10 min per epoch: at most 0.2 h to go)",
