@@ -28,10 +28,15 @@ record of its split at that x or later, so curves are whole and strictly increas
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 X_AXES = ("epoch", "update")
 _NOT_METRICS = {"epoch", "update", "num_updates"}
+# the learning-rate decay message of davam_plateau (davam_plugin/optim/davam_plateau.py) and of
+# examples/reproduce/authors_davam.py (the authors' own rule), anywhere in a line:
+# "davam_plateau: epoch E: decay N/M, lr X" -> groups E, N, M, X
+LR_DECAY = re.compile(r"(?:davam_plateau|authors' rule): epoch (\d+): decay (\d+)/(\d+), lr ([0-9.eE+-]+)")
 
 
 @dataclass(frozen=True)
@@ -171,3 +176,15 @@ def metric_names(records, splits, x):
         if r.split in wanted:
             names.update(r.metrics)
     return names
+
+
+def lr_decays(lines):
+    """The learning-rate decays (:data:`LR_DECAY`) among a training log's lines:
+    [{"after_epoch", "lr"}], each once (a resumed run replays and logs the decision of the epoch
+    it was stopped after again)."""
+    seen = {}
+    for line in lines:
+        m = LR_DECAY.search(line)
+        if m:
+            seen[int(m.group(1))] = float(m.group(4))
+    return [{"after_epoch": e, "lr": lr} for e, lr in sorted(seen.items())]

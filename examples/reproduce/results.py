@@ -439,22 +439,7 @@ def read_curves(log, *continued):
                     for r in tl.parse_lines(more)]  # fmt: skip
         lines += more
     valid, train = tl.curve_points(records, "valid", "epoch"), tl.curve_points(records, "train", "epoch")
-    return records, valid, train, lr_decays(lines)
-
-
-# davam_plateau's log line, and authors_davam.py's for the authors' own rule
-LR_DECAY = re.compile(r"(?:davam_plateau|authors' rule): epoch (\d+): decay (\d+)/\d+, lr ([0-9.eE+-]+)")
-
-
-def lr_decays(lines):
-    """The davam_plateau scheduler's decays among a training log's lines: [{"after_epoch", "lr"}],
-    each once (a resumed run replays and logs the decision of the epoch it was stopped after again)."""
-    seen = {}
-    for line in lines:
-        m = LR_DECAY.search(line)
-        if m:
-            seen[int(m.group(1))] = float(m.group(3))
-    return [{"after_epoch": e, "lr": lr} for e, lr in sorted(seen.items())]
+    return records, valid, train, tl.lr_decays(lines)
 
 
 def valid_tokens_per_sentence(data):

@@ -20,8 +20,8 @@ no_arguments "$@"
 # epochs done, about X min per epoch: at most H h to go" (M: the config's max_epoch, which a
 # stopping rule such as davam_plateau's may cut short; X: the median time between the ends of
 # two consecutive epochs in one process, so that stops and restarts do not count).
-# A stage under davam_plateau also gets "; lr halved N of M times, last after epoch E (lr X;
-# the stage stops at M)" from that scheduler's last decay line.
+# A stage under davam_plateau (or the authors' own rule) also gets "; lr halved N of M times, last
+# after epoch E (lr X; the stage stops at M)" from its last decay line (training_logs.LR_DECAY).
 # The log is read by the plugin's own parser, davam_plugin/cli/training_logs.py, loaded from its
 # file: importing the package would load fairseq (seconds per stage).
 last_valid() {
@@ -68,8 +68,8 @@ if valid:
     saved = re.findall(r"Saved checkpoint \S*checkpoint_last\S*\.pt \(epoch (\d+) @ (\d+) updates, score None\)", text)
     mid = saved[-1] if saved else None
     tail = f"; saved mid-epoch {mid[0]} at {int(mid[1]):,} updates" if mid and int(mid[1]) > (last.num_updates or 0) else ""
-    decays = re.findall(r"davam_plateau: epoch (\d+): decay (\d+)/(\d+), lr (\S+)", text)
-    if decays:  # the authors' stopping rule (davam_plugin/optim/davam_plateau.py): where it stands
+    decays = tl.LR_DECAY.findall(text)
+    if decays:  # the authors' stopping rule (davam_plateau, or their own code's): where it stands
         epoch, n, m, lr = decays[-1]
         tail += f"; lr halved {n} of {m} times, last after epoch {epoch} (lr {lr}; the stage stops at {m})"
     if sys.argv[3] == "running":

@@ -371,10 +371,10 @@ def test_lr_decays_are_read_once_each_from_the_log(tmp_path):
         "epoch 26: decay 2/5, lr 0.25", "epoch 26: decay 2/5, lr 0.25", "replaying the decision of epoch 26 (val 90.406)",
         "epoch 31: decay 3/5, lr 0.125", "3 decays reached: stopping (lr 0)",
     ]))  # fmt: skip
-    assert results.lr_decays(log.read_text().splitlines()) == [
+    assert results.tl.lr_decays(log.read_text().splitlines()) == [
         {"after_epoch": 18, "lr": 0.5}, {"after_epoch": 26, "lr": 0.25}, {"after_epoch": 31, "lr": 0.125}]
     log.write_text(prefix + "replaying the decision of epoch 6 (val 103.069)\n")
-    assert results.lr_decays(log.read_text().splitlines()) == []
+    assert results.tl.lr_decays(log.read_text().splitlines()) == []
 
 
 def test_the_commit_is_the_one_the_stages_logged(tmp_path):
