@@ -8,7 +8,8 @@
 #   examples/reproduce/awd_ptb.sh uniform        # word dropout R=0.4 (the paper's best), per time
 #                                                # step for the whole batch, dropped words -> <unk>
 #   examples/reproduce/awd_ptb.sh adversarial    # AWD R=0.2, dropped inputs -> zero, Adam adversary
-#   MAX_UPDATE=3 examples/reproduce/awd_ptb.sh adversarial   # a smoke run
+#   SEED=2 examples/reproduce/awd_ptb.sh adversarial          # the second seed: row awd_ptb_adversarial_seed2
+#   MAX_UPDATE=3 RUNS=/tmp/smoke examples/reproduce/awd_ptb.sh adversarial   # a smoke run
 #
 # Then the evaluation on the whole test set (-ELBO, Rec, KL, MI, active units, IW-NLL with
 # IW_SAMPLES=100 importance samples, about an hour on one core; the paper's S=500 needs a GPU).
@@ -18,7 +19,9 @@ source "$(dirname "$0")/common.sh"
 MODE=${1:?usage: awd_ptb.sh none|uniform|adversarial}
 HIDDEN=${HIDDEN:-512}
 IW_SAMPLES=${IW_SAMPLES:-100}
-ROW=awd_ptb_${MODE}$([ "$HIDDEN" = 512 ] || echo "_h$HIDDEN")
+# the row: awd_ptb_MODE, with _hHIDDEN for another size and _seedSEED for another seed (each
+# seed trains in a directory of its own: SEED=2 awd_ptb.sh none is the row awd_ptb_none_seed2)
+ROW=awd_ptb_${MODE}$([ "$HIDDEN" = 512 ] || echo "_h$HIDDEN")$([ "$SEED" = 1 ] || echo "_seed$SEED")
 RUN=$RUNS/$ROW
 CONFIG=awd_ptb
 case "$MODE" in

@@ -2,7 +2,10 @@
 #
 # Every recipe is resumable: rerunning the same command continues each fairseq-train from its
 # checkpoint_last.pt and appends to the same log; a stage whose marker file <stage>.done
-# exists is skipped. Save directories live outside the repository (RUNS, default ../runs).
+# exists is skipped. A stage continues only with the command that started it (its budget aside:
+# run_stage): a rerun with other settings (SEED, PRECISION, ...) stops with one line saying what
+# differs, and so does the real run after a smoke run (MAX_UPDATE) in the same RUNS: smoke runs
+# go to a RUNS of their own. Save directories live outside the repository (RUNS, default ../runs).
 #
 # Environment (all optional):
 #   PTB=../shared/data/ptb   raw Penn Treebank (Mikolov split: train.txt valid.txt test.txt)
@@ -206,10 +209,19 @@ code_version() {
   fi
 }
 
-# run_stage NAME DIR CMD...: run CMD (appending to DIR/NAME.log) unless DIR/NAME.done exists
+# run_stage NAME DIR CMD...: run CMD (appending to DIR/NAME.log) unless DIR/NAME.done exists.
+# A stage continues (or counts as done) only with the command that started it, recorded in
+# DIR/NAME.cmd: another one (another SEED or PRECISION, a changed recipe; for a done stage also
+# another budget, such as a smoke run's MAX_UPDATE) ends the recipe with one line naming both,
+# instead of mixing two runs in one save directory or taking a 2-update smoke run for the
+# finished stage. An unfinished stage may continue with another budget (--max-epoch,
+# --max-update, the authors' driver's --epochs). Flags that only say where a stage's first
+# state comes from (--restore-file, fairseq's --reset-* flags: given on a stage's first start
+# only, restore_afresh) are not compared.
 run_stage() {
   local name=$1 dir=$2; shift 2
   [ "${ROW_DIR:-}" = "$dir" ] || track_row "$dir"
+  same_command "$dir/$name" "$*" || exit 2
   if [ -f "$dir/$name.done" ]; then log "$name: done already ($dir/$name.done)"; return; fi
   if [ "$(hold_stage "$dir")" = "$name" ]; then
     echo "$name $(date -u +%FT%TZ)" > "$dir/held"
@@ -224,6 +236,35 @@ run_stage() {
   "$@" >> "$dir/$name.log" 2>&1
   date -u +%FT%TZ > "$dir/$name.done"
   log "$name: finished"
+}
+
+# same_command DIR/NAME CMD: true when DIR/NAME.cmd (the stage's recorded command) is absent or
+# records CMD as run_stage compares them; otherwise one line on stderr saying where they differ
+same_command() {
+  [ -f "$1.cmd" ] || return 0
+  python3 - "$1" "$2" <<'PY'
+import difflib, os, re, sys
+stage, now = sys.argv[1], sys.argv[2]
+done = os.path.isfile(stage + ".done")
+first_start = r" --restore-file \S+| --reset-[a-z-]+"
+budget = r" --max-epoch \S+| --max-update \S+| --epochs \S+| optimization\.max_(epoch|update)=\S+"
+def settings(cmd):  # the command's words, without the flags that may change
+    return re.sub(first_start if done else f"{first_start}|{budget}", "", " " + cmd).split()
+was, new = settings(open(stage + ".cmd").read().strip()), settings(now)
+if was == new:
+    sys.exit(0)
+def change(i1, i2, j1, j2):  # "--seed 1 -> --seed 2": a changed value with the flag before it
+    first = (was[i1:i2] or new[j1:j2])[0]
+    flag = [was[i1 - 1]] if i1 > 0 and not first.startswith("-") and was[i1 - 1].startswith("-") else []
+    return f"{' '.join(flag + was[i1:i2]) or '(nothing)'} -> {' '.join(flag + new[j1:j2]) or '(nothing)'}"
+ops = difflib.SequenceMatcher(a=was, b=new, autojunk=False).get_opcodes()
+diff = "; ".join(change(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in ops if tag != "equal")
+remove = f"{stage}.cmd and {stage}.done" if done else f"{stage}.cmd"
+print(f"error: {stage} was {'trained' if done else 'started'} with another command ({stage}.cmd): {diff}. "
+      f"Run it with its own settings (SEED, PRECISION, MAX_UPDATE, ...), give this run its own RUNS "
+      f"directory, or remove {remove} to continue it with this command", file=sys.stderr)
+sys.exit(1)
+PY
 }
 
 # plateau_flags START: the authors' rate schedule (stage one and the prior alike), into the

@@ -6,7 +6,7 @@
 #   examples/reproduce/davam_ptb.sh davam_ptb_k512_earlydecay   # an earlier try at it, superseded (below)
 #   examples/reproduce/davam_ptb.sh davam_ptb_k512_deadcode   # the rejected first try (below)
 #   nohup examples/reproduce/davam_ptb.sh davam_ptb_k512 > ../runs/davam_ptb_k512.out 2>&1 &
-#   MAX_UPDATE=2 examples/reproduce/davam_ptb.sh davam_ptb_k512   # a smoke run of every stage
+#   MAX_UPDATE=2 RUNS=/tmp/smoke examples/reproduce/davam_ptb.sh davam_ptb_k512   # a smoke run of every stage
 #
 # Stage one: SGD lr 1.0, clip 5, batch 32, beta 0.15 -> 5 over the first 10 epochs (13,150
 # updates), lr halved after 2 epochs without improvement of validation Rec + commitment

@@ -11,7 +11,7 @@
 # prior's NLL of DAVAM's codes per sentence (DAVAM's KL term).
 #
 #   nohup examples/reproduce/dynamics_ptb.sh > ../runs/dynamics_ptb.out 2>&1 &
-#   MAX_UPDATE=2 examples/reproduce/dynamics_ptb.sh   # a smoke run
+#   MAX_UPDATE=2 RUNS=/tmp/smoke examples/reproduce/dynamics_ptb.sh   # a smoke run
 #
 # A GAVAM update costs about 1.8 s on one core of an Intel Xeon with AMX (its 15-layer prior;
 # measured 2026-12-06), so 5 epochs take about 3.5 hours. Writes results/dynamics_ptb.{png,json}; rerun the same command to continue.

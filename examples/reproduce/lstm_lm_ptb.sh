@@ -9,7 +9,8 @@
 # predicted, so its per-token loss x tokens-per-sentence x ln 2 is directly comparable with
 # DAVAM's Rec. Adam 2e-3, dropout 0.3, clip 5, batch 32, stop after 3 epochs without
 # improvement (at most 40). Rerun the same command to continue after an interruption;
-# MAX_UPDATE=2 examples/reproduce/lstm_lm_ptb.sh is a smoke run.
+# MAX_UPDATE=2 RUNS=/tmp/smoke examples/reproduce/lstm_lm_ptb.sh is a smoke run (in a RUNS of
+# its own: a stage continues only with the command that started it, common.sh).
 source "$(dirname "$0")/common.sh"
 no_arguments "$@"
 RUN=$RUNS/lstm_lm_ptb

@@ -78,6 +78,11 @@ PAPER = {  # the paper's value of the plotted validation metric (test-set number
     "awd_ptb_uniform": {"neg_elbo": (101.4, "paper -ELBO"), "kl": (5.1, "paper KL")},
     "awd_ptb_adversarial": {"neg_elbo": (99.7, "paper -ELBO"), "kl": (5.1, "paper KL")},
 }
+SEED_SUFFIX = re.compile(r"_seed\d+$")  # another seed's row (awd_ptb.sh: awd_ptb_none_seed2) has its paper row's lines
+
+
+def paper_lines(row):
+    return PAPER.get(SEED_SUFFIX.sub("", row), {})
 
 
 # rows of the reproduction table: (row, the paper's test numbers, where they are)
@@ -91,6 +96,11 @@ TABLE_ROWS = [
     ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
     ("awd_ptb_uniform", "-ELBO 101.4, KL 5.1, MI 4.2 (R=0.4)", "row 6 of Table 5 (AWD)"),
     ("awd_ptb_adversarial", "-ELBO 99.7, KL 5.1, MI 4.3 (R=0.2)", "row 7 of Table 5 (AWD)"),
+    # the second seed of each AWD mode (SEED=2 awd_ptb.sh MODE: the same recipe in a row of its own)
+    *((f"{row}_seed2", paper, f"{where}; seed 2") for row, paper, where in [
+        ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
+        ("awd_ptb_uniform", "-ELBO 101.4, KL 5.1, MI 4.2 (R=0.4)", "row 6 of Table 5 (AWD)"),
+        ("awd_ptb_adversarial", "-ELBO 99.7, KL 5.1, MI 4.3 (R=0.2)", "row 7 of Table 5 (AWD)")]),
     ("lstm_lm_ptb", "PPL 100.47", "row 1 of Table II (DAVAM)"),
 ]
 # each recipe's stages in order (run_stage names, examples/reproduce/common.sh); a row is
@@ -214,7 +224,10 @@ def reproduction_table(out):
                 f", [curves](results/{row}.png)" if (out / f"{row}.png").is_file() else "")
             cells += [link, _trained(r), _validation(r), _test(r)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n" + awd_ordering(out)
+    # seed 1's line always (pending until its rows are evaluated), another seed's once it has a row
+    seeds = sorted({int(m.group(1)) for p in out.glob("awd_ptb_*_seed*.json")
+                    if (m := re.fullmatch(r"awd_ptb_(?:none|uniform|adversarial)_seed(\d+)\.json", p.name))} - {1})
+    return "\n".join(lines) + "\n\n" + "\n".join(awd_ordering(out, seed) for seed in [1, *seeds])
 
 
 EPOCH_COLUMNS = {  # curve -> (column heading, digits)
@@ -341,7 +354,7 @@ def compare_figure(out, rows, metrics, figure):
                      f"(it has {', '.join(r['valid_curves'])})")
     data = {row: {"splits": {"valid": {m: {"x": r["valid_curves"][m]["epoch"], "y": r["valid_curves"][m]["value"]}
                                        for m in metrics}}} for row, r in loaded.items()}  # fmt: skip
-    hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in PAPER.get(rows[0], {}).items() if m in metrics}
+    hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in paper_lines(rows[0]).items() if m in metrics}
     figure = Path(figure)
     draw(data, metrics, ["valid"], "epoch", hlines, figure, title="validation, per epoch")
     behind = {
@@ -365,18 +378,19 @@ def _verdict(ok):
     return "holds" if ok else "does not hold"
 
 
-def awd_ordering(out):
-    """One markdown line: does the AWD paper's ordering hold on our test evaluations? Its claim
-    (Table 5): adversarial -ELBO at most uniform's, with higher KL and MI, and both above the
-    unregularised VAE on MI. Each part is checked as soon as the rows it compares have a test
-    evaluation (uniform against none before adversarial's, say), the rest marked pending; says
-    so when the evaluated rows' training budgets (epochs) differ, which would make the
-    comparison unfair."""
+def awd_ordering(out, seed=1):
+    """One markdown line: does the AWD paper's ordering hold on our test evaluations of one seed
+    (the rows awd_ptb_MODE, or awd_ptb_MODE_seedN)? Its claim (Table 5): adversarial -ELBO at
+    most uniform's, with higher KL and MI, and both above the unregularised VAE on MI. Each part
+    is checked as soon as the rows it compares have a test evaluation (uniform against none
+    before adversarial's, say), the rest marked pending; says so when the evaluated rows'
+    training budgets (epochs) differ, which would make the comparison unfair."""
+    suffix = "" if seed == 1 else f"_seed{seed}"
     head = ("**AWD ordering** (the paper: `adversarial` -ELBO at most `uniform`'s, with higher KL and MI; "
-            "both above `none` on MI), our test set, one seed each: ")
+            f"both above `none` on MI), our test set, seed {seed}: ")
     rows = {}
     for mode in AWD_MODES:
-        path = out / f"awd_ptb_{mode}.json"
+        path = out / f"awd_ptb_{mode}{suffix}.json"
         r = json.loads(path.read_text()) if path.is_file() else {}
         if r.get("evaluation"):
             rows[mode] = r
@@ -527,6 +541,13 @@ def precision_of(cmd_file):
     return "bf16-autocast" if "--bf16-autocast" in cmd_file.read_text() else "fp32"
 
 
+def seed_of(cmd_file):
+    """The seed a stage trained with: its command's --seed (common.seed= for fairseq-hydra-train;
+    the last one given, as fairseq's argparse keeps it), else fairseq's default, 1."""
+    seeds = re.findall(r"(?:^|\s)(?:--seed[ =]|common\.seed=)(\d+)(?=\s|$)", cmd_file.read_text())
+    return int(seeds[-1]) if seeds else 1
+
+
 def prior_curve(run):
     """DAVAM stage two from RUN/stage2.log: (epochs, validation NLL of the codes per sentence
     under the prior, updates, training hours, its rate's decays), or None before its first
@@ -640,7 +661,7 @@ def lm_main(args, repo, out):
         **result,
         "precision": "bf16-autocast" if cmd.is_file() and "--bf16-autocast" in cmd.read_text() else "fp32",
         "threads": int(os.environ.get("THREADS", "1")),
-        "seed": int(os.environ.get("SEED", "1")),
+        "seed": seed_of(cmd) if cmd.is_file() else None,
         "command": cmd.read_text().strip() if cmd.is_file() else None,
         **provenance(run, repo, previous),
         "conventions": "nats per sentence (fairseq's base-2 loss per token x ln 2 x tokens per sentence); "
@@ -792,7 +813,7 @@ def main(argv=None):
         curves["info_vs_lm"] = (xs, [lm[0] - r for r in rec])
         metrics.append("info_vs_lm")
     data = {args.row: {"log": ", ".join(str(f) for f in earlier + [log]), "splits": {"valid": {m: {"x": x, "y": y} for m, (x, y) in curves.items()}}}}
-    hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in PAPER.get(args.row, {}).items()}
+    hlines = {m: [{"value": v, "label": lab}] for m, (v, lab) in paper_lines(args.row).items()}
     if lm is not None:
         hlines.setdefault("info_vs_lm", []).append({"value": 0.0, "label": "codes carry nothing"})
     uniform = [r.metrics["attn_entropy_uniform"] for _, r in valid if "attn_entropy_uniform" in r.metrics]
@@ -836,7 +857,7 @@ def main(argv=None):
         "train_hours_paused_excluded": hours[2],
         "threads": int(os.environ.get("THREADS", "1")),
         "precision": precision_of(run / f"{stage}.cmd"),
-        "seed": int(os.environ.get("SEED", "1")),
+        "seed": seed_of(run / f"{stage}.cmd"),
         "commands": {f.stem: f.read_text().strip() for f in sorted(run.glob("*.cmd"))},
         **provenance(run, repo, previous),
         "lm_baseline_valid_nll_per_sentence": None if lm is None else round(lm[0], 3),

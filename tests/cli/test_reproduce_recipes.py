@@ -455,7 +455,10 @@ def test_dynamics_ptb_recipe_commands(tmp_path):
     assert args[:2] == [str(tmp_path / "runs" / "dynamics_ptb" / "gavam.log"), str(davam_run / "stage1.log")]
     assert args[args.index("--metrics") + 1] == "rec,kl" and args[args.index("--max-x") + 1] == "5"
     (davam_run / "stage2.log").write_text("")
-    assert recipe("dynamics_ptb.sh", dict(env, EPOCHS="3")).returncode == 0
+    # GAVAM trained for 5 epochs is not taken for the 3 (or 10) asked now: that run's own RUNS
+    refused = recipe("dynamics_ptb.sh", dict(env, EPOCHS="3"))
+    assert refused.returncode == 2 and "--max-epoch 5 -> --max-epoch 3" in refused.stderr
+    assert recipe("dynamics_ptb.sh", dict(env, EPOCHS="3", RUNS=str(tmp_path / "runs3"))).returncode == 0
     args = calls.read_text().splitlines()
     assert args[2] == str(davam_run / "stage2.log") and args[args.index("--labels") + 1].count(",") == 2
     assert args[args.index("--metrics") + 1] == "rec,kl,nll_per_sentence" and args[args.index("--max-x") + 1] == "3"
@@ -534,6 +537,73 @@ def test_running_a_stage_again_clears_the_stopped_on_purpose_marker(tmp_path):
     subprocess.run(["bash", "-c", f"source {REPO}/examples/reproduce/common.sh; run_stage s1 {row} true"],
                    env=dict(SUBPROCESS_ENV, RUNS=str(tmp_path)), capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     assert (row / "stopped.txt").is_file()
+
+
+def test_a_stage_continues_only_with_the_command_that_started_it(tmp_path):
+    """common.sh's run_stage: a stage whose recorded command (NAME.cmd) differs from this run's is
+    neither continued nor counted as done: one line names the file and what differs, and
+    nothing runs. Another SEED used to continue the first seed's checkpoint, and a smoke run's
+    done stages (MAX_UPDATE) used to pass for the real run's. An unfinished stage may change its
+    budget (--max-epoch, --max-update, --epochs), a done one may not; the flags that only say
+    where a stage's first state comes from (--restore-file, --reset-*) are not compared."""
+    row, ran, tool = tmp_path / "row", tmp_path / "ran", tmp_path / "tool"
+    tool.write_text(f"#!/usr/bin/env bash\ntouch {ran}\n")
+    tool.chmod(0o755)
+
+    def stage(*args):
+        script = f"source {RECIPES}/common.sh; run_stage s1 {row} {tool} {' '.join(args)}"
+        proc = subprocess.run(["bash", "-c", script], env=dict(SUBPROCESS_ENV, RUNS=str(tmp_path)),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        return proc, ran.exists() and (ran.unlink() or True)
+
+    first, trained = stage("--seed", "1", "--max-update", "2", "--restore-file", "a.pt", "--reset-optimizer")
+    assert first.returncode == 0 and trained, first.stderr
+    started = f"error: {row}/s1 was started with another command ({row}/s1.cmd): "
+    cases = [  # (done?, this run's flags, the one line's difference and what to remove, or None: it runs)
+        (False, ["--seed", "1", "--max-update", "2"], None),  # a rerun, without the first-start flags
+        (False, ["--seed", "1"], None),  # a longer (here: fairseq's default) budget for an unfinished stage
+        (False, ["--seed", "2", "--max-update", "2"], started + "--seed 1 -> --seed 2. "),
+        (False, ["--seed", "1", "--bf16-autocast"], started + "(nothing) -> --bf16-autocast. "),
+        (True, ["--seed", "1", "--max-update", "2"], "done already"),
+        (True, ["--seed", "1"], f"error: {row}/s1 was trained with another command ({row}/s1.cmd): --max-update 2 -> (nothing). "),
+    ]  # fmt: skip
+    for done, args, says in cases:
+        (row / "s1.cmd").write_text(f"{tool} --seed 1 --max-update 2\n")
+        (row / "s1.done").unlink(missing_ok=True)
+        if done:
+            (row / "s1.done").write_text("x\n")
+        proc, trained = stage(*args)
+        if says is None:
+            assert proc.returncode == 0 and trained and proc.stderr == "", (args, proc.stderr)
+        elif says == "done already":
+            assert proc.returncode == 0 and not trained and "s1: done already" in proc.stdout
+        else:
+            assert proc.returncode == 2 and not trained and "done already" not in proc.stdout, (args, proc.stderr)
+            assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(says), proc.stderr
+            remove = f"{row}/s1.cmd and {row}/s1.done" if done else f"{row}/s1.cmd"
+            assert proc.stderr.endswith(f"or remove {remove} to continue it with this command\n")
+            assert (row / "s1.cmd").read_text() == f"{tool} --seed 1 --max-update 2\n"  # the record is kept
+    (row / "s1.cmd").unlink()  # the way to continue it with another command on purpose
+    (row / "s1.done").unlink()
+    proc, trained = stage("--seed", "2")
+    assert proc.returncode == 0 and trained and (row / "s1.cmd").read_text() == f"{tool} --seed 2\n"
+
+
+def test_awd_recipe_trains_each_seed_in_a_row_of_its_own(tmp_path):
+    """awd_ptb.sh: SEED=2 is the row awd_ptb_MODE_seed2 (hidden 512) with common.seed=2 and the
+    evaluation's --seed 2; SEED=1 keeps the paper rows' names."""
+    calls = tmp_path / "calls.txt"
+    env = stand_in_env(tmp_path, {tool: f'echo "$(basename "$0") $*" >> {calls}\n'
+                                  for tool in ("fairseq-hydra-train", "davam-evaluate")})  # fmt: skip
+    for seed, row in (("2", "awd_ptb_none_seed2"), ("1", "awd_ptb_none")):
+        calls.write_text("")
+        proc = recipe("awd_ptb.sh", dict(env, SEED=seed), "none")
+        assert proc.returncode == 0, proc.stderr
+        train, evaluate = calls.read_text().splitlines()
+        run = tmp_path / "runs" / row
+        assert f" common.seed={seed} checkpoint.save_dir={run}/train " in train
+        assert f" --path {run}/train/checkpoint_best.pt " in evaluate and f" --seed {seed} " in evaluate
+        assert (run / "train.done").is_file() and (run / "eval.done").is_file()
 
 
 def test_status_says_which_rows_stopped_and_how_to_resume_them(tmp_path):

@@ -358,6 +358,34 @@ def test_awd_ordering_line(tmp_path):
     )
     empty = tmp_path / "no-results"
     assert results.reproduction_table(empty).endswith("|\n\n" + results.awd_ordering(empty))
+    assert line.startswith(head + " (the paper: ") and "), our test set, seed 1: -ELBO " in line
+    # another seed's rows (SEED=2 awd_ptb.sh MODE: awd_ptb_MODE_seed2) get a line of their own,
+    # below seed 1's, once one of them has a JSON
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "awd_ptb_uniform_seed3.json").write_text(
+        json.dumps({"row": "awd_ptb_uniform_seed3", "epochs_completed": 40,
+                    "evaluation": {"neg_elbo": 101.0, "kl": 6.0, "mi": 5.5}}))  # fmt: skip
+    (tmp_path / "awd_ptb_uniform_seed3.json").write_text((seeds / "awd_ptb_uniform_seed3.json").read_text())
+    assert results.awd_ordering(tmp_path, seed=3) == results.awd_ordering(seeds, seed=3)  # seed 1's rows are not seed 3's
+    seed3 = results.awd_ordering(seeds, seed=3)
+    assert seed3.startswith(head) and seed3.endswith("seed 3: pending (no test evaluation yet of `none`, `adversarial`).\n")
+    table = results.reproduction_table(seeds)
+    assert table.endswith("|\n\n" + results.awd_ordering(seeds) + "\n" + seed3) and "seed 3" not in results.reproduction_table(empty)
+
+
+def test_seed_and_paper_lines_of_a_row(tmp_path):
+    """results.py records the seed a row trained with from its stage's command (fairseq's
+    --seed, hydra's common.seed=; the last one given), not from its own environment (all.sh
+    runs it after SEED=2 awd_ptb.sh without SEED); another seed's row is drawn with its paper row's lines."""
+    results = _results_module()
+    cmd = tmp_path / "train.cmd"
+    for text, seed in [("fairseq-train D --seed 3 --num-workers 0", 3), ("fairseq-hydra-train a common.seed=2 b", 2),
+                       ("fairseq-train D --seed 1 --seed 4", 4), ("fairseq-train D --seeds 5", 1)]:  # fmt: skip
+        cmd.write_text(text + "\n")
+        assert results.seed_of(cmd) == seed, text
+    assert results.paper_lines("awd_ptb_none_seed2") == results.PAPER["awd_ptb_none"]
+    assert results.paper_lines("awd_ptb_none_h2048") == {}
 
 
 def test_lr_decays_are_read_once_each_from_the_log(tmp_path):
