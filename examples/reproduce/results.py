@@ -86,6 +86,11 @@ def paper_lines(row):
 
 
 # rows of the reproduction table: (row, the paper's test numbers, where they are)
+AWD_TABLE_ROWS = [
+    ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
+    ("awd_ptb_uniform", "-ELBO 101.4, KL 5.1, MI 4.2 (R=0.4)", "row 6 of Table 5 (AWD)"),
+    ("awd_ptb_adversarial", "-ELBO 99.7, KL 5.1, MI 4.3 (R=0.2)", "row 7 of Table 5 (AWD)"),
+]
 TABLE_ROWS = [
     ("davam_ptb_k512", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
     ("davam_ptb_k512_fast", "Rec 60.16, KL 3.12, PPL 17.94", "row 11 of Table II (DAVAM)"),
@@ -93,14 +98,9 @@ TABLE_ROWS = [
     ("davam_ptb_k512_deadcode", "Rec 60.16", "row 11 of Table II (DAVAM); a rejected faster recipe"),
     ("davam_ptb_k512_long", "Rec 60.16", "row 11 of Table II (DAVAM); stage one only"),
     ("davam_ptb_authors_code", "Rec 60.16", "row 11 of Table II (DAVAM); the authors' code, stage one only"),
-    ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
-    ("awd_ptb_uniform", "-ELBO 101.4, KL 5.1, MI 4.2 (R=0.4)", "row 6 of Table 5 (AWD)"),
-    ("awd_ptb_adversarial", "-ELBO 99.7, KL 5.1, MI 4.3 (R=0.2)", "row 7 of Table 5 (AWD)"),
+    *AWD_TABLE_ROWS,
     # the second seed of each AWD mode (SEED=2 awd_ptb.sh MODE: the same recipe in a row of its own)
-    *((f"{row}_seed2", paper, f"{where}; seed 2") for row, paper, where in [
-        ("awd_ptb_none", "-ELBO 102.6, KL 1.1, MI 0.8", "row 5 of Table 5 (AWD)"),
-        ("awd_ptb_uniform", "-ELBO 101.4, KL 5.1, MI 4.2 (R=0.4)", "row 6 of Table 5 (AWD)"),
-        ("awd_ptb_adversarial", "-ELBO 99.7, KL 5.1, MI 4.3 (R=0.2)", "row 7 of Table 5 (AWD)")]),
+    *((f"{row}_seed2", paper, f"{where}; seed 2") for row, paper, where in AWD_TABLE_ROWS),
     ("lstm_lm_ptb", "PPL 100.47", "row 1 of Table II (DAVAM)"),
 ]
 # each recipe's stages in order (run_stage names, examples/reproduce/common.sh); a row is
