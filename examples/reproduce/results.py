@@ -659,7 +659,7 @@ def lm_main(args, repo, out):
         "row": "lstm_lm_ptb",
         "status": "finished" if finished else "training (interrupted or running)",
         **result,
-        "precision": "bf16-autocast" if cmd.is_file() and "--bf16-autocast" in cmd.read_text() else "fp32",
+        "precision": precision_of(cmd) if cmd.is_file() else "fp32",
         "threads": int(os.environ.get("THREADS", "1")),
         "seed": seed_of(cmd) if cmd.is_file() else None,
         "command": cmd.read_text().strip() if cmd.is_file() else None,

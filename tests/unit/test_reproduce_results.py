@@ -63,6 +63,7 @@ def test_lm_baseline_json_and_its_use_by_a_davam_row(tmp_path, monkeypatch):
     lm = json.loads((out / "lstm_lm_ptb.json").read_text())
     assert math.isclose(lm["valid_nll_per_sentence"], round(7.0 * per_sentence, 3))
     assert lm["best_epoch"] == 2 and lm["epochs"] == 3 and lm["train_hours"] == 1.5 and lm["status"] == "finished"
+    assert lm["precision"] == "fp32" and lm["seed"] == 1  # from train.cmd
     assert lm["valid_curve"]["nll_per_sentence"] == [round(x * per_sentence, 3) for x in (7.5, 7.0, 7.2)]
 
     results.main(["davam_fake", "--runs", str(runs), "--data", str(DATA), "--out", str(out)])
