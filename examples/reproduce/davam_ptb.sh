@@ -24,7 +24,18 @@ ROW=${1:?usage: davam_ptb.sh ROW (davam_ptb_k512, davam_ptb_k512_fast, davam_ptb
 RUN=$RUNS/$ROW
 WARMUP_EPOCHS=
 FAST_WARMUP_EPOCHS=10  # the fast row's warm-up: the authors' recipe for its first 10 epochs
-PRIOR_DECAY_START=16  # the authors' prior: halving allowed from its epoch 16 (fairseq numbering)
+# Every row's prior (stage two) follows the authors' plateau rule with halving allowed from its
+# epoch 4 instead of 16 (fairseq numbering). Why: each prior trained so far fitted its best
+# within 3-4 epochs at lr 0.5 and got worse from there on (davam_ptb_k512_fast's lost prior:
+# best at epoch 3 of 5; its finished one: 68.47 at epoch 4 before the first halving;
+# davam_ptb_k512's third run, lost in its prior's epoch 9: 70.03, 67.92, 67.71, 67.72, 67.96,
+# 68.95, 70.36, 72.71), and the rule reloads the best weights at each halving, so what the
+# authors' rule trains between the best epoch and its first possible halving (epochs 4-16,
+# about 5.5 h on one AMD EPYC core) is thrown away whenever no epoch in between beats the best.
+# From epoch 4 on, at most the two epochs that trigger the halving are. The cost: had the NLL
+# come back below its best at lr 0.5 before epoch 16, the authors' rule would have kept that.
+# (davam_ptb_k512 used 16 until 2026-12-07; none of its priors got past epoch 9.)
+PRIOR_DECAY_START=4
 case "$ROW" in
   davam_ptb_k512) STAGE1_FLAGS=() ;;  # K = 512, as davam_ptb_stage1 (common.sh) trains it
   # The project's faster recipe (issue 11's goal: the same Rec in under half the epochs): the
@@ -38,17 +49,9 @@ case "$ROW" in
   # docs/results.md, "Branch probes"). The optimizer and its schedule start afresh on the switch
   # (--reset-optimizer, which also restarts fairseq's update count: results.py adds the
   # warm-up's updates back when it joins warmup.log and stage1.log into one curve).
-  # Its prior (since 2026-12-05) follows the authors' rule with halving allowed from epoch 4
-  # instead of 16. Why: the row's first prior (lost with its machine after 5 epochs) had its
-  # lowest validation NLL at epoch 3 (68.94, 67.33, 67.01, 67.06, 67.26), and the rule reloads the
-  # best weights at each halving, so whatever the authors' rule trains between the best epoch
-  # and its first halving (here epochs 4-16, about 5.5 h on one core) is thrown away; from epoch
-  # 4 on, at most the two epochs that trigger the halving are. The cost: had the NLL come back
-  # below its best at lr 0.5 before epoch 16, the authors' rule would have kept that.
   davam_ptb_k512_fast)
     WARMUP_EPOCHS=$FAST_WARMUP_EPOCHS
-    STAGE1_FLAGS=("${FAST_STAGE1_FLAGS[@]}" --lr-decay-start-epoch 11)
-    PRIOR_DECAY_START=4 ;;
+    STAGE1_FLAGS=("${FAST_STAGE1_FLAGS[@]}" --lr-decay-start-epoch 11) ;;
   # The first version of the faster recipe, superseded by the one above: the authors' recipe
   # with halving allowed from epoch 8 instead of 16 and 10 halvings before it stops instead of
   # 5. It ran as davam_ptb_k512_fast for 28 epochs (valid Rec 84.31 at epoch 28) and led the
@@ -126,8 +129,8 @@ davam_ptb_stage1 "$RUN" "${STAGE1_FLAGS[@]}" "${SMOKE[@]}"
 davam_stage1_test "$RUN"
 # Stage two: the PixelCNN prior over the codes of the frozen best stage-one model, with the
 # authors' settings (arch davam_prior: width 512, 15 gated layers, kernel 5; SGD lr 0.5, clip 5,
-# batch 32, at most 50 epochs, the same plateau schedule watching the validation NLL; the fast
-# row lets it halve from epoch 4 instead of 16, see above).
+# batch 32, at most 50 epochs, the same plateau schedule watching the validation NLL, halving
+# allowed from epoch 4 instead of 16, see above).
 # Under --bf16-autocast (PRIOR_PRECISION=bf16, the default) an update takes about half the time
 # of float32 on CPUs with AMX (and on GPUs) with the same training curve; docs/benchmark.md
 # has both precisions' speed and NLL over 400 updates.
